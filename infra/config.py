@@ -1,0 +1,570 @@
+"""The stack's configuration as frozen, typed sections, validated before any resource exists.
+
+Values come from `pulumi.Config` inside the program, or from a plain mapping in tests and in
+`mlstack plan`. Types and defaults are those `Pulumi.yaml` declares (see `infra.schema`); this
+module checks what the values mean: ranges, formats and combinations. Every problem is collected
+and reported together, each naming the key, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, cast
+
+from infra import naming
+from infra.schema import NAMESPACE, ConfigKey, load_schema
+
+NatPolicy = Literal["none", "single", "per-az"]
+CapacityType = Literal["ON_DEMAND", "SPOT"]
+ServingTarget = Literal["kubernetes", "sagemaker", "both"]
+
+NAT_POLICIES: tuple[NatPolicy, ...] = ("none", "single", "per-az")
+CAPACITY_TYPES: tuple[CapacityType, ...] = ("ON_DEMAND", "SPOT")
+SERVING_TARGETS: tuple[ServingTarget, ...] = ("kubernetes", "sagemaker", "both")
+
+# Kubernetes versions EKS offers standard or extended support for. Raise the floor as AWS retires
+# versions; the policy rule on supported versions reads this same tuple.
+SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33", "1.34", "1.35")
+
+# x86_64 families only: node groups use the AL2023 x86_64 AMIs the images are built for.
+NODE_INSTANCE_FAMILIES: tuple[str, ...] = (
+    "t3", "t3a", "m5", "m5a", "m6i", "m6a", "m7i", "m7a",
+    "c5", "c6i", "c6a", "c7i", "c7a", "r5", "r6i", "r6a", "r7i", "r7a",
+)  # fmt: skip
+GPU_INSTANCE_FAMILIES: tuple[str, ...] = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
+
+# The only values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+
+PRIVATE_NETWORKS = tuple(
+    ipaddress.IPv4Network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+
+_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+_K8S_VERSION = re.compile(r"^1\.\d{2}$")
+_EC2_INSTANCE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?:nano|micro|small|medium|large|\d*xlarge|metal)$")
+_SAGEMAKER_INSTANCE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|\d*xlarge)$")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+$")
+_MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
+
+# SageMaker model package group names: 63 characters at most, "<model>-<environment>".
+MAX_GROUP_NAME = 63
+
+
+class ConfigError(ValueError):
+    """The stack configuration has one or more invalid values; the message lists each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        count = len(problems)
+        header = f"invalid stack configuration ({count} problem{'s' if count != 1 else ''}):"
+        super().__init__("\n".join([header, *(f"  - {problem}" for problem in problems)]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """The VPC: address space, zones and how private subnets reach the internet."""
+
+    vpc_cidr: str
+    availability_zone_count: int
+    nat_gateways: NatPolicy
+    flow_log_retention_days: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    """The environment's KMS key and the data, models and capture buckets it encrypts."""
+
+    kms_deletion_window_days: int
+    noncurrent_version_retention_days: int
+    incomplete_upload_abort_days: int
+    capture_retention_days: int
+    force_destroy_buckets: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """The EKS control plane and its node groups."""
+
+    kubernetes_version: str
+    public_access: bool
+    public_access_cidrs: tuple[str, ...]
+    admin_arns: tuple[str, ...]
+    node_instance_types: tuple[str, ...]
+    node_capacity_type: CapacityType
+    node_min_size: int
+    node_desired_size: int
+    node_max_size: int
+    node_disk_size_gib: int
+    gpu_node_group: bool
+    gpu_instance_type: str
+    gpu_max_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegistryConfig:
+    """Container image repositories and the models registered in SageMaker."""
+
+    image_retention_count: int
+    untagged_image_expiry_days: int
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingConfig:
+    """Which model version is served, where, and at what size."""
+
+    target: ServingTarget
+    model_version: int
+    min_replicas: int
+    max_replicas: int
+    cpu_millicores: int
+    memory_mib: int
+    instance_type: str
+    data_capture_percent: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
+    """When and how training runs, and whether passing versions are approved automatically."""
+
+    schedule: str
+    instance_type: str
+    max_runtime_minutes: int
+    auto_approve: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringConfig:
+    """Log retention and alarm settings."""
+
+    log_retention_days: int
+    alarm_email: str
+    latency_p99_alarm_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """Everything one stack is configured with, checked."""
+
+    environment: str
+    deletion_protection: bool
+    network: NetworkConfig
+    storage: StorageConfig
+    cluster: ClusterConfig
+    registry: RegistryConfig
+    serving: ServingConfig
+    training: TrainingConfig
+    monitoring: MonitoringConfig
+
+
+T = TypeVar("T")
+Check = Callable[[T], str | None]
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
+
+
+class _Reader:
+    """Reads declared keys by their declared type, collecting every problem instead of stopping."""
+
+    def __init__(self, values: Mapping[str, Any], schema: Mapping[str, ConfigKey]) -> None:
+        self.schema = schema
+        self.problems: list[str] = []
+        self.failed: set[str] = set()
+        self.values: dict[str, Any] = {}
+        for full_name, value in values.items():
+            namespace, _, name = full_name.partition(":")
+            if not name:
+                namespace, name = NAMESPACE, namespace
+            if namespace != NAMESPACE:
+                continue
+            if name not in schema:
+                self.problems.append(
+                    f"{NAMESPACE}:{name}: unknown key (value {_show(value)}); allowed: the keys "
+                    f"declared in Pulumi.yaml{_suggestion(name, schema)}"
+                )
+                continue
+            self.values[name] = value
+
+    def fail(self, name: str, value: Any, allowed: str) -> None:
+        self.failed.add(name)
+        self.problems.append(f"{NAMESPACE}:{name} = {_show(value)}: allowed: {allowed}")
+
+    def valid(self, *names: str) -> bool:
+        """Whether these keys read cleanly, so a rule combining them is worth checking."""
+        return not self.failed.intersection(names)
+
+    def _raw(self, name: str) -> tuple[bool, Any]:
+        key = self.schema[name]
+        if name in self.values:
+            return True, self.values[name]
+        if key.has_default:
+            return True, key.default
+        self.failed.add(name)
+        self.problems.append(
+            f"{NAMESPACE}:{name}: missing; allowed: {key.description or 'a value'} "
+            f"(set it with `pulumi config set {NAMESPACE}:{name} ...`)"
+        )
+        return False, None
+
+    def string(self, name: str, check: Check[str] | None = None) -> str:
+        present, raw = self._raw(name)
+        if not present:
+            return ""
+        if not isinstance(raw, str):
+            self.fail(name, raw, "a string")
+            return ""
+        if check is not None and (allowed := check(raw)) is not None:
+            self.fail(name, raw, allowed)
+        return raw
+
+    def choice(self, name: str, options: tuple[T, ...]) -> T:
+        value = self.string(name, lambda v: None if v in options else _one_of(options))
+        return cast(T, value) if value in options else options[0]
+
+    def integer(self, name: str, low: int, high: int) -> int:
+        present, raw = self._raw(name)
+        if not present:
+            return low
+        value = _as_int(raw)
+        if value is None:
+            self.fail(name, raw, f"a whole number from {low} to {high}")
+            return low
+        if not low <= value <= high:
+            self.fail(name, value, f"a whole number from {low} to {high}")
+        return value
+
+    def integer_in(self, name: str, options: tuple[int, ...]) -> int:
+        present, raw = self._raw(name)
+        if not present:
+            return options[0]
+        value = _as_int(raw)
+        if value is None or value not in options:
+            self.fail(name, raw, _one_of(options))
+            return options[0]
+        return value
+
+    def boolean(self, name: str) -> bool:
+        present, raw = self._raw(name)
+        if not present:
+            return False
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        self.fail(name, raw, "true or false")
+        return False
+
+    def strings(self, name: str, check: Check[str] | None = None) -> tuple[str, ...]:
+        present, raw = self._raw(name)
+        if not present:
+            return ()
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except json.JSONDecodeError:
+                self.fail(name, raw, "a list of strings")
+                return ()
+        if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+            self.fail(name, raw, "a list of strings")
+            return ()
+        items = tuple(raw)
+        for item in items:
+            if check is not None and (allowed := check(item)) is not None:
+                self.fail(name, item, allowed)
+        return items
+
+
+def _suggestion(name: str, schema: Mapping[str, ConfigKey]) -> str:
+    close = difflib.get_close_matches(name, list(schema), n=1)
+    return f" (did you mean {NAMESPACE}:{close[0]}?)" if close else ""
+
+
+def _one_of(options: tuple[Any, ...]) -> str:
+    return "one of " + ", ".join(str(option) for option in options)
+
+
+def _as_int(raw: Any) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    # The mock runtime and JSON hand integers back as floats (2.0).
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+        return int(raw)
+    return None
+
+
+def check_environment(value: str) -> str | None:
+    if _ENVIRONMENT.match(value):
+        return None
+    return "2-16 characters: a lowercase letter, then lowercase letters, digits or '-'"
+
+
+def check_private_cidr(value: str) -> str | None:
+    allowed = "a private IPv4 network (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16) from /16 to /20"
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return allowed
+    private = any(network.subnet_of(parent) for parent in PRIVATE_NETWORKS)
+    return None if private and 16 <= network.prefixlen <= 20 else allowed
+
+
+def check_public_cidr(value: str) -> str | None:
+    allowed = "an IPv4 network such as 203.0.113.0/24, narrower than 0.0.0.0/0"
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        return allowed
+    return None if network.prefixlen > 0 else allowed
+
+
+def check_kubernetes_version(value: str) -> str | None:
+    if _K8S_VERSION.match(value) and value in SUPPORTED_KUBERNETES_VERSIONS:
+        return None
+    return "a version EKS supports, as MAJOR.MINOR: " + _one_of(SUPPORTED_KUBERNETES_VERSIONS)
+
+
+def _instance_family(families: tuple[str, ...], kind: str) -> Check[str]:
+    def check(value: str) -> str | None:
+        match = _EC2_INSTANCE.match(value)
+        if match and match["family"] in families:
+            return None
+        return f"an EC2 instance type (family.size) of a known {kind} family: " + ", ".join(
+            families
+        )
+
+    return check
+
+
+def check_sagemaker_instance(value: str) -> str | None:
+    if _SAGEMAKER_INSTANCE.match(value):
+        return None
+    return "a SageMaker instance type such as ml.m6i.large (ml.<family>.<size>)"
+
+
+def check_principal_arn(value: str) -> str | None:
+    if _IAM_PRINCIPAL_ARN.match(value):
+        return None
+    return "an IAM role or user ARN: arn:aws:iam::<12-digit account>:role/<name>"
+
+
+def check_model_name(value: str) -> str | None:
+    if _MODEL_NAME.match(value):
+        return None
+    return "a SageMaker name: letters, digits and '-', starting and ending with a letter or digit"
+
+
+def check_email(value: str) -> str | None:
+    return None if value == "" or _EMAIL.match(value) else "an e-mail address, or empty for none"
+
+
+def check_cron(value: str) -> str | None:
+    fields = value.split()
+    if value == "" or (len(fields) == 5 and all(_CRON_FIELD.match(field) for field in fields)):
+        return None
+    return "a 5-field cron expression such as '0 3 * * 1' (UTC), or empty for on demand only"
+
+
+def load_config(values: Mapping[str, Any], schema: Mapping[str, ConfigKey] | None = None) -> StackConfig:
+    """Check `values` (keys with or without the `mlstack:` prefix) and build the typed config.
+
+    Raises `ConfigError` listing every problem; nothing is half-built.
+    """
+    read = _Reader(values, schema if schema is not None else load_schema())
+    environment = read.string("environment", check_environment)
+    deletion_protection = read.boolean("deletionProtection")
+
+    network = NetworkConfig(
+        vpc_cidr=read.string("vpcCidr", check_private_cidr),
+        availability_zone_count=read.integer("availabilityZoneCount", 2, 6),
+        nat_gateways=read.choice("natGateways", NAT_POLICIES),
+        flow_log_retention_days=read.integer_in("flowLogRetentionDays", LOG_RETENTION_DAYS),
+    )
+    storage = StorageConfig(
+        kms_deletion_window_days=read.integer("kmsDeletionWindowDays", 7, 30),
+        noncurrent_version_retention_days=read.integer("noncurrentVersionRetentionDays", 1, 3650),
+        incomplete_upload_abort_days=read.integer("incompleteUploadAbortDays", 1, 365),
+        capture_retention_days=read.integer("captureRetentionDays", 1, 3650),
+        force_destroy_buckets=read.boolean("forceDestroyBuckets"),
+    )
+    cluster = ClusterConfig(
+        kubernetes_version=read.string("kubernetesVersion", check_kubernetes_version),
+        public_access=read.boolean("clusterPublicAccess"),
+        public_access_cidrs=read.strings("clusterPublicAccessCidrs", check_public_cidr),
+        admin_arns=read.strings("clusterAdminArns", check_principal_arn),
+        node_instance_types=read.strings(
+            "nodeInstanceTypes", _instance_family(NODE_INSTANCE_FAMILIES, "general-purpose")
+        ),
+        node_capacity_type=read.choice("nodeCapacityType", CAPACITY_TYPES),
+        node_min_size=read.integer("nodeMinSize", 0, 100),
+        node_desired_size=read.integer("nodeDesiredSize", 0, 100),
+        node_max_size=read.integer("nodeMaxSize", 1, 100),
+        node_disk_size_gib=read.integer("nodeDiskSizeGib", 20, 1000),
+        gpu_node_group=read.boolean("gpuNodeGroup"),
+        gpu_instance_type=read.string(
+            "gpuInstanceType", _instance_family(GPU_INSTANCE_FAMILIES, "GPU")
+        ),
+        gpu_max_size=read.integer("gpuMaxSize", 1, 32),
+    )
+    registry = RegistryConfig(
+        image_retention_count=read.integer("imageRetentionCount", 1, 1000),
+        untagged_image_expiry_days=read.integer("untaggedImageExpiryDays", 1, 90),
+        models=read.strings("models", check_model_name),
+    )
+    serving = ServingConfig(
+        target=read.choice("servingTarget", SERVING_TARGETS),
+        model_version=read.integer("servingModelVersion", 0, 1_000_000),
+        min_replicas=read.integer("servingMinReplicas", 1, 100),
+        max_replicas=read.integer("servingMaxReplicas", 1, 100),
+        cpu_millicores=read.integer("servingCpuMillicores", 100, 16_000),
+        memory_mib=read.integer("servingMemoryMib", 128, 65_536),
+        instance_type=read.string("servingInstanceType", check_sagemaker_instance),
+        data_capture_percent=read.integer("dataCapturePercent", 0, 100),
+    )
+    training = TrainingConfig(
+        schedule=read.string("trainingSchedule", check_cron),
+        instance_type=read.string("trainingInstanceType", check_sagemaker_instance),
+        max_runtime_minutes=read.integer("trainingMaxRuntimeMinutes", 1, 4320),
+        auto_approve=read.boolean("autoApproveModels"),
+    )
+    monitoring = MonitoringConfig(
+        log_retention_days=read.integer_in("logRetentionDays", LOG_RETENTION_DAYS),
+        alarm_email=read.string("alarmEmail", check_email),
+        latency_p99_alarm_ms=read.integer("latencyP99AlarmMs", 1, 60_000),
+    )
+    config = StackConfig(
+        environment=environment,
+        deletion_protection=deletion_protection,
+        network=network,
+        storage=storage,
+        cluster=cluster,
+        registry=registry,
+        serving=serving,
+        training=training,
+        monitoring=monitoring,
+    )
+    _check_combinations(config, read)
+    if read.problems:
+        raise ConfigError(read.problems)
+    return config
+
+
+def _check_combinations(config: StackConfig, read: _Reader) -> None:
+    """Rules that involve more than one key, each reported against the key a user would change.
+
+    A rule is skipped when one of its keys is already reported, so one mistake gives one message.
+    """
+    _check_node_sizes(config.cluster, read)
+    _check_public_endpoint(config.cluster, read)
+    _check_deletion_settings(config, read)
+    _check_replicas(config.serving, read)
+    _check_models(config, read)
+
+
+def _check_node_sizes(cluster: ClusterConfig, read: _Reader) -> None:
+    if not read.valid("nodeMinSize", "nodeDesiredSize", "nodeMaxSize"):
+        return
+    order = "nodeMinSize <= nodeDesiredSize <= nodeMaxSize"
+    if cluster.node_min_size > cluster.node_desired_size:
+        read.fail(
+            "nodeMinSize",
+            cluster.node_min_size,
+            f"at most nodeDesiredSize ({cluster.node_desired_size}); {order}",
+        )
+    elif cluster.node_desired_size > cluster.node_max_size:
+        read.fail(
+            "nodeDesiredSize",
+            cluster.node_desired_size,
+            f"at most nodeMaxSize ({cluster.node_max_size}); {order}",
+        )
+
+
+def _check_public_endpoint(cluster: ClusterConfig, read: _Reader) -> None:
+    if not read.valid("clusterPublicAccess", "clusterPublicAccessCidrs"):
+        return
+    if cluster.public_access and not cluster.public_access_cidrs:
+        read.fail(
+            "clusterPublicAccessCidrs",
+            [],
+            "at least one CIDR when clusterPublicAccess is true (or turn clusterPublicAccess off)",
+        )
+    elif not cluster.public_access and cluster.public_access_cidrs:
+        read.fail(
+            "clusterPublicAccessCidrs",
+            list(cluster.public_access_cidrs),
+            "an empty list while clusterPublicAccess is false (the endpoint is private only)",
+        )
+
+
+def _check_deletion_settings(config: StackConfig, read: _Reader) -> None:
+    if not read.valid("forceDestroyBuckets", "deletionProtection"):
+        return
+    if config.storage.force_destroy_buckets and config.deletion_protection:
+        read.fail(
+            "forceDestroyBuckets",
+            True,
+            "false while deletionProtection is true; turn both the other way for a "
+            "disposable environment",
+        )
+
+
+def _check_replicas(serving: ServingConfig, read: _Reader) -> None:
+    if not read.valid("servingMinReplicas", "servingMaxReplicas"):
+        return
+    if serving.min_replicas > serving.max_replicas:
+        read.fail(
+            "servingMaxReplicas",
+            serving.max_replicas,
+            f"at least servingMinReplicas ({serving.min_replicas})",
+        )
+
+
+def _check_models(config: StackConfig, read: _Reader) -> None:
+    if not read.valid("models", "environment"):
+        return
+    models = config.registry.models
+    if not models:
+        read.fail("models", [], "at least one model name")
+    if len(set(models)) != len(models):
+        read.fail("models", list(models), "each model name once")
+    for model in models:
+        if len(naming.model_package_group(model, config.environment)) > MAX_GROUP_NAME:
+            read.fail(
+                "models",
+                model,
+                f"a name short enough that its model package group "
+                f"'{naming.model_package_group(model, config.environment)}' fits in "
+                f"{MAX_GROUP_NAME} characters",
+            )
+
+
+def from_pulumi() -> StackConfig:
+    """Read the running stack's configuration; a bad value stops the program with the message."""
+    import pulumi
+
+    config = pulumi.Config(NAMESPACE)
+    values: dict[str, Any] = {}
+    for name in load_schema():
+        raw = config.get(name)
+        if raw is not None:
+            values[name] = raw
+    try:
+        return load_config(values)
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from error

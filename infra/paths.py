@@ -1,0 +1,28 @@
+"""Every file path the program and its tools use, anchored at the repository root.
+
+Pulumi runs `infra/__main__.py` with the working directory set to wherever the user typed the
+command, so nothing here depends on the working directory.
+"""
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
+PROGRAM_MAIN = PROJECT_ROOT / "infra" / "__main__.py"
+TRAINING_DOCKERFILE = PROJECT_ROOT / "training" / "Dockerfile"
+SERVING_DOCKERFILE = PROJECT_ROOT / "serving" / "Dockerfile"
+
+
+def stack_file(stack: str) -> Path:
+    """The `Pulumi.<stack>.yaml` file that holds what differs for one environment."""
+    return PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+
+
+def known_stacks() -> list[str]:
+    """Stack names that have a stack file, in a stable order."""
+    prefix, suffix = "Pulumi.", ".yaml"
+    return sorted(
+        path.name[len(prefix) : -len(suffix)]
+        for path in PROJECT_ROOT.glob("Pulumi.*.yaml")
+        if path.name != PROJECT_FILE.name
+    )

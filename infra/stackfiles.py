@@ -1,0 +1,80 @@
+"""A stack's configuration as the Pulumi CLI hands it to the program, read from the files.
+
+The CLI merges the defaults declared in `Pulumi.yaml` with the values in `Pulumi.<stack>.yaml`
+and passes every value to the program as a string (JSON for lists and objects). The offline
+runner and `mlstack plan` use this module so the program sees exactly that without the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.paths import known_stacks, stack_file
+from infra.schema import ConfigKey, load_schema
+
+# `secure:` values are encrypted with the stack's secrets provider, which needs the CLI.
+SECRET_PLACEHOLDER = "[secret]"
+
+
+class StackFileError(ValueError):
+    """A stack file is missing or not shaped like a Pulumi stack file."""
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """One stack's effective configuration: every value by its full key, and which are secret."""
+
+    stack: str
+    values: Mapping[str, Any]
+    secret_keys: frozenset[str]
+
+    def as_runtime_config(self) -> dict[str, str]:
+        """The values as the engine passes them to a program: strings, JSON for structures."""
+        return {key: _as_config_string(value) for key, value in self.values.items()}
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """The `config:` block of one stack file."""
+    if not path.is_file():
+        stacks = ", ".join(known_stacks()) or "none"
+        raise StackFileError(f"no stack file {path.name}; stacks with a file: {stacks}")
+    with path.open(encoding="utf-8") as handle:
+        document = yaml.safe_load(handle) or {}
+    if not isinstance(document, Mapping) or not isinstance(document.get("config", {}), Mapping):
+        raise StackFileError(f"{path.name}: expected a mapping with a 'config:' mapping inside")
+    return dict(document.get("config") or {})
+
+
+def merge_with_defaults(
+    stack_values: Mapping[str, Any], schema: Mapping[str, ConfigKey]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    """Declared defaults overlaid by the stack's values, with `secure:` values masked."""
+    values: dict[str, Any] = {
+        key.full_name: key.default for key in schema.values() if key.has_default
+    }
+    secrets: set[str] = set()
+    for key, value in stack_values.items():
+        if isinstance(value, Mapping) and set(value) == {"secure"}:
+            values[key] = SECRET_PLACEHOLDER
+            secrets.add(key)
+        else:
+            values[key] = value
+    return values, frozenset(secrets)
+
+
+def load_stack_settings(stack: str) -> StackSettings:
+    """Everything the program of `stack` is configured with, as the CLI would pass it."""
+    values, secrets = merge_with_defaults(read_stack_file(stack_file(stack)), load_schema())
+    return StackSettings(stack=stack, values=values, secret_keys=secrets)

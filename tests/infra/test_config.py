@@ -1,0 +1,231 @@
+"""The typed configuration: what valid stacks read as, and how each bad value is reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.config import ConfigError, load_config
+from infra.paths import known_stacks
+from infra.schema import load_schema
+from infra.stackfiles import load_stack_settings, merge_with_defaults
+
+from .conftest import RunStack
+
+VALID = {"mlstack:environment": "test"}
+
+
+def problems_for(**values: Any) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config({**VALID, **{f"mlstack:{k}": v for k, v in values.items()}})
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("stack", known_stacks())
+def test_every_stack_file_reads_as_a_valid_config(stack: str) -> None:
+    config = load_config(load_stack_settings(stack).values)
+    assert config.environment == stack
+
+
+def test_defaults_from_pulumi_yaml_fill_what_a_stack_leaves_out() -> None:
+    config = load_config(VALID)
+    assert config.network.vpc_cidr == "10.40.0.0/16"
+    assert config.network.nat_gateways == "single"
+    assert config.cluster.node_instance_types == ("m6i.large",)
+    assert config.deletion_protection is True
+    assert config.storage.force_destroy_buckets is False
+    assert config.registry.models == ("demo",)
+
+
+def test_values_as_the_engine_passes_them_read_the_same_as_native_ones() -> None:
+    # The engine hands every value over as a string, lists as JSON; the mock runtime uses floats.
+    as_strings = load_config(
+        {
+            **VALID,
+            "mlstack:nodeMaxSize": "7",
+            "mlstack:gpuNodeGroup": "true",
+            "mlstack:nodeInstanceTypes": '["c6i.large", "m5.xlarge"]',
+            "mlstack:availabilityZoneCount": 3.0,
+        }
+    )
+    assert as_strings.cluster.node_max_size == 7
+    assert as_strings.cluster.gpu_node_group is True
+    assert as_strings.cluster.node_instance_types == ("c6i.large", "m5.xlarge")
+    assert as_strings.network.availability_zone_count == 3
+
+
+def test_the_differences_between_environments_are_the_ones_the_stack_files_state() -> None:
+    dev, prod = (load_config(load_stack_settings(s).values) for s in ("dev", "prod"))
+    assert (dev.cluster.node_capacity_type, prod.cluster.node_capacity_type) == ("SPOT", "ON_DEMAND")
+    assert (dev.network.nat_gateways, prod.network.nat_gateways) == ("single", "per-az")
+    assert (dev.cluster.public_access, prod.cluster.public_access) == (True, False)
+    assert (dev.deletion_protection, prod.deletion_protection) == (False, True)
+    assert (dev.storage.force_destroy_buckets, prod.storage.force_destroy_buckets) == (True, False)
+    assert prod.network.availability_zone_count >= 3
+
+
+# Each case: the bad values, then fragments the single reported problem must contain: the key,
+# the value as given, and what is allowed.
+INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "public vpc cidr": (
+        {"vpcCidr": "8.8.0.0/16"},
+        ("mlstack:vpcCidr", "'8.8.0.0/16'", "private IPv4 network"),
+    ),
+    "vpc cidr too small": ({"vpcCidr": "10.0.0.0/24"}, ("mlstack:vpcCidr", "from /16 to /20")),
+    "vpc cidr not a network": ({"vpcCidr": "10.0.0.1/16"}, ("mlstack:vpcCidr", "'10.0.0.1/16'")),
+    "nat policy": (
+        {"natGateways": "two"},
+        ("mlstack:natGateways", "'two'", "one of none, single, per-az"),
+    ),
+    "too few zones": (
+        {"availabilityZoneCount": 1},
+        ("mlstack:availabilityZoneCount", "= 1", "from 2 to 6"),
+    ),
+    "node sizes out of order": (
+        {"nodeMinSize": 3, "nodeDesiredSize": 2, "nodeMaxSize": 4},
+        ("mlstack:nodeMinSize", "= 3", "at most nodeDesiredSize (2)"),
+    ),
+    "desired above max": (
+        {"nodeMinSize": 1, "nodeDesiredSize": 5, "nodeMaxSize": 4},
+        ("mlstack:nodeDesiredSize", "= 5", "at most nodeMaxSize (4)"),
+    ),
+    "unknown instance family": (
+        {"nodeInstanceTypes": ["x9z.large"]},
+        ("mlstack:nodeInstanceTypes", "'x9z.large'", "known general-purpose family", "m6i"),
+    ),
+    "gpu group with a cpu type": (
+        {"gpuInstanceType": "m6i.large"},
+        ("mlstack:gpuInstanceType", "'m6i.large'", "GPU family", "g5"),
+    ),
+    "kubernetes version format": (
+        {"kubernetesVersion": "v1.30.2"},
+        ("mlstack:kubernetesVersion", "'v1.30.2'", "MAJOR.MINOR", "1.33"),
+    ),
+    "unsupported kubernetes version": (
+        {"kubernetesVersion": "1.24"},
+        ("mlstack:kubernetesVersion", "'1.24'", "a version EKS supports"),
+    ),
+    "environment name": (
+        {"environment": "Prod_EU"},
+        ("mlstack:environment", "'Prod_EU'", "lowercase letter"),
+    ),
+    "capacity type": (
+        {"nodeCapacityType": "spot"},
+        ("mlstack:nodeCapacityType", "'spot'", "ON_DEMAND, SPOT"),
+    ),
+    "log retention CloudWatch rejects": (
+        {"logRetentionDays": 45},
+        ("mlstack:logRetentionDays", "45", "one of 1, 3, 5, 7, 14, 30, 60"),
+    ),
+    "retention days out of range": (
+        {"noncurrentVersionRetentionDays": 0},
+        ("mlstack:noncurrentVersionRetentionDays", "= 0", "from 1 to 3650"),
+    ),
+    "kms deletion window": (
+        {"kmsDeletionWindowDays": 3},
+        ("mlstack:kmsDeletionWindowDays", "= 3", "from 7 to 30"),
+    ),
+    "public endpoint without allow-list": (
+        {"clusterPublicAccess": True},
+        ("mlstack:clusterPublicAccessCidrs", "[]", "at least one CIDR"),
+    ),
+    "public endpoint open to the world": (
+        {"clusterPublicAccess": True, "clusterPublicAccessCidrs": ["0.0.0.0/0"]},
+        ("mlstack:clusterPublicAccessCidrs", "'0.0.0.0/0'", "narrower than 0.0.0.0/0"),
+    ),
+    "allow-list on a private endpoint": (
+        {"clusterPublicAccessCidrs": ["203.0.113.0/24"]},
+        ("mlstack:clusterPublicAccessCidrs", "203.0.113.0/24", "clusterPublicAccess is false"),
+    ),
+    "force destroy under deletion protection": (
+        {"forceDestroyBuckets": True, "deletionProtection": True},
+        ("mlstack:forceDestroyBuckets", "true", "deletionProtection is true"),
+    ),
+    "serving replicas inverted": (
+        {"servingMinReplicas": 5, "servingMaxReplicas": 2},
+        ("mlstack:servingMaxReplicas", "= 2", "at least servingMinReplicas (5)"),
+    ),
+    "integer that is not a number": (
+        {"nodeMaxSize": "four"},
+        ("mlstack:nodeMaxSize", "'four'", "a whole number"),
+    ),
+    "boolean that is not a boolean": (
+        {"gpuNodeGroup": "yes"},
+        ("mlstack:gpuNodeGroup", "'yes'", "true or false"),
+    ),
+    "admin that is not an IAM ARN": (
+        {"clusterAdminArns": ["alice"]},
+        ("mlstack:clusterAdminArns", "'alice'", "IAM role or user ARN"),
+    ),
+    "model name SageMaker rejects": (
+        {"models": ["churn_model"]},
+        ("mlstack:models", "'churn_model'", "SageMaker name"),
+    ),
+    "duplicate model": ({"models": ["churn", "churn"]}, ("mlstack:models", "each model name once")),
+    "cron with six fields": (
+        {"trainingSchedule": "0 0 3 * * 1"},
+        ("mlstack:trainingSchedule", "'0 0 3 * * 1'", "5-field cron"),
+    ),
+    "sagemaker instance type": (
+        {"servingInstanceType": "m6i.large"},
+        ("mlstack:servingInstanceType", "'m6i.large'", "ml.<family>.<size>"),
+    ),
+    "alarm email": (
+        {"alarmEmail": "oncall"},
+        ("mlstack:alarmEmail", "'oncall'", "an e-mail address"),
+    ),
+    "misspelt key": (
+        {"nodeMaxSise": 4},
+        ("mlstack:nodeMaxSise", "unknown key", "did you mean mlstack:nodeMaxSize?"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_CASES), ids=list(INVALID_CASES))
+def test_an_invalid_value_is_reported_with_key_value_and_what_is_allowed(case: str) -> None:
+    values, fragments = INVALID_CASES[case]
+    problems = problems_for(**values)
+    assert len(problems) == 1, problems
+    for fragment in fragments:
+        assert fragment in problems[0], f"{fragment!r} missing from: {problems[0]}"
+
+
+def test_every_declared_key_is_read_and_type_checked() -> None:
+    # A value of the wrong shape for every key must be reported against that key, so no key in
+    # Pulumi.yaml is silently ignored by the program.
+    schema = load_schema()
+    wrong_shape = {"__not": "a value of any declared type"}
+    for name in schema:
+        with pytest.raises(ConfigError) as caught:
+            load_config({**VALID, f"mlstack:{name}": wrong_shape})
+        assert any(p.startswith(f"mlstack:{name} ") for p in caught.value.problems), name
+
+
+def test_a_missing_required_key_says_how_to_set_it() -> None:
+    with pytest.raises(ConfigError, match=r"mlstack:environment: missing.*pulumi config set"):
+        load_config({})
+
+
+def test_all_problems_are_reported_together() -> None:
+    problems = problems_for(natGateways="two", nodeMaxSize=0, vpcCidr="1.2.3.0/16")
+    assert {p.split(" ")[0] for p in problems} >= {
+        "mlstack:natGateways",
+        "mlstack:nodeMaxSize",
+        "mlstack:vpcCidr",
+    }
+    assert str(ConfigError(problems)).startswith(f"invalid stack configuration ({len(problems)}")
+
+
+def test_a_bad_value_stops_the_program_before_any_resource_is_declared(run_stack: RunStack) -> None:
+    with pytest.raises(pulumi.RunError, match=r"mlstack:natGateways = 'two': allowed: one of"):
+        run_stack("dev", natGateways="two")
+
+
+def test_secure_values_are_masked_not_decrypted() -> None:
+    values, secrets = merge_with_defaults(
+        {"mlstack:alarmEmail": {"secure": "v1:abc"}}, load_schema()
+    )
+    assert values["mlstack:alarmEmail"] == "[secret]"
+    assert secrets == frozenset({"mlstack:alarmEmail"})
