@@ -1,0 +1,83 @@
+"""`mlstack`: the command-line entry point for people who run the stack."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from infra.config import ConfigError
+from infra.paths import known_stacks
+from infra.schema import NAMESPACE
+from infra.stackfiles import StackFileError
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import pulumi
+
+    from infra.offline.runner import run_program
+    from infra.plan import render_json, render_tree
+    from infra.policy.rules import evaluate
+
+    try:
+        run = run_program(args.stack, overrides=_overrides(args.set))
+    except (StackFileError, ConfigError, pulumi.RunError) as error:
+        print(f"mlstack plan {args.stack}: {error}", file=sys.stderr)
+        return 2
+    violations = evaluate(run.resources)
+    if args.json:
+        print(render_json(run, violations))
+    else:
+        print(render_tree(run, violations, width=None if args.full else 110))
+    return 1 if violations else 0
+
+
+def _overrides(assignments: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs as `pulumi config set` takes them; VALUE is read as YAML (3, true, [a])."""
+    overrides: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"mlstack plan: --set {assignment!r}: expected KEY=VALUE")
+        full_key = key if ":" in key else f"{NAMESPACE}:{key}"
+        overrides[full_key] = yaml.safe_load(value) if value else ""
+    return overrides
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser(
+        "plan",
+        help="print the resources a stack declares, offline (no Pulumi CLI, no credentials)",
+        description=(
+            "Run the Pulumi program for STACK under Pulumi's mock runtime with the values of "
+            "Pulumi.yaml and Pulumi.STACK.yaml, print every declared resource with its inputs, "
+            "and check it against the policy rules. Exit status: 0 clean, 1 policy violations, "
+            "2 the stack could not be evaluated (bad config, missing stack file)."
+        ),
+    )
+    plan.add_argument("stack", help=f"stack name (with a stack file: {', '.join(known_stacks())})")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    plan.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value for this plan, e.g. --set gpuNodeGroup=true",
+    )
+    plan.add_argument("--full", action="store_true", help="do not shorten long input values")
+    plan.set_defaults(handler=_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Pulumi mocks that record every declared resource and answer like AWS would, deterministically.
+
+The answers (ids, ARNs, account, zones) are fixed functions of the logical name and the stack's
+region, so two runs of an unchanged stack record identical resources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+
+ACCOUNT_ID = "123456789012"
+PARTITION = "aws"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One resource the program declared, as a policy check or a reviewer sees it.
+
+    `props` are the resource's properties under their engine (camelCase) names: the inputs plus
+    what AWS would compute. It is the same shape CrossGuard hands to a policy.
+    """
+
+    urn: str
+    resource_type: str
+    name: str
+    parent_urn: str | None
+    custom: bool
+    physical_id: str
+    inputs: Mapping[str, Any]
+    props: Mapping[str, Any]
+    protect: bool = False
+
+
+def normalise_numbers(value: Any) -> Any:
+    """Integral floats back to ints: the runtime's wire format carries every number as a float."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {key: normalise_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [normalise_numbers(item) for item in value]
+    return value
+
+
+def _short_hash(text: str, length: int = 7) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def _service(resource_type: str) -> str:
+    # "aws:s3/bucket:Bucket" -> "s3"
+    return resource_type.split(":")[1].split("/")[0]
+
+
+Computed = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class AwsAnswers:
+    """What AWS computes for a resource or returns for a data source, for one account and region."""
+
+    region: str
+    account_id: str = ACCOUNT_ID
+    computed: dict[str, Computed] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.computed.update(
+            {
+                "aws:s3/bucket:Bucket": self._bucket,
+                "aws:kms/key:Key": self._kms_key,
+                "aws:kms/alias:Alias": self._kms_alias,
+            }
+        )
+
+    def arn(self, resource_type: str, resource: str) -> str:
+        return f"arn:{PARTITION}:{_service(resource_type)}:{self.region}:{self.account_id}:{resource}"
+
+    def _bucket(self, physical: str, _type: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "bucket": physical,
+            "arn": f"arn:{PARTITION}:s3:::{physical}",
+            "bucketRegionalDomainName": f"{physical}.s3.{self.region}.amazonaws.com",
+            "region": self.region,
+        }
+
+    def _kms_key(self, physical: str, type_: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"keyId": physical, "arn": self.arn(type_, f"key/{physical}")}
+
+    def _kms_alias(self, _physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"arn": self.arn(type_, str(inputs.get("name", "")))}
+
+    def resource(self, resource_type: str, physical: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        state = dict(inputs)
+        if resource_type.startswith("aws:"):
+            state.setdefault("arn", self.arn(resource_type, physical))
+        if resource_type in self.computed:
+            state.update(self.computed[resource_type](physical, resource_type, inputs))
+        return state
+
+    def call(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        region = str(args.get("region") or self.region)
+        answers: dict[str, Callable[[], dict[str, Any]]] = {
+            "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
+                "accountId": self.account_id,
+                "arn": f"arn:{PARTITION}:iam::{self.account_id}:user/offline",
+                "userId": "AIDAOFFLINE",
+                "id": self.account_id,
+            },
+            "aws:index/getPartition:getPartition": lambda: {
+                "partition": PARTITION,
+                "dnsSuffix": "amazonaws.com",
+                "reverseDnsPrefix": "com.amazonaws",
+                "id": PARTITION,
+            },
+            "aws:index/getRegion:getRegion": lambda: {
+                "region": region,
+                "name": region,
+                "endpoint": f"ec2.{region}.amazonaws.com",
+                "description": region,
+                "id": region,
+            },
+            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
+                "names": [f"{region}{letter}" for letter in "abc"],
+                "zoneIds": [f"{region[:3]}{region[-1]}-az{index}" for index in (1, 2, 3)],
+                "id": region,
+            },
+        }
+        if token not in answers:
+            raise NotImplementedError(
+                f"the offline runtime has no answer for data source {token}; "
+                "add one to AwsAnswers.call in infra/offline/mocks.py"
+            )
+        return answers[token]()
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records each resource registration; ids and computed properties come from `AwsAnswers`."""
+
+    def __init__(self, answers: AwsAnswers) -> None:
+        self.answers = answers
+        self.resources: list[RecordedResource] = []
+        self._lock = threading.Lock()
+        self._request = threading.local()
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        request = self._request.current
+        # Derived from the URN without its stack part, so equal config gives equal ids anywhere.
+        physical = f"{args.name}-{_short_hash(request.urn.split('::', 1)[-1])}"
+        props = self.answers.resource(args.typ, physical, args.inputs)
+        with self._lock:
+            self.resources.append(
+                RecordedResource(
+                    urn=request.urn,
+                    resource_type=args.typ,
+                    name=args.name,
+                    parent_urn=request.parent or None,
+                    custom=bool(args.custom),
+                    physical_id=physical,
+                    inputs=normalise_numbers(args.inputs),
+                    props=normalise_numbers(props),
+                    protect=bool(request.protect),
+                )
+            )
+        return physical, props
+
+    def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
+        return self.answers.call(args.token, args.args), []
+
+
+@dataclass(frozen=True)
+class _Request:
+    urn: str
+    parent: str
+    protect: bool
+
+
+class RecordingMonitor(MockMonitor):  # type: ignore[misc]
+    """Hands each registration's URN, parent and protect flag to the mocks.
+
+    `Mocks.new_resource` does not see them; the monitor runs each registration on one thread, so a
+    thread-local carries them across.
+    """
+
+    def __init__(self, mocks: RecordingMocks) -> None:
+        super().__init__(mocks)
+        self._recording = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self._recording._request.current = _Request(
+            urn=urn, parent=request.parent, protect=bool(request.protect)
+        )
+        return super().RegisterResource(request)

@@ -1,0 +1,111 @@
+"""The resource graph a stack declares, rendered for a reviewer: a tree, or JSON for tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from infra.offline.mocks import RecordedResource
+from infra.offline.runner import ProgramRun
+from infra.policy.rules import Violation
+
+# Set by the provider from the stack's default tags; the same on every resource, so noise here.
+_HIDDEN_INPUTS = frozenset({"tagsAll"})
+
+
+def shown_inputs(resource: RecordedResource) -> dict[str, Any]:
+    """The inputs a reviewer reads, with JSON documents (policies) parsed so they print as data."""
+    shown: dict[str, Any] = {}
+    for key in sorted(resource.inputs):
+        if key in _HIDDEN_INPUTS:
+            continue
+        value = resource.inputs[key]
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        shown[key] = value
+    return shown
+
+
+def _ordered_children(run: ProgramRun) -> dict[str | None, list[RecordedResource]]:
+    urns = {resource.urn for resource in run.resources}
+    children: dict[str | None, list[RecordedResource]] = {}
+    for resource in run.resources:
+        parent = resource.parent_urn if resource.parent_urn in urns else None
+        children.setdefault(parent, []).append(resource)
+    for siblings in children.values():
+        # Components first, then by name: a stable order whatever order registrations arrived in.
+        siblings.sort(key=lambda r: (r.custom, r.name, r.resource_type))
+    return children
+
+
+def _format_value(value: Any, width: int | None) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(", ", ": "))
+    if width is not None and len(text) > width:
+        return text[: width - 1] + "…"
+    return text
+
+
+def render_tree(
+    run: ProgramRun, violations: Iterable[Violation] = (), *, width: int | None = 110
+) -> str:
+    """The stack as an indented tree: `type name`, then one `key = value` line per input."""
+    children = _ordered_children(run)
+    found = list(violations)
+    lines = [
+        f"stack {run.settings.stack}: {len(run.resources)} resources "
+        f"({sum(r.custom for r in run.resources)} cloud, "
+        f"{sum(not r.custom for r in run.resources)} components)",
+        "",
+    ]
+
+    def walk(parent: str | None, indent: str) -> None:
+        for resource in children.get(parent, []):
+            flags = " [protected]" if resource.protect else ""
+            lines.append(f"{indent}{resource.resource_type}  {resource.name}{flags}")
+            for key, value in shown_inputs(resource).items():
+                lines.append(f"{indent}    {key} = {_format_value(value, width)}")
+            walk(resource.urn, indent + "  ")
+
+    walk(None, "")
+    lines += ["", "outputs:"]
+    lines += [f"    {name} = {_format_value(value, width)}" for name, value in sorted(run.outputs.items())]
+    lines += ["", f"policy: {len(found)} violation(s)"]
+    lines += [f"    {violation}" for violation in found]
+    return "\n".join(lines)
+
+
+def render_json(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
+    """The same graph as JSON: resources in tree order, outputs and policy violations."""
+    children = _ordered_children(run)
+    ordered: list[RecordedResource] = []
+
+    def walk(parent: str | None) -> None:
+        for resource in children.get(parent, []):
+            ordered.append(resource)
+            walk(resource.urn)
+
+    walk(None)
+    document = {
+        "stack": run.settings.stack,
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.resource_type,
+                "name": r.name,
+                "parent": r.parent_urn,
+                "protect": r.protect,
+                "inputs": shown_inputs(r),
+            }
+            for r in ordered
+        ],
+        "outputs": dict(sorted(run.outputs.items())),
+        "violations": [
+            {"rule": v.rule_id, "urn": v.urn, "resource": v.resource_name, "message": v.message}
+            for v in violations
+        ],
+    }
+    return json.dumps(document, indent=2, sort_keys=False)

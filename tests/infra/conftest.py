@@ -1,0 +1,32 @@
+"""Fixtures that run the whole Pulumi program offline, as the CLI would for a stack file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from infra.offline.runner import ProgramRun, run_program
+from infra.paths import known_stacks
+
+STACKS = tuple(known_stacks())
+RunStack = Callable[..., ProgramRun]
+
+
+@pytest.fixture(scope="session")
+def stack_runs() -> dict[str, ProgramRun]:
+    """One run of the program per stack file, shared by tests that only read it."""
+    return {stack: run_program(stack) for stack in STACKS}
+
+
+@pytest.fixture
+def run_stack() -> RunStack:
+    """Run a stack with config overrides, as after `pulumi config set KEY VALUE`."""
+
+    def run(stack: str, **overrides: Any) -> ProgramRun:
+        return run_program(
+            stack, overrides={f"mlstack:{key}": value for key, value in overrides.items()}
+        )
+
+    return run

@@ -1,0 +1,62 @@
+"""The whole program under the mock runtime, for every stack file."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import outputs
+from infra.offline.runner import ProgramRun, run_program
+from infra.stackfiles import StackSettings, load_stack_settings
+
+from .conftest import STACKS
+
+
+def shape(run: ProgramRun) -> list[tuple[str, str, object]]:
+    """What a stack declares, without the stack name that every URN carries."""
+    return sorted(
+        (r.resource_type, r.name, sorted(r.inputs.items(), key=lambda item: item[0]).__repr__())
+        for r in run.resources
+    )
+
+
+def test_there_is_a_stack_file_per_environment() -> None:
+    assert set(STACKS) >= {"dev", "staging", "prod", "local"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_program_completes_and_exports_every_output(
+    stack_runs: dict[str, ProgramRun], stack: str
+) -> None:
+    run = stack_runs[stack]
+    assert run.outputs[outputs.ENVIRONMENT] == stack
+    exported = {v for k, v in vars(outputs).items() if k.isupper()}
+    assert set(run.outputs) == exported
+    assert all(run.outputs.values())
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_an_unchanged_stack_declares_exactly_the_same_resources_twice(
+    stack_runs: dict[str, ProgramRun], stack: str
+) -> None:
+    # No timestamps or random values in names or inputs: `pulumi preview` shows no change.
+    again = run_program(stack)
+    assert shape(again) == shape(stack_runs[stack])
+    assert again.outputs == stack_runs[stack].outputs
+
+
+def test_environments_differ_only_by_their_stack_files(stack_runs: dict[str, ProgramRun]) -> None:
+    # prod's values under another stack name give prod's resources: the program has no
+    # `if stack == "prod"`; everything comes from Pulumi.prod.yaml.
+    prod = load_stack_settings("prod")
+    renamed = run_program(StackSettings("canary", prod.values, prod.secret_keys))
+    assert shape(renamed) == shape(stack_runs["prod"])
+    assert shape(stack_runs["dev"]) != shape(stack_runs["prod"])
+
+
+def test_the_local_stack_points_the_aws_provider_at_the_emulator() -> None:
+    values = load_stack_settings("local").values
+    endpoints = values["aws:endpoints"][0]
+    assert {"s3", "kms", "sts", "sagemaker", "eks", "ecr"} <= set(endpoints)
+    assert all(url.startswith("http://127.0.0.1:") for url in endpoints.values())
+    assert values["aws:skipCredentialsValidation"] is True
+    assert values["aws:s3UsePathStyle"] is True
