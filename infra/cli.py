@@ -31,7 +31,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         print(render_json(run, violations))
     else:
-        print(render_tree(run, violations, width=None if args.full else 110))
+        print(render_tree(run, violations))
     return 1 if violations else 0
 
 
@@ -69,7 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one config value for this plan, e.g. --set gpuNodeGroup=true",
     )
-    plan.add_argument("--full", action="store_true", help="do not shorten long input values")
     plan.set_defaults(handler=_plan)
     return parser
 

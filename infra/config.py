@@ -50,7 +50,9 @@ PRIVATE_NETWORKS = tuple(
 
 _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 _K8S_VERSION = re.compile(r"^1\.\d{2}$")
-_EC2_INSTANCE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*)\.(?:nano|micro|small|medium|large|\d*xlarge|metal)$")
+_EC2_INSTANCE = re.compile(
+    r"^(?P<family>[a-z][a-z0-9-]*)\.(?:nano|micro|small|medium|large|\d*xlarge|metal)$"
+)
 _SAGEMAKER_INSTANCE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|\d*xlarge)$")
 _IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+$")
 _MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -381,7 +383,9 @@ def check_cron(value: str) -> str | None:
     return "a 5-field cron expression such as '0 3 * * 1' (UTC), or empty for on demand only"
 
 
-def load_config(values: Mapping[str, Any], schema: Mapping[str, ConfigKey] | None = None) -> StackConfig:
+def load_config(
+    values: Mapping[str, Any], schema: Mapping[str, ConfigKey] | None = None
+) -> StackConfig:
     """Check `values` (keys with or without the `mlstack:` prefix) and build the typed config.
 
     Raises `ConfigError` listing every problem; nothing is half-built.

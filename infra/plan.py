@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+import yaml
 
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
@@ -22,10 +25,8 @@ def shown_inputs(resource: RecordedResource) -> dict[str, Any]:
             continue
         value = resource.inputs[key]
         if isinstance(value, str) and value.startswith("{"):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         shown[key] = value
     return shown
 
@@ -42,17 +43,26 @@ def _ordered_children(run: ProgramRun) -> dict[str | None, list[RecordedResource
     return children
 
 
-def _format_value(value: Any, width: int | None) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(", ", ": "))
-    if width is not None and len(text) > width:
-        return text[: width - 1] + "…"
-    return text
+def _yaml_lines(value: Any) -> list[str]:
+    text = yaml.safe_dump(value, default_flow_style=None, sort_keys=True, width=100)
+    return [line for line in text.splitlines() if line != "..."]
 
 
-def render_tree(
-    run: ProgramRun, violations: Iterable[Violation] = (), *, width: int | None = 110
-) -> str:
-    """The stack as an indented tree: `type name`, then one `key = value` line per input."""
+def _as_yaml(mapping: Mapping[str, Any], indent: str) -> list[str]:
+    """One `key: value` line per input; nested documents follow as YAML, leaves on one line."""
+    lines: list[str] = []
+    for key, value in mapping.items():
+        rendered = _yaml_lines(value)
+        if len(rendered) == 1:
+            lines.append(f"{indent}{key}: {rendered[0]}")
+        else:
+            lines.append(f"{indent}{key}:")
+            lines.extend(f"{indent}  {line}" for line in rendered)
+    return lines
+
+
+def render_tree(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
+    """The stack as an indented tree: `type  name`, then its inputs as YAML."""
     children = _ordered_children(run)
     found = list(violations)
     lines = [
@@ -66,13 +76,13 @@ def render_tree(
         for resource in children.get(parent, []):
             flags = " [protected]" if resource.protect else ""
             lines.append(f"{indent}{resource.resource_type}  {resource.name}{flags}")
-            for key, value in shown_inputs(resource).items():
-                lines.append(f"{indent}    {key} = {_format_value(value, width)}")
+            inputs = shown_inputs(resource)
+            if inputs:
+                lines.extend(_as_yaml(inputs, indent + "  │ "))
             walk(resource.urn, indent + "  ")
 
     walk(None, "")
-    lines += ["", "outputs:"]
-    lines += [f"    {name} = {_format_value(value, width)}" for name, value in sorted(run.outputs.items())]
+    lines += ["", "outputs:", *_as_yaml(dict(run.outputs), "  ")]
     lines += ["", f"policy: {len(found)} violation(s)"]
     lines += [f"    {violation}" for violation in found]
     return "\n".join(lines)

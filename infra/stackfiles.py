@@ -19,7 +19,7 @@ from infra.paths import known_stacks, stack_file
 from infra.schema import ConfigKey, load_schema
 
 # `secure:` values are encrypted with the stack's secrets provider, which needs the CLI.
-SECRET_PLACEHOLDER = "[secret]"
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a mask, not a credential)
 
 
 class StackFileError(ValueError):

@@ -46,13 +46,9 @@ class EnvironmentKey(pulumi.ComponentResource):
         identity = aws.get_caller_identity_output(opts=invoke)
         partition = aws.get_partition_output(opts=invoke)
         region = aws.get_region_output(opts=invoke)
-        policy = pulumi.Output.all(
-            identity.account_id, partition.partition, region.region
-        ).apply(
+        policy = pulumi.Output.all(identity.account_id, partition.partition, region.region).apply(
             lambda values: json.dumps(
-                environment_key_policy(
-                    account_id=values[0], partition=values[1], region=values[2]
-                ),
+                environment_key_policy(account_id=values[0], partition=values[1], region=values[2]),
                 sort_keys=True,
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
@@ -115,10 +116,14 @@ class SecureBucket(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket_id,
-            rules=lifecycle_rules(
-                noncurrent_version_days=args.noncurrent_version_days,
-                incomplete_upload_days=args.incomplete_upload_days,
-                current_version_days=args.current_version_days,
+            # The builder returns plain data in the input shape; the provider types are TypedDicts.
+            rules=cast(
+                "list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]",
+                lifecycle_rules(
+                    noncurrent_version_days=args.noncurrent_version_days,
+                    incomplete_upload_days=args.incomplete_upload_days,
+                    current_version_days=args.current_version_days,
+                ),
             ),
             opts=child,
         )

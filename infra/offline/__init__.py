@@ -1,1 +1,1 @@
-"""Run the Pulumi program without the Pulumi CLI or cloud credentials, under Pulumi's mock runtime."""
+"""Run the Pulumi program under Pulumi's mock runtime: no CLI, no cloud credentials."""

@@ -79,7 +79,9 @@ class AwsAnswers:
         )
 
     def arn(self, resource_type: str, resource: str) -> str:
-        return f"arn:{PARTITION}:{_service(resource_type)}:{self.region}:{self.account_id}:{resource}"
+        return (
+            f"arn:{PARTITION}:{_service(resource_type)}:{self.region}:{self.account_id}:{resource}"
+        )
 
     def _bucket(self, physical: str, _type: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -95,7 +97,9 @@ class AwsAnswers:
     def _kms_alias(self, _physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {"arn": self.arn(type_, str(inputs.get("name", "")))}
 
-    def resource(self, resource_type: str, physical: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    def resource(
+        self, resource_type: str, physical: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
         state = dict(inputs)
         if resource_type.startswith("aws:"):
             state.setdefault("arn", self.arn(resource_type, physical))
@@ -180,7 +184,7 @@ class _Request:
     protect: bool
 
 
-class RecordingMonitor(MockMonitor):  # type: ignore[misc]
+class RecordingMonitor(MockMonitor):
     """Hands each registration's URN, parent and protect flag to the mocks.
 
     `Mocks.new_resource` does not see them; the monitor runs each registration on one thread, so a
@@ -196,4 +200,4 @@ class RecordingMonitor(MockMonitor):  # type: ignore[misc]
         self._recording._request.current = _Request(
             urn=urn, parent=request.parent, protect=bool(request.protect)
         )
-        return super().RegisterResource(request)
+        return super().RegisterResource(request)  # type: ignore[no-untyped-call]

@@ -34,7 +34,9 @@ class ProgramRun:
     def named(self, name: str) -> RecordedResource:
         matches = [r for r in self.resources if r.name == name]
         if len(matches) != 1:
-            raise LookupError(f"{len(matches)} resources named {name!r} in stack {self.settings.stack}")
+            raise LookupError(
+                f"{len(matches)} resources named {name!r} in stack {self.settings.stack}"
+            )
         return matches[0]
 
     def children(self, parent: RecordedResource) -> list[RecordedResource]:
@@ -80,7 +82,11 @@ def _run_isolated(settings: StackSettings) -> ProgramRun:
         preview=False,
         monitor=RecordingMonitor(mocks),
     )
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM_MAIN), run_name="__main__")))
+
+    def program() -> None:
+        runpy.run_path(str(PROGRAM_MAIN), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
     root = pulumi.runtime.get_root_resource()
     exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
     outputs = {

@@ -1,1 +1,1 @@
-"""Policy rules run over the resources a stack declares, offline in tests and in CrossGuard packs."""
+"""Policy rules over the resources a stack declares: offline in tests, and as a CrossGuard pack."""

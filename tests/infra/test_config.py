@@ -58,7 +58,10 @@ def test_values_as_the_engine_passes_them_read_the_same_as_native_ones() -> None
 
 def test_the_differences_between_environments_are_the_ones_the_stack_files_state() -> None:
     dev, prod = (load_config(load_stack_settings(s).values) for s in ("dev", "prod"))
-    assert (dev.cluster.node_capacity_type, prod.cluster.node_capacity_type) == ("SPOT", "ON_DEMAND")
+    assert (dev.cluster.node_capacity_type, prod.cluster.node_capacity_type) == (
+        "SPOT",
+        "ON_DEMAND",
+    )
     assert (dev.network.nat_gateways, prod.network.nat_gateways) == ("single", "per-az")
     assert (dev.cluster.public_access, prod.cluster.public_access) == (True, False)
     assert (dev.deletion_protection, prod.deletion_protection) == (False, True)

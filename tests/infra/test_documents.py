@@ -22,7 +22,9 @@ def test_key_policy_gives_administration_to_the_account_not_to_everyone() -> Non
 
 
 def test_key_policy_lets_only_this_accounts_log_groups_in_this_region_encrypt() -> None:
-    policy = environment_key_policy(account_id="111122223333", partition="aws-cn", region="cn-north-1")
+    policy = environment_key_policy(
+        account_id="111122223333", partition="aws-cn", region="cn-north-1"
+    )
     logs = by_sid(policy)["CloudWatchLogsOfThisAccountEncrypt"]
     assert logs["Principal"] == {"Service": "logs.cn-north-1.amazonaws.com"}
     assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == (
@@ -57,7 +59,9 @@ def test_bucket_policy_refuses_uploads_under_another_key_or_s3_managed_keys() ->
 
 
 def test_lifecycle_rules_bound_old_versions_and_abandoned_uploads() -> None:
-    rules = {r["id"]: r for r in lifecycle_rules(noncurrent_version_days=30, incomplete_upload_days=2)}
+    rules = {
+        r["id"]: r for r in lifecycle_rules(noncurrent_version_days=30, incomplete_upload_days=2)
+    }
     assert set(rules) == {"expire-noncurrent-versions", "abort-incomplete-multipart-uploads"}
     assert rules["expire-noncurrent-versions"]["noncurrent_version_expiration"] == {
         "noncurrent_days": 30
@@ -69,6 +73,8 @@ def test_lifecycle_rules_bound_old_versions_and_abandoned_uploads() -> None:
 
 
 def test_lifecycle_rules_expire_live_objects_only_when_asked() -> None:
-    rules = lifecycle_rules(noncurrent_version_days=30, incomplete_upload_days=2, current_version_days=14)
+    rules = lifecycle_rules(
+        noncurrent_version_days=30, incomplete_upload_days=2, current_version_days=14
+    )
     expiring = [r for r in rules if "expiration" in r]
     assert [r["expiration"] for r in expiring] == [{"days": 14}]

@@ -42,7 +42,9 @@ def test_one_rotating_key_per_environment_with_its_alias(
     assert alias.inputs["name"] == f"alias/mlstack-{stack}"
     assert alias.inputs["targetKeyId"] == key.props["keyId"]
     policy = json.loads(key.inputs["policy"])
-    assert {"AWS": "arn:aws:iam::123456789012:root"} in [s["Principal"] for s in policy["Statement"]]
+    assert {"AWS": "arn:aws:iam::123456789012:root"} in [
+        s["Principal"] for s in policy["Statement"]
+    ]
     assert run.outputs[outputs.KMS_KEY_ARN] == key.props["arn"]
 
 
