@@ -5,52 +5,57 @@ from __future__ import annotations
 from typing import Any
 
 
+def _deny(
+    sid: str, action: str, resource: str | list[str], condition: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resource,
+        "Condition": condition,
+    }
+
+
 def secure_bucket_policy(*, bucket_arn: str, kms_key_arn: str) -> dict[str, Any]:
     """Deny any request not made over TLS 1.2+, and any upload encrypted other than with our key.
 
     Default encryption already applies the key when a client names none; these statements stop a
     client from asking for SSE-S3 or a different key, which would bypass the key's access control.
     """
-    objects = f"{bucket_arn}/*"
+    everything, objects = [bucket_arn, f"{bucket_arn}/*"], f"{bucket_arn}/*"
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, objects],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
-            {
-                "Sid": "DenyOutdatedTls",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [bucket_arn, objects],
-                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
-            },
-            {
-                "Sid": "DenyUploadsNotEncryptedWithEnvironmentKey",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:PutObject",
-                "Resource": objects,
-                "Condition": {
+            _deny(
+                "DenyInsecureTransport",
+                "s3:*",
+                everything,
+                {"Bool": {"aws:SecureTransport": "false"}},
+            ),
+            _deny(
+                "DenyOutdatedTls",
+                "s3:*",
+                everything,
+                {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            ),
+            _deny(
+                "DenyUploadsNotEncryptedWithEnvironmentKey",
+                "s3:PutObject",
+                objects,
+                {
                     "StringNotEqualsIfExists": {
                         "s3:x-amz-server-side-encryption-aws-kms-key-id": kms_key_arn
                     }
                 },
-            },
-            {
-                "Sid": "DenyUploadsWithS3ManagedKeys",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:PutObject",
-                "Resource": objects,
-                "Condition": {"StringEquals": {"s3:x-amz-server-side-encryption": "AES256"}},
-            },
+            ),
+            _deny(
+                "DenyUploadsWithS3ManagedKeys",
+                "s3:PutObject",
+                objects,
+                {"StringEquals": {"s3:x-amz-server-side-encryption": "AES256"}},
+            ),
         ],
     }
 
