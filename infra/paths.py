@@ -9,8 +9,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 PROGRAM_MAIN = PROJECT_ROOT / "infra" / "__main__.py"
-TRAINING_DOCKERFILE = PROJECT_ROOT / "training" / "Dockerfile"
-SERVING_DOCKERFILE = PROJECT_ROOT / "serving" / "Dockerfile"
 
 
 def stack_file(stack: str) -> Path:
