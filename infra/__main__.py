@@ -2,12 +2,18 @@
 
 import pulumi
 
-from infra import outputs
+from infra import naming, outputs
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
+from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
+from infra.components.network import Network, NetworkArgs
 from infra.components.storage import Storage, StorageArgs
+from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.config import from_pulumi
 
 config = from_pulumi()
+cluster_name = naming.cluster_name(config.environment)
 
 key = EnvironmentKey(
     "key",
@@ -28,6 +34,65 @@ storage = Storage(
         protect=config.deletion_protection,
     ),
 )
+network = Network(
+    "network",
+    NetworkArgs(
+        cidr=config.network.vpc_cidr,
+        zone_count=config.network.availability_zone_count,
+        nat_gateways=config.network.nat_gateways,
+        private_endpoints=config.network.private_endpoints,
+        flow_log_retention_days=config.network.flow_log_retention_days,
+        kms_key_arn=key.arn,
+        cluster_name=cluster_name,
+    ),
+)
+cluster = Cluster(
+    "cluster",
+    ClusterArgs(
+        cluster_name=cluster_name,
+        kubernetes_version=config.cluster.kubernetes_version,
+        subnet_ids=[subnet.id for subnet in network.private_subnets],
+        subnet_zones=network.zones,
+        public_access=config.cluster.public_access,
+        public_access_cidrs=config.cluster.public_access_cidrs,
+        creator_is_admin=config.cluster.creator_is_admin,
+        admin_arns=config.cluster.admin_arns,
+        kms_key_arn=key.arn,
+        log_retention_days=config.monitoring.log_retention_days,
+        node_groups=config.cluster.node_groups,
+        deletion_protection=config.deletion_protection,
+    ),
+)
+identities = WorkloadIdentities(
+    "workloads",
+    WorkloadIdentitiesArgs(
+        environment=config.environment,
+        models=config.registry.models,
+        data_bucket_arn=storage.data.arn,
+        models_bucket_arn=storage.models.arn,
+        kms_key_arn=key.arn,
+        oidc_provider_arn=cluster.oidc_provider.arn,
+        oidc_issuer=cluster.oidc_issuer,
+    ),
+)
+model_registry = ModelRegistry(
+    "models",
+    ModelRegistryArgs(
+        environment=config.environment,
+        models=config.registry.models,
+        writer_arns=[identities.training.arn],
+        reader_arns=config.registry.reader_arns,
+    ),
+)
+images = ContainerRegistry(
+    "images",
+    ContainerRegistryArgs(
+        kms_key_arn=key.arn,
+        keep_tagged_images=config.registry.image_retention_count,
+        untagged_expiry_days=config.registry.untagged_image_expiry_days,
+        force_delete=config.storage.force_destroy_buckets,
+    ),
+)
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)
 pulumi.export(outputs.KMS_KEY_ARN, key.arn)
@@ -35,3 +100,15 @@ pulumi.export(outputs.KMS_KEY_ALIAS, key.alias.name)
 pulumi.export(outputs.DATA_BUCKET, storage.data.name)
 pulumi.export(outputs.MODELS_BUCKET, storage.models.name)
 pulumi.export(outputs.CAPTURE_BUCKET, storage.capture.name)
+pulumi.export(outputs.VPC_ID, network.vpc.id)
+pulumi.export(outputs.PUBLIC_SUBNET_IDS, [subnet.id for subnet in network.public_subnets])
+pulumi.export(outputs.PRIVATE_SUBNET_IDS, [subnet.id for subnet in network.private_subnets])
+pulumi.export(outputs.CLUSTER_NAME, cluster.cluster.name)
+pulumi.export(outputs.CLUSTER_ENDPOINT, cluster.cluster.endpoint)
+pulumi.export(outputs.KUBECONFIG, cluster.kubeconfig)
+pulumi.export(outputs.OIDC_PROVIDER_ARN, cluster.oidc_provider.arn)
+pulumi.export(outputs.TRAINING_REPOSITORY_URL, images.urls["training"])
+pulumi.export(outputs.SERVING_REPOSITORY_URL, images.urls["serving"])
+pulumi.export(outputs.MODEL_PACKAGE_GROUPS, model_registry.group_names)
+pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)
+pulumi.export(outputs.SERVING_ROLE_ARN, identities.serving.arn)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from infra import naming
+from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
 from infra.schema import NAMESPACE, ConfigKey, load_schema
 
 NatPolicy = Literal["none", "single", "per-az"]
@@ -27,9 +28,6 @@ NAT_POLICIES: tuple[NatPolicy, ...] = ("none", "single", "per-az")
 CAPACITY_TYPES: tuple[CapacityType, ...] = ("ON_DEMAND", "SPOT")
 SERVING_TARGETS: tuple[ServingTarget, ...] = ("kubernetes", "sagemaker", "both")
 
-# Kubernetes versions EKS offers standard or extended support for. Raise the floor as AWS retires
-# versions; the policy rule on supported versions reads this same tuple.
-SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33", "1.34", "1.35")
 
 # x86_64 families only: node groups use the AL2023 x86_64 AMIs the images are built for.
 NODE_INSTANCE_FAMILIES: tuple[str, ...] = (
@@ -55,7 +53,16 @@ _EC2_INSTANCE = re.compile(
 )
 _SAGEMAKER_INSTANCE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|\d*xlarge)$")
 _IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(?:role|user)/[\w+=,.@/-]+$")
-_MODEL_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_MODEL_NAME = re.compile(r"^[a-z0-9](-*[a-z0-9]){0,62}$")
+_LABEL = re.compile(
+    r"^(?P<key>([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)=(?P<value>([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?)$"
+)
+TAINT_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
@@ -81,6 +88,7 @@ class NetworkConfig:
     availability_zone_count: int
     nat_gateways: NatPolicy
     flow_log_retention_days: int
+    private_endpoints: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,12 +103,42 @@ class StorageConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Taint:
+    """A node taint; `effect` in the EKS API's spelling (NO_SCHEDULE, ...)."""
+
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeGroupConfig:
+    """One managed node group."""
+
+    name: str
+    instance_types: tuple[str, ...]
+    capacity_type: CapacityType
+    min_size: int
+    desired_size: int
+    max_size: int
+    disk_size_gib: int
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[Taint, ...] = ()
+    gpu: bool = False
+
+
+GPU_TAINT = Taint(key="nvidia.com/gpu", value="true", effect="NO_SCHEDULE")
+GPU_MIN_DISK_GIB = 100  # CUDA images are large
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClusterConfig:
     """The EKS control plane and its node groups."""
 
     kubernetes_version: str
     public_access: bool
     public_access_cidrs: tuple[str, ...]
+    creator_is_admin: bool
     admin_arns: tuple[str, ...]
     node_instance_types: tuple[str, ...]
     node_capacity_type: CapacityType
@@ -108,9 +146,41 @@ class ClusterConfig:
     node_desired_size: int
     node_max_size: int
     node_disk_size_gib: int
+    node_labels: tuple[tuple[str, str], ...]
+    node_taints: tuple[Taint, ...]
     gpu_node_group: bool
     gpu_instance_type: str
     gpu_max_size: int
+
+    @property
+    def node_groups(self) -> tuple[NodeGroupConfig, ...]:
+        """The general group, and the GPU group when it is on (scales from zero, tainted)."""
+        general = NodeGroupConfig(
+            name="general",
+            instance_types=self.node_instance_types,
+            capacity_type=self.node_capacity_type,
+            min_size=self.node_min_size,
+            desired_size=self.node_desired_size,
+            max_size=self.node_max_size,
+            disk_size_gib=self.node_disk_size_gib,
+            labels=(("mlstack.io/node-group", "general"), *self.node_labels),
+            taints=self.node_taints,
+        )
+        if not self.gpu_node_group:
+            return (general,)
+        gpu = NodeGroupConfig(
+            name="gpu",
+            instance_types=(self.gpu_instance_type,),
+            capacity_type=self.node_capacity_type,
+            min_size=0,
+            desired_size=0,
+            max_size=self.gpu_max_size,
+            disk_size_gib=max(self.node_disk_size_gib, GPU_MIN_DISK_GIB),
+            labels=(("mlstack.io/node-group", "gpu"), ("mlstack.io/accelerator", "nvidia")),
+            taints=(GPU_TAINT,),
+            gpu=True,
+        )
+        return (general, gpu)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +190,8 @@ class RegistryConfig:
     image_retention_count: int
     untagged_image_expiry_days: int
     models: tuple[str, ...]
+    reader_arns: tuple[str, ...]
+    """Principals that may look up model versions; empty means the stack's own account."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -369,7 +441,35 @@ def check_principal_arn(value: str) -> str | None:
 def check_model_name(value: str) -> str | None:
     if _MODEL_NAME.match(value):
         return None
-    return "a SageMaker name: letters, digits and '-', starting and ending with a letter or digit"
+    return (
+        "a SageMaker name in lowercase: letters, digits and '-', starting and ending with a "
+        "letter or digit"
+    )
+
+
+def parse_label(value: str) -> tuple[str, str] | None:
+    match = _LABEL.match(value)
+    return (match["key"], match["value"]) if match else None
+
+
+def check_label(value: str) -> str | None:
+    if parse_label(value) is not None:
+        return None
+    return "a Kubernetes label as key=value, e.g. team=ml or example.com/tier=batch"
+
+
+def parse_taint(value: str) -> Taint | None:
+    label, _, effect = value.rpartition(":")
+    pair = parse_label(label)
+    if pair is None or effect not in TAINT_EFFECTS:
+        return None
+    return Taint(key=pair[0], value=pair[1], effect=TAINT_EFFECTS[effect])
+
+
+def check_taint(value: str) -> str | None:
+    if parse_taint(value) is not None:
+        return None
+    return "a taint as key=value:Effect with Effect one of " + ", ".join(TAINT_EFFECTS)
 
 
 def check_email(value: str) -> str | None:
@@ -399,6 +499,7 @@ def load_config(
         availability_zone_count=read.integer("availabilityZoneCount", 2, 6),
         nat_gateways=read.choice("natGateways", NAT_POLICIES),
         flow_log_retention_days=read.integer_in("flowLogRetentionDays", LOG_RETENTION_DAYS),
+        private_endpoints=read.boolean("privateEndpoints"),
     )
     storage = StorageConfig(
         kms_deletion_window_days=read.integer("kmsDeletionWindowDays", 7, 30),
@@ -411,6 +512,7 @@ def load_config(
         kubernetes_version=read.string("kubernetesVersion", check_kubernetes_version),
         public_access=read.boolean("clusterPublicAccess"),
         public_access_cidrs=read.strings("clusterPublicAccessCidrs", check_public_cidr),
+        creator_is_admin=read.boolean("clusterCreatorAdmin"),
         admin_arns=read.strings("clusterAdminArns", check_principal_arn),
         node_instance_types=read.strings(
             "nodeInstanceTypes", _instance_family(NODE_INSTANCE_FAMILIES, "general-purpose")
@@ -420,6 +522,16 @@ def load_config(
         node_desired_size=read.integer("nodeDesiredSize", 0, 100),
         node_max_size=read.integer("nodeMaxSize", 1, 100),
         node_disk_size_gib=read.integer("nodeDiskSizeGib", 20, 1000),
+        node_labels=tuple(
+            pair
+            for pair in map(parse_label, read.strings("nodeLabels", check_label))
+            if pair is not None
+        ),
+        node_taints=tuple(
+            taint
+            for taint in map(parse_taint, read.strings("nodeTaints", check_taint))
+            if taint is not None
+        ),
         gpu_node_group=read.boolean("gpuNodeGroup"),
         gpu_instance_type=read.string(
             "gpuInstanceType", _instance_family(GPU_INSTANCE_FAMILIES, "GPU")
@@ -430,6 +542,7 @@ def load_config(
         image_retention_count=read.integer("imageRetentionCount", 1, 1000),
         untagged_image_expiry_days=read.integer("untaggedImageExpiryDays", 1, 90),
         models=read.strings("models", check_model_name),
+        reader_arns=read.strings("registryReaderArns", check_principal_arn),
     )
     serving = ServingConfig(
         target=read.choice("servingTarget", SERVING_TARGETS),
@@ -479,6 +592,7 @@ def _check_combinations(config: StackConfig, read: _Reader) -> None:
     _check_deletion_settings(config, read)
     _check_replicas(config.serving, read)
     _check_models(config, read)
+    _check_egress(config.network, read)
 
 
 def _check_node_sizes(cluster: ClusterConfig, read: _Reader) -> None:
@@ -536,6 +650,18 @@ def _check_replicas(serving: ServingConfig, read: _Reader) -> None:
             "servingMaxReplicas",
             serving.max_replicas,
             f"at least servingMinReplicas ({serving.min_replicas})",
+        )
+
+
+def _check_egress(network: NetworkConfig, read: _Reader) -> None:
+    if not read.valid("natGateways", "privateEndpoints"):
+        return
+    if network.nat_gateways == "none" and not network.private_endpoints:
+        read.fail(
+            "privateEndpoints",
+            False,
+            "true while natGateways is none: without NAT, nodes reach ECR, STS, EC2 and "
+            "CloudWatch Logs only through VPC interface endpoints",
         )
 
 

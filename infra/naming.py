@@ -10,6 +10,26 @@ def kms_alias(environment: str) -> str:
     return f"alias/mlstack-{environment}"
 
 
+WORKLOAD_NAMESPACE = "mlstack"
+"""The Kubernetes namespace the training and serving workloads run in."""
+TRAINING_SERVICE_ACCOUNT = "training"
+SERVING_SERVICE_ACCOUNT = "serving"
+
+
+def cluster_name(environment: str) -> str:
+    """The EKS cluster's name: kubeconfigs, `aws eks` commands and its log group use it."""
+    return f"mlstack-{environment}"
+
+
 def model_package_group(model: str, environment: str) -> str:
     """The SageMaker model package group that versions of `model` register into."""
     return f"{model}-{environment}"
+
+
+def model_package_group_arn(*, partition: str, region: str, account_id: str, group: str) -> str:
+    """The ARN SageMaker gives a model package group, known before the group exists.
+
+    IAM policies of the roles that use a group are written from it, so the group's own resource
+    policy can name those roles without a dependency cycle.
+    """
+    return f"arn:{partition}:sagemaker:{region}:{account_id}:model-package-group/{group}"

@@ -15,6 +15,7 @@ from infra.policy.rules import Violation
 
 # Set by the provider from the stack's default tags; the same on every resource, so noise here.
 _HIDDEN_INPUTS = frozenset({"tagsAll"})
+MASK = "[secret]"
 
 
 def shown_inputs(resource: RecordedResource) -> dict[str, Any]:
@@ -23,12 +24,19 @@ def shown_inputs(resource: RecordedResource) -> dict[str, Any]:
     for key in sorted(resource.inputs):
         if key in _HIDDEN_INPUTS:
             continue
-        value = resource.inputs[key]
+        value = MASK if key in resource.secret_inputs else resource.inputs[key]
         if isinstance(value, str) and value.startswith("{"):
             with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
         shown[key] = value
     return shown
+
+
+def shown_outputs(run: ProgramRun) -> dict[str, Any]:
+    """Stack outputs with secret ones masked, as `pulumi stack output` shows them."""
+    return {
+        name: MASK if name in run.secret_outputs else value for name, value in run.outputs.items()
+    }
 
 
 def _ordered_children(run: ProgramRun) -> dict[str | None, list[RecordedResource]]:
@@ -82,7 +90,7 @@ def render_tree(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
             walk(resource.urn, indent + "  ")
 
     walk(None, "")
-    lines += ["", "outputs:", *_as_yaml(dict(run.outputs), "  ")]
+    lines += ["", "outputs:", *_as_yaml(shown_outputs(run), "  ")]
     lines += ["", f"policy: {len(found)} violation(s)"]
     lines += [f"    {violation}" for violation in found]
     return "\n".join(lines)
@@ -112,7 +120,7 @@ def render_json(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
             }
             for r in ordered
         ],
-        "outputs": dict(sorted(run.outputs.items())),
+        "outputs": shown_outputs(run),
         "violations": [
             {"rule": v.rule_id, "urn": v.urn, "resource": v.resource_name, "message": v.message}
             for v in violations

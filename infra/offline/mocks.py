@@ -36,6 +36,8 @@ class RecordedResource:
     inputs: Mapping[str, Any]
     props: Mapping[str, Any]
     protect: bool = False
+    secret_inputs: frozenset[str] = frozenset()
+    """Inputs that were secrets; shown masked, checked as plain values."""
 
 
 def normalise_numbers(value: Any) -> Any:
@@ -46,6 +48,26 @@ def normalise_numbers(value: Any) -> Any:
         return {key: normalise_numbers(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [normalise_numbers(item) for item in value]
+    return value
+
+
+# How the runtime's wire format marks a secret value: {SIG_KEY: SECRET_SIG, "value": ...}.
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (a type tag, not a credential)
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get(_SIG_KEY) == _SECRET_SIG
+
+
+def unwrap_secrets(value: Any) -> Any:
+    """The plain value behind every secret marker, at any depth."""
+    if _is_secret(value):
+        return unwrap_secrets(value.get("value"))
+    if isinstance(value, Mapping):
+        return {key: unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [unwrap_secrets(item) for item in value]
     return value
 
 
@@ -75,13 +97,72 @@ class AwsAnswers:
                 "aws:s3/bucket:Bucket": self._bucket,
                 "aws:kms/key:Key": self._kms_key,
                 "aws:kms/alias:Alias": self._kms_alias,
+                "aws:iam/role:Role": self._iam_role,
+                "aws:iam/openIdConnectProvider:OpenIdConnectProvider": self._oidc_provider,
+                "aws:eks/cluster:Cluster": self._eks_cluster,
+                "aws:ec2/launchTemplate:LaunchTemplate": self._launch_template,
+                "aws:cloudwatch/logGroup:LogGroup": self._log_group,
+                "aws:ecr/repository:Repository": self._ecr_repository,
+                "aws:sagemaker/modelPackageGroup:ModelPackageGroup": self._model_package_group,
             }
         )
 
     def arn(self, resource_type: str, resource: str) -> str:
-        return (
-            f"arn:{PARTITION}:{_service(resource_type)}:{self.region}:{self.account_id}:{resource}"
-        )
+        service = _service(resource_type)
+        region = "" if service == "iam" else self.region  # IAM is global
+        return f"arn:{PARTITION}:{service}:{region}:{self.account_id}:{resource}"
+
+    def _iam_role(self, physical: str, type_: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"name": physical, "arn": self.arn(type_, f"role/{physical}")}
+
+    def _oidc_provider(
+        self, _physical: str, type_: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        host = str(inputs.get("url", "")).removeprefix("https://")
+        return {"arn": self.arn(type_, f"oidc-provider/{host}")}
+
+    def _eks_cluster(self, physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        name = str(inputs.get("name", physical))
+        cluster_id = _short_hash(name, 32).upper()
+        return {
+            "name": name,
+            "arn": self.arn(type_, f"cluster/{name}"),
+            "endpoint": f"https://{cluster_id}.gr7.{self.region}.eks.amazonaws.com",
+            "certificateAuthority": {"data": "T0ZGTElORS1DQQ=="},
+            "identities": [
+                {
+                    "oidcs": [
+                        {"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{cluster_id}"}
+                    ]
+                }
+            ],
+            "status": "ACTIVE",
+        }
+
+    def _launch_template(
+        self, physical: str, _type: str, _inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {"latestVersion": 1, "defaultVersion": 1, "id": f"lt-{_short_hash(physical, 17)}"}
+
+    def _log_group(self, physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        name = str(inputs.get("name", physical))
+        return {"name": name, "arn": self.arn(type_, f"log-group:{name}")}
+
+    def _ecr_repository(
+        self, physical: str, type_: str, _inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "name": physical,
+            "arn": self.arn(type_, f"repository/{physical}"),
+            "repositoryUrl": f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{physical}",
+            "registryId": self.account_id,
+        }
+
+    def _model_package_group(
+        self, _physical: str, type_: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        name = str(inputs.get("modelPackageGroupName", ""))
+        return {"arn": self.arn(type_, f"model-package-group/{name}")}
 
     def _bucket(self, physical: str, _type: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -135,12 +216,42 @@ class AwsAnswers:
                 "id": region,
             },
         }
+        answers["aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"] = lambda: (
+            self._instance_type_offerings(args, region)
+        )
         if token not in answers:
             raise NotImplementedError(
                 f"the offline runtime has no answer for data source {token}; "
                 "add one to AwsAnswers.call in infra/offline/mocks.py"
             )
         return answers[token]()
+
+    def _instance_type_offerings(self, args: Mapping[str, Any], region: str) -> dict[str, Any]:
+        types, locations, kinds = [], [], []
+        for instance_type in _requested_types(args):
+            gpu = instance_type.split(".")[0] in GPU_FAMILIES_OFFLINE
+            for letter in "ab" if gpu else "abc":
+                types.append(instance_type)
+                locations.append(f"{region}{letter}")
+                kinds.append("availability-zone")
+        return {
+            "instanceTypes": types,
+            "locations": locations,
+            "locationTypes": kinds,
+            "id": region,
+        }
+
+
+# Offline, GPU families are offered in the first two zones of a region only, as is often true,
+# so that zone filtering is exercised.
+GPU_FAMILIES_OFFLINE = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
+
+
+def _requested_types(args: Mapping[str, Any]) -> list[str]:
+    for entry in args.get("filters") or []:
+        if entry.get("name") == "instance-type":
+            return [str(value) for value in entry.get("values", [])]
+    return []
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -166,9 +277,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     parent_urn=request.parent or None,
                     custom=bool(args.custom),
                     physical_id=physical,
-                    inputs=normalise_numbers(args.inputs),
-                    props=normalise_numbers(props),
+                    inputs=normalise_numbers(unwrap_secrets(args.inputs)),
+                    props=normalise_numbers(unwrap_secrets(props)),
                     protect=bool(request.protect),
+                    secret_inputs=frozenset(k for k, v in args.inputs.items() if _is_secret(v)),
                 )
             )
         return physical, props

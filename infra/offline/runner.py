@@ -27,6 +27,7 @@ class ProgramRun:
     settings: StackSettings
     resources: tuple[RecordedResource, ...]
     outputs: Mapping[str, Any]
+    secret_outputs: frozenset[str] = frozenset()
 
     def of_type(self, resource_type: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.resource_type == resource_type]
@@ -89,8 +90,15 @@ def _run_isolated(settings: StackSettings) -> ProgramRun:
     _sync_await(run_pulumi_func(program))
     root = pulumi.runtime.get_root_resource()
     exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
-    outputs = {
-        name: _sync_await(pulumi.Output.from_input(value).future())
-        for name, value in exported.items()
-    }
-    return ProgramRun(settings=settings, resources=tuple(mocks.resources), outputs=outputs)
+    outputs, secrets = {}, set()
+    for name, value in exported.items():
+        output = pulumi.Output.from_input(value)
+        outputs[name] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            secrets.add(name)
+    return ProgramRun(
+        settings=settings,
+        resources=tuple(mocks.resources),
+        outputs=outputs,
+        secret_outputs=frozenset(secrets),
+    )

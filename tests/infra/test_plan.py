@@ -20,11 +20,13 @@ def plan(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_plan_dev_shows_the_storage_settings_a_reviewer_checks() -> None:
+def test_plan_dev_shows_the_storage_settings_a_reviewer_checks(
+    stack_runs: dict[str, ProgramRun],
+) -> None:
     result = plan("dev")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.startswith("stack dev: 28 resources")
+    assert out.startswith(f"stack dev: {len(stack_runs['dev'].resources)} resources")
     for bucket in ("storage-data-bucket", "storage-models-bucket", "storage-capture-bucket"):
         assert f"aws:s3/bucket:Bucket  {bucket}" in out
     assert out.count("sseAlgorithm: 'aws:kms'") == 3

@@ -1,0 +1,89 @@
+"""The IAM roles of the training and serving workloads, each scoped to what that workload does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import naming
+from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
+from infra.documents.iam import serving_policy, training_policy
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkloadIdentitiesArgs:
+    """What the workloads touch, and the cluster identity they assume roles through."""
+
+    environment: str
+    models: Sequence[str]
+    data_bucket_arn: pulumi.Input[str]
+    models_bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+
+
+class WorkloadIdentities(pulumi.ComponentResource):
+    """IRSA roles for `mlstack/training` and `mlstack/serving`.
+
+    Training reads data, writes artifacts and registers into this environment's model package
+    groups; serving only reads artifacts.
+    """
+
+    training: WorkloadRole
+    serving: WorkloadRole
+
+    def __init__(
+        self, name: str, args: WorkloadIdentitiesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlstack:iam:WorkloadIdentities", name, None, opts)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=invoke)
+        partition = aws.get_partition_output(opts=invoke)
+        region = aws.get_region_output(opts=invoke)
+        group_arns = pulumi.Output.all(
+            partition.partition, region.region, identity.account_id
+        ).apply(
+            lambda values: [
+                naming.model_package_group_arn(
+                    partition=values[0],
+                    region=values[1],
+                    account_id=values[2],
+                    group=naming.model_package_group(model, args.environment),
+                )
+                for model in args.models
+            ]
+        )
+        training = pulumi.Output.all(
+            args.data_bucket_arn, args.models_bucket_arn, args.kms_key_arn, group_arns
+        ).apply(
+            lambda values: training_policy(
+                data_bucket_arn=values[0],
+                models_bucket_arn=values[1],
+                kms_key_arn=values[2],
+                model_package_group_arns=values[3],
+            )
+        )
+        serving = pulumi.Output.all(args.models_bucket_arn, args.kms_key_arn).apply(
+            lambda values: serving_policy(models_bucket_arn=values[0], kms_key_arn=values[1])
+        )
+
+        def role(service_account: str, policy: pulumi.Output[dict[str, object]]) -> WorkloadRole:
+            return WorkloadRole(
+                f"{name}-{service_account}",
+                WorkloadRoleArgs(
+                    namespace=naming.WORKLOAD_NAMESPACE,
+                    service_account=service_account,
+                    oidc_provider_arn=args.oidc_provider_arn,
+                    oidc_issuer=args.oidc_issuer,
+                    policy=policy,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+
+        self.training = role(naming.TRAINING_SERVICE_ACCOUNT, training)
+        self.serving = role(naming.SERVING_SERVICE_ACCOUNT, serving)
+        self.register_outputs({"training": self.training.arn, "serving": self.serving.arn})
