@@ -142,7 +142,7 @@ class AwsAnswers:
     def _launch_template(
         self, physical: str, _type: str, _inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return {"latestVersion": 1, "defaultVersion": 1, "id": f"lt-{_short_hash(physical, 17)}"}
+        return {"latestVersion": 1, "defaultVersion": 1}
 
     def _log_group(self, physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         name = str(inputs.get("name", physical))
@@ -181,11 +181,12 @@ class AwsAnswers:
     def resource(
         self, resource_type: str, physical: str, inputs: Mapping[str, Any]
     ) -> dict[str, Any]:
-        state = dict(inputs)
+        state = {**dict(inputs), "id": physical}
         if resource_type.startswith("aws:"):
             state.setdefault("arn", self.arn(resource_type, physical))
         if resource_type in self.computed:
             state.update(self.computed[resource_type](physical, resource_type, inputs))
+        state["id"] = physical  # what the SDK resolves `resource.id` to; nothing may override it
         return state
 
     def call(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:

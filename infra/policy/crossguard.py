@@ -12,12 +12,14 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.policy.rules import Rule, StackIndex, all_rules
+from infra.policy.rules import MLSTACK, Rule, StackIndex, all_rules
 
 
 def policy_name(rule: Rule) -> str:
-    """CrossGuard names allow letters, digits and '-': "S3.5" becomes "fsbp-s3-5"."""
-    return "fsbp-" + rule.id.lower().replace(".", "-")
+    """CrossGuard names allow letters, digits and '-': "S3.5" becomes "fsbp-s3-5", and
+    "MLSTACK.IAM.1" becomes "mlstack-iam-1"."""
+    name = rule.id.lower().replace(".", "-")
+    return name if rule.framework == MLSTACK else f"fsbp-{name}"
 
 
 def as_stack_policy(rule: Rule) -> StackValidationPolicy:

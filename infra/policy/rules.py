@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 FSBP = "AWS Foundational Security Best Practices"
+MLSTACK = "mlstack"
+"""The framework of rules no AWS control covers; their ids start with MLSTACK."""
 
 
 class ResourceLike(Protocol):
@@ -85,13 +87,15 @@ class Rule:
 _RULES: dict[str, Rule] = {}
 
 
-def rule(rule_id: str, title: str, resource_type: str) -> Callable[[Check], Check]:
+def rule(
+    rule_id: str, title: str, resource_type: str, framework: str = FSBP
+) -> Callable[[Check], Check]:
     """Register a check as a rule; ids are unique."""
 
     def register(check: Check) -> Check:
         if rule_id in _RULES:
             raise ValueError(f"policy rule {rule_id} is defined twice")
-        _RULES[rule_id] = Rule(rule_id, title, resource_type, check)
+        _RULES[rule_id] = Rule(rule_id, title, resource_type, check, framework)
         return check
 
     return register
@@ -99,7 +103,7 @@ def rule(rule_id: str, title: str, resource_type: str) -> Callable[[Check], Chec
 
 def all_rules() -> tuple[Rule, ...]:
     """Every rule, ordered by id."""
-    from infra.policy import kms, s3  # noqa: F401  (importing registers their rules)
+    from infra.policy import ec2, ecr, eks, iam, kms, logs, s3  # noqa: F401  (registers rules)
 
     return tuple(_RULES[rule_id] for rule_id in sorted(_RULES, key=_natural_order))
 

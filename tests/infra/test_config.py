@@ -166,6 +166,26 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         {"models": ["churn_model"]},
         ("mlstack:models", "'churn_model'", "SageMaker name"),
     ),
+    "model name with capitals": (
+        {"models": ["Churn"]},
+        ("mlstack:models", "'Churn'", "in lowercase"),
+    ),
+    "node label": (
+        {"nodeLabels": ["team ml"]},
+        ("mlstack:nodeLabels", "'team ml'", "key=value"),
+    ),
+    "node taint effect": (
+        {"nodeTaints": ["dedicated=batch:NoPlease"]},
+        ("mlstack:nodeTaints", "'dedicated=batch:NoPlease'", "NoSchedule, PreferNoSchedule"),
+    ),
+    "no NAT and no endpoints": (
+        {"natGateways": "none"},
+        ("mlstack:privateEndpoints", "false", "natGateways is none"),
+    ),
+    "registry reader": (
+        {"registryReaderArns": ["arn:aws:iam::1234:role/x"]},
+        ("mlstack:registryReaderArns", "IAM role or user ARN"),
+    ),
     "duplicate model": ({"models": ["churn", "churn"]}, ("mlstack:models", "each model name once")),
     "cron with six fields": (
         {"trainingSchedule": "0 0 3 * * 1"},
@@ -232,3 +252,24 @@ def test_secure_values_are_masked_not_decrypted() -> None:
     )
     assert values["mlstack:alarmEmail"] == "[secret]"
     assert secrets == frozenset({"mlstack:alarmEmail"})
+
+
+def test_node_groups_are_the_general_group_plus_the_gpu_group_when_on() -> None:
+    config = load_config(
+        {
+            **VALID,
+            "mlstack:nodeLabels": ["team=ml"],
+            "mlstack:nodeTaints": ["dedicated=batch:NoExecute"],
+            "mlstack:gpuNodeGroup": True,
+            "mlstack:nodeDiskSizeGib": 40,
+        }
+    )
+    general, gpu = config.cluster.node_groups
+    assert general.labels == (("mlstack.io/node-group", "general"), ("team", "ml"))
+    assert [(t.key, t.value, t.effect) for t in general.taints] == [
+        ("dedicated", "batch", "NO_EXECUTE")
+    ]
+    assert (gpu.name, gpu.gpu, gpu.min_size, gpu.desired_size) == ("gpu", True, 0, 0)
+    assert gpu.disk_size_gib == 100
+    assert [(t.key, t.effect) for t in gpu.taints] == [("nvidia.com/gpu", "NO_SCHEDULE")]
+    assert len(load_config(VALID).cluster.node_groups) == 1

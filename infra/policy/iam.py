@@ -1,0 +1,85 @@
+"""IAM rules: least privilege in what we write, and in what we attach."""
+
+from __future__ import annotations
+
+import re
+
+from infra.policy.documents import as_list, statements
+from infra.policy.rules import MLSTACK, ResourceLike, StackIndex, rule
+
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+
+# Verbs of calls that only read; anything else may change something.
+_READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|List|Get|Head|BatchGet|Search|Query)[A-Za-z0-9]*$")
+_BROAD_MANAGED = re.compile(r"FullAccess|AdministratorAccess|PowerUserAccess")
+_SERVICE_ACCOUNT = re.compile(r"^system:serviceaccount:[a-z0-9-]+:[a-z0-9-]+$")
+
+
+def _allowed_actions(document: object) -> list[tuple[dict[str, object], str]]:
+    return [
+        (statement, str(action))
+        for statement in statements(document)
+        if statement.get("Effect") == "Allow"
+        for action in as_list(statement.get("Action"))
+    ]
+
+
+@rule("IAM.21", "IAM policies we write allow no wildcard service actions", ROLE_POLICY)
+def no_wildcard_actions(policy: ResourceLike, _stack: StackIndex) -> str | None:
+    wild = [
+        a for _, a in _allowed_actions(policy.props.get("policy")) if a == "*" or a.endswith(":*")
+    ]
+    return f"allows wildcard actions {', '.join(sorted(set(wild)))}" if wild else None
+
+
+@rule(
+    "MLSTACK.IAM.1",
+    "IAM policies we write allow changes only on named resources",
+    ROLE_POLICY,
+    MLSTACK,
+)
+def no_writes_on_everything(policy: ResourceLike, _stack: StackIndex) -> str | None:
+    writes = sorted(
+        {
+            action
+            for statement, action in _allowed_actions(policy.props.get("policy"))
+            if "*" in as_list(statement.get("Resource")) and not _READ_ONLY.match(action)
+        }
+    )
+    return f"allows {', '.join(writes)} on Resource '*'" if writes else None
+
+
+@rule(
+    "MLSTACK.IAM.2",
+    "No broad AWS-managed policies (FullAccess, AdministratorAccess, PowerUserAccess)",
+    POLICY_ATTACHMENT,
+    MLSTACK,
+)
+def no_broad_managed_policies(attachment: ResourceLike, _stack: StackIndex) -> str | None:
+    policy_arn = str(attachment.props.get("policyArn", ""))
+    return f"attaches {policy_arn}" if _BROAD_MANAGED.search(policy_arn) else None
+
+
+@rule(
+    "MLSTACK.IAM.3",
+    "Roles assumed through the cluster's OIDC provider trust exactly one service account",
+    ROLE,
+    MLSTACK,
+)
+def irsa_pinned_to_one_service_account(role: ResourceLike, _stack: StackIndex) -> str | None:
+    for statement in statements(role.props.get("assumeRolePolicy")):
+        if "sts:AssumeRoleWithWebIdentity" not in as_list(statement.get("Action")):
+            continue
+        condition = statement.get("Condition") or {}
+        equals = condition.get("StringEquals") or {}
+        subjects = [v for k, v in equals.items() if str(k).endswith(":sub")]
+        audiences = [v for k, v in equals.items() if str(k).endswith(":aud")]
+        if "StringLike" in condition or len(subjects) != 1:
+            return "web-identity trust does not name exactly one subject with StringEquals"
+        if not isinstance(subjects[0], str) or not _SERVICE_ACCOUNT.match(subjects[0]):
+            return f"web-identity subject {subjects[0]!r} is not one service account"
+        if audiences != ["sts.amazonaws.com"]:
+            return "web-identity trust does not pin the audience to sts.amazonaws.com"
+    return None

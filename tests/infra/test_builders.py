@@ -1,0 +1,182 @@
+"""Pure builders of the platform: IAM documents, kubeconfig, ECR lifecycle, subnet plan."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from infra import naming
+from infra.addressing import plan_subnets
+from infra.documents.ecr import image_lifecycle_policy
+from infra.documents.iam import (
+    flow_log_delivery_policy,
+    model_package_arns,
+    model_registry_policy,
+    service_account_trust_policy,
+    service_trust_policy,
+    serving_policy,
+    training_policy,
+)
+from infra.documents.kubeconfig import eks_kubeconfig
+
+KEY = "arn:aws:kms:eu-west-1:111122223333:key/k"
+DATA = "arn:aws:s3:::data-1"
+MODELS = "arn:aws:s3:::models-1"
+GROUP = naming.model_package_group_arn(
+    partition="aws", region="eu-west-1", account_id="111122223333", group="churn-prod"
+)
+
+
+def by_sid(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_irsa_trust_names_one_service_account_and_the_sts_audience() -> None:
+    trust = service_account_trust_policy(
+        oidc_provider_arn="arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/AB",
+        issuer="https://oidc.eks.eu-west-1.amazonaws.com/id/AB",
+        namespace="mlstack",
+        service_account="serving",
+    )
+    [statement] = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(
+        "oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/AB"
+    )
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "oidc.eks.eu-west-1.amazonaws.com/id/AB:sub": "system:serviceaccount:mlstack:serving",
+            "oidc.eks.eu-west-1.amazonaws.com/id/AB:aud": "sts.amazonaws.com",
+        }
+    }
+
+
+def test_service_trust_can_be_pinned_to_the_account() -> None:
+    pinned = service_trust_policy("vpc-flow-logs.amazonaws.com", account_id="111122223333")
+    [statement] = pinned["Statement"]
+    assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "111122223333"}}
+    assert "Condition" not in service_trust_policy("eks.amazonaws.com")["Statement"][0]
+
+
+def test_serving_may_only_read_model_artifacts() -> None:
+    statements = by_sid(serving_policy(models_bucket_arn=MODELS, kms_key_arn=KEY))
+    actions = {a for s in statements.values() for a in s["Action"]}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "kms:Decrypt"}
+    assert statements["ReadModelArtifacts"]["Resource"] == [f"{MODELS}/*"]
+    assert statements["DecryptModelArtifacts"]["Resource"] == [KEY]
+
+
+def test_training_reads_data_writes_models_and_registers_only_into_its_groups() -> None:
+    statements = by_sid(
+        training_policy(
+            data_bucket_arn=DATA,
+            models_bucket_arn=MODELS,
+            kms_key_arn=KEY,
+            model_package_group_arns=[GROUP],
+        )
+    )
+    assert statements["ReadTrainingData"] == {
+        "Sid": "ReadTrainingData",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"{DATA}/*"],
+    }
+    assert "s3:PutObject" in statements["ReadWriteModelArtifacts"]["Action"]
+    assert statements["ReadWriteModelArtifacts"]["Resource"] == [f"{MODELS}/*"]
+    register = statements["RegisterModelVersions"]
+    assert register["Resource"] == [
+        "arn:aws:sagemaker:eu-west-1:111122223333:model-package-group/churn-prod",
+        "arn:aws:sagemaker:eu-west-1:111122223333:model-package/churn-prod/*",
+    ]
+    assert "sagemaker:UpdateModelPackage" not in register["Action"]  # approval is a human step
+    resources = [r for s in statements.values() for r in s["Resource"]]
+    assert "*" not in resources
+
+
+def test_model_package_arns_are_the_versions_of_a_group() -> None:
+    assert model_package_arns(group_arn=GROUP) == (
+        "arn:aws:sagemaker:eu-west-1:111122223333:model-package/churn-prod/*"
+    )
+
+
+def test_registry_policy_separates_writers_from_readers() -> None:
+    statements = by_sid(
+        model_registry_policy(
+            group_arn=GROUP,
+            writer_arns=["arn:aws:iam::111122223333:role/training"],
+            reader_arns=["arn:aws:iam::111122223333:root"],
+        )
+    )
+    writers, readers = statements["WritersRegisterVersions"], statements["ReadersLookUpVersions"]
+    assert writers["Principal"] == {"AWS": ["arn:aws:iam::111122223333:role/training"]}
+    assert "sagemaker:CreateModelPackage" in writers["Action"]
+    assert readers["Principal"] == {"AWS": ["arn:aws:iam::111122223333:root"]}
+    assert all(a.startswith(("sagemaker:Describe", "sagemaker:List")) for a in readers["Action"])
+
+
+def test_flow_logs_write_only_to_their_log_group() -> None:
+    group = "arn:aws:logs:eu-west-1:111122223333:log-group:flow"
+    statements = by_sid(flow_log_delivery_policy(log_group_arn=group))
+    assert statements["WriteFlowLogs"]["Resource"] == [group, f"{group}:*"]
+    assert statements["FindLogGroup"]["Action"] == ["logs:DescribeLogGroups"]
+
+
+def test_kubeconfig_authenticates_through_aws_eks_get_token_and_stores_no_credential() -> None:
+    config = eks_kubeconfig(
+        cluster_name="mlstack-prod",
+        endpoint="https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+        certificate_authority="Q0E=",
+        region="eu-west-1",
+    )
+    [cluster] = config["clusters"]
+    assert cluster["cluster"] == {
+        "server": "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+        "certificate-authority-data": "Q0E=",
+    }
+    assert config["current-context"] == "mlstack-prod"
+    [user] = config["users"]
+    assert user["user"]["exec"]["command"] == "aws"
+    assert " ".join(user["user"]["exec"]["args"]) == (
+        "eks get-token --cluster-name mlstack-prod --region eu-west-1 --output json"
+    )
+    assert "token" not in str(user["user"]).replace("get-token", "")
+
+
+def test_ecr_lifecycle_expires_untagged_first_then_keeps_the_newest_tagged() -> None:
+    rules = image_lifecycle_policy(untagged_expiry_days=2, keep_tagged=15)["rules"]
+    assert [r["rulePriority"] for r in rules] == [1, 2]
+    assert rules[0]["selection"] == {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 2,
+    }
+    assert rules[1]["selection"]["countType"] == "imageCountMoreThan"
+    assert rules[1]["selection"]["countNumber"] == 15
+    with pytest.raises(ValueError, match="1 or more"):
+        image_lifecycle_policy(untagged_expiry_days=0, keep_tagged=1)
+
+
+@pytest.mark.parametrize(
+    ("cidr", "zones"), [("10.40.0.0/16", 3), ("172.16.0.0/20", 6), ("10.0.0.0/18", 2)]
+)
+def test_subnets_do_not_overlap_and_private_ones_are_larger(cidr: str, zones: int) -> None:
+    plan = plan_subnets(cidr, zones)
+    networks = [ipaddress.IPv4Network(c) for c in plan.public + plan.private]
+    vpc = ipaddress.IPv4Network(cidr)
+    assert len(plan.public) == len(plan.private) == zones
+    assert all(n.subnet_of(vpc) for n in networks)
+    assert all(not a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
+    assert all(
+        ipaddress.ip_network(p).num_addresses > ipaddress.ip_network(q).num_addresses
+        for p, q in zip(plan.private, plan.public, strict=True)
+    )
+
+
+def test_adding_a_zone_keeps_existing_subnets_in_place() -> None:
+    two, three = plan_subnets("10.40.0.0/16", 2), plan_subnets("10.40.0.0/16", 3)
+    assert three.private[:2] == two.private
+    assert three.public[:2] == two.public
