@@ -34,6 +34,22 @@ def test_key_policy_lets_only_this_accounts_log_groups_in_this_region_encrypt() 
     assert not any(action.startswith(("kms:Delete", "kms:Put")) for action in logs["Action"])
 
 
+def test_key_policy_lets_auto_scaling_encrypt_node_disks_and_grant_only_for_aws_resources() -> None:
+    policy = environment_key_policy(account_id="111122223333", partition="aws", region="eu-west-1")
+    statements = by_sid(policy)
+    role = (
+        "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/"
+        "AWSServiceRoleForAutoScaling"
+    )
+    use, grants = (
+        statements["AutoScalingEncryptsNodeVolumes"],
+        statements["AutoScalingGrantsForNodeVolumes"],
+    )
+    assert use["Principal"] == grants["Principal"] == {"AWS": role}
+    assert "kms:CreateGrant" not in use["Action"]
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
 def test_bucket_policy_denies_plain_http_and_old_tls_on_bucket_and_objects() -> None:
     statements = by_sid(secure_bucket_policy(bucket_arn=BUCKET, kms_key_arn=KEY))
     tls = statements["DenyInsecureTransport"]
