@@ -1,0 +1,162 @@
+"""The model artifact: the one contract between training (writes it) and serving (reads it).
+
+A model directory holds `model.joblib` (the fitted scikit-learn pipeline, fed a 2-D array whose
+columns are `metadata.features` in order) and `metadata.json`. `model.tar.gz` is that directory
+packed the way SageMaker unpacks it into `/opt/ml/model`. The metadata carries the sha256 of
+the model file, so a reader can refuse a file that is not the one that was evaluated.
+
+This module only needs the standard library and joblib, which both images have.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+TARBALL = "model.tar.gz"
+
+Task = Literal["classification", "regression"]
+FeatureType = Literal["numeric", "categorical"]
+
+
+class ArtifactError(ValueError):
+    """A model artifact is missing a file, is malformed, or does not match its checksum."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Feature:
+    """One input column, in the order the model takes them."""
+
+    name: str
+    type: FeatureType
+    categories: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+    """Whether a missing value is acceptable (the pipeline imputes it)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelMetadata:
+    """What a reader must know to use a model, and where it came from."""
+
+    model_name: str
+    task: Task
+    features: tuple[Feature, ...]
+    target: str
+    classes: tuple[str, ...] = ()
+    """Class labels in the order of `predict_proba` columns; empty for regression."""
+    algorithm: str = ""
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    library_versions: Mapping[str, str] = field(default_factory=dict)
+    data_sha256: str = ""
+    data_uri: str = ""
+    git_commit: str = ""
+    image_digest: str = ""
+    model_sha256: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(feature.name for feature in self.features)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        try:
+            raw = json.loads(text)
+            version = raw.get("schema_version")
+            if version != SCHEMA_VERSION:
+                raise ArtifactError(
+                    f"{METADATA_FILE}: schema_version {version!r}; this reader understands "
+                    f"{SCHEMA_VERSION}"
+                )
+            features = tuple(
+                Feature(**{**item, "categories": tuple(item.get("categories", ()))})
+                for item in raw.pop("features")
+            )
+            return cls(**{**raw, "features": features, "classes": tuple(raw.get("classes", ()))})
+        except (KeyError, TypeError, json.JSONDecodeError) as error:
+            raise ArtifactError(f"{METADATA_FILE} is malformed: {error}") from error
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_model_dir(directory: Path, model: object, metadata: ModelMetadata) -> ModelMetadata:
+    """Write the model and its metadata; returns the metadata with the model file's sha256."""
+    import joblib
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / MODEL_FILE
+    joblib.dump(model, model_path, compress=3)
+    final = replace(metadata, model_sha256=sha256_file(model_path))
+    (directory / METADATA_FILE).write_text(final.to_json() + "\n", encoding="utf-8")
+    return final
+
+
+def read_metadata(directory: Path) -> ModelMetadata:
+    path = directory / METADATA_FILE
+    if not path.is_file():
+        raise ArtifactError(f"no {METADATA_FILE} in {directory}")
+    return ModelMetadata.from_json(path.read_text(encoding="utf-8"))
+
+
+def load_model_dir(directory: Path) -> tuple[Any, ModelMetadata]:
+    """The fitted model and its metadata, after checking the model file against its sha256."""
+    import joblib
+
+    metadata = read_metadata(directory)
+    model_path = directory / MODEL_FILE
+    if not model_path.is_file():
+        raise ArtifactError(f"no {MODEL_FILE} in {directory}")
+    actual = sha256_file(model_path)
+    if actual != metadata.model_sha256:
+        raise ArtifactError(
+            f"{MODEL_FILE} sha256 is {actual}, but {METADATA_FILE} says {metadata.model_sha256}: "
+            "the file is not the model that was evaluated"
+        )
+    return joblib.load(model_path), metadata
+
+
+def pack(directory: Path, files: Sequence[str] = (MODEL_FILE, METADATA_FILE)) -> bytes:
+    """`model.tar.gz` bytes of a model directory, byte-identical for identical files.
+
+    Owners, times and order are fixed so that the same model always packs to the same bytes.
+    """
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name in sorted(files):
+            data = (directory / name).read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def unpack(tarball: Path, directory: Path) -> None:
+    """Extract a `model.tar.gz`, refusing links and paths that leave `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(tarball, mode="r:gz") as archive:
+            archive.extractall(directory, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise ArtifactError(f"{tarball.name} is not a valid model archive: {error}") from error

@@ -1,0 +1,85 @@
+"""The SageMaker training contract, run as SageMaker runs it: a process with `train`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from serving.artifact import load_model_dir
+
+
+def run_container(opt_ml: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLSTACK_OPT_ML": str(opt_ml), "MLSTACK_GIT_COMMIT": "feedface"}
+    for name in ("SM_CHANNEL_TRAIN", "SM_MODEL_DIR", "SM_OUTPUT_DATA_DIR", "SM_OUTPUT_DIR"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def lay_out(opt_ml: Path, demo: tuple[Path, Path], hyperparameters: dict[str, str]) -> None:
+    channel = opt_ml / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    shutil.copy(demo[0], channel / demo[0].name)
+    shutil.copy(demo[1], channel / "dataset.yaml")
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+
+
+def test_train_reads_channels_and_string_hyperparameters_and_writes_opt_ml_model(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # SageMaker passes every hyperparameter as a string.
+    lay_out(tmp_path, demo_dataset, {"algorithm": "linear", "seed": "7", "regularization": "0.5"})
+    result = run_container(tmp_path, "train")
+    assert result.returncode == 0, result.stderr
+    model, metadata = load_model_dir(tmp_path / "model")
+    assert metadata.algorithm == "linear"
+    assert metadata.hyperparameters["seed"] == 7
+    assert metadata.git_commit == "feedface"
+    assert type(model[-1]).__name__ == "LogisticRegression"
+    report = {p.name for p in (tmp_path / "output" / "data").iterdir()}
+    assert {"model_card.md", "evaluation.json", "roc_curve.png"} <= report
+    assert not (tmp_path / "output" / "failure").exists()
+
+
+def test_a_bad_hyperparameter_writes_the_failure_file_and_exits_non_zero(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    lay_out(tmp_path, demo_dataset, {"learning_rate": "fast", "max_depth": "3"})
+    result = run_container(tmp_path, "train")
+    assert result.returncode == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "learning_rate = 'fast': allowed: a number > 0 and <= 1" in failure
+    assert "max_depth: unknown setting; allowed: " in failure
+    assert not (tmp_path / "model" / "model.joblib").exists()
+
+
+def test_a_bad_dataset_writes_the_failure_file_naming_the_column(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    lay_out(tmp_path, demo_dataset, {})
+    data = next((tmp_path / "input" / "data" / "train").glob("*.csv"))
+    data.write_text(data.read_text().replace("diagnosis", "label", 1))
+    result = run_container(tmp_path, "train")
+    assert result.returncode == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "column 'diagnosis': missing from the data" in failure
+    assert "column 'label': not in the spec" in failure
+
+
+def test_an_empty_channel_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "input" / "data" / "train").mkdir(parents=True)
+    result = run_container(tmp_path, "train")
+    assert result.returncode == 1
+    assert "channel 'train'" in (tmp_path / "output" / "failure").read_text()

@@ -1,0 +1,156 @@
+"""Training end to end under moto: register, gate against the approved version, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from serving.artifact import MODEL_FILE, load_model_dir, pack, read_metadata
+from tests.aws import SERVING_IMAGE, Aws
+from training.cli import EXIT_GATE, main
+
+
+def train(data: Path, out: Path, aws: Aws, *extra: str) -> int:
+    return main(
+        [
+            "--data", str(data),
+            "--output-dir", str(out),
+            "--models-uri", aws.models_uri,
+            "--model-package-group", aws.group,
+            "--serving-image", SERVING_IMAGE,
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_two_versions_are_registered_and_the_second_is_gated_against_the_approved_first(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSTACK_GIT_COMMIT", "0123456789abcdef")
+    data, _ = demo_dataset
+    assert train(data, tmp_path / "v1", aws) == 0
+    [first] = aws.versions()
+    assert first["ModelApprovalStatus"] == "PendingManualApproval"
+    aws.sagemaker.update_model_package(
+        ModelPackageArn=first["ModelPackageArn"], ModelApprovalStatus="Approved"
+    )
+
+    assert train(data, tmp_path / "v2", aws, "--algorithm", "linear") == 0
+    first, second = aws.versions()
+    assert (first["ModelPackageVersion"], second["ModelPackageVersion"]) == (1, 2)
+    evaluation = json.loads((tmp_path / "v2" / "report" / "evaluation.json").read_text())
+    assert evaluation["approved_version"] == first["ModelPackageArn"]
+    # The approved version was scored on the second run's hold-out set, not copied from its record.
+    assert evaluation["approved_metrics"]["roc_auc"] == pytest.approx(
+        float(first["CustomerMetadataProperties"]["metric.roc_auc"]), abs=1e-5
+    )
+    assert any("vs the approved version" in reason for reason in evaluation["gate"]["reasons"])
+
+    for version, run in ((first, "v1"), (second, "v2")):
+        lineage = version["CustomerMetadataProperties"]
+        assert lineage["data_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+        assert lineage["git_commit"] == "0123456789abcdef"
+        assert version["MetadataProperties"]["CommitId"] == "0123456789abcdef"
+        assert float(lineage["metric.roc_auc"]) > 0.9
+        container = version["InferenceSpecification"]["Containers"][0]
+        assert container["Image"] == SERVING_IMAGE
+        assert version["InferenceSpecification"]["SupportedContentTypes"] == [
+            "application/json",
+            "text/csv",
+        ]
+        metadata = read_metadata(tmp_path / run / "model")
+        assert lineage["model_sha256"] == metadata.model_sha256
+        key = container["ModelDataUrl"].removeprefix("s3://mlstack-models-test/")
+        stored = aws.s3.get_object(Bucket="mlstack-models-test", Key=key)["Body"].read()
+        assert stored == pack(tmp_path / run / "model")
+        evaluation_uri = version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+        prefix = evaluation_uri.removeprefix("s3://mlstack-models-test/").rsplit("/", 1)[0]
+        published = {k.rsplit("/", 1)[-1] for k in aws.model_objects() if k.startswith(prefix)}
+        assert {"model.tar.gz", "evaluation.json", "model_card.md", "roc_curve.png",
+                "precision_recall_curve.png", "confusion_matrix.png",
+                "baseline_statistics.json", "dataset_spec.yaml"} <= published  # fmt: skip
+        card = aws.s3.get_object(Bucket="mlstack-models-test", Key=f"{prefix}/model_card.md")
+        text = card["Body"].read().decode()
+        assert f"version {version['ModelPackageVersion']}" in text
+        assert "roc_auc" in text
+
+
+def test_same_data_and_seed_give_identical_metrics_and_model_file(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = demo_dataset
+    outputs = []
+    for run in ("a", "b"):
+        assert main(["--data", str(data), "--output-dir", str(tmp_path / run)]) == 0
+        model_dir = tmp_path / run / "model"
+        outputs.append(
+            (
+                read_metadata(model_dir).metrics,
+                hashlib.sha256((model_dir / MODEL_FILE).read_bytes()).hexdigest(),
+                pack(model_dir),
+            )
+        )
+    assert outputs[0] == outputs[1]
+    model, metadata = load_model_dir(tmp_path / "a" / "model")
+    assert list(model.classes_) == list(metadata.classes) == ["benign", "malignant"]
+
+
+def test_a_version_worse_than_the_approved_one_is_refused_and_not_registered(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = demo_dataset
+    assert train(data, tmp_path / "good", aws) == 0
+    [good] = aws.versions()
+    aws.sagemaker.update_model_package(
+        ModelPackageArn=good["ModelPackageArn"], ModelApprovalStatus="Approved"
+    )
+    objects = aws.model_objects()
+    weak = ("--max-iter", "1", "--max-leaf-nodes", "2", "--max-regression", "0.0001")
+    assert train(data, tmp_path / "weak", aws, *weak) == EXIT_GATE
+    assert "worse than the approved version" in capsys.readouterr().err
+    assert len(aws.versions()) == 1
+    assert aws.model_objects() == objects
+    card = (tmp_path / "weak" / "report" / "model_card.md").read_text()
+    assert "not registered: the quality gate refused it" in card
+
+
+def test_a_refused_version_is_kept_as_rejected_when_config_says_so(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = demo_dataset
+    assert train(data, tmp_path / "run", aws, "--min-improvement", "0.9", "--keep-rejected") == 0
+    [version] = aws.versions()
+    assert version["ModelApprovalStatus"] == "Rejected"
+    assert "less than the required 0.9" in version["ModelPackageDescription"]
+
+
+def test_auto_approve_registers_a_passing_version_as_approved(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = demo_dataset
+    assert train(data, tmp_path / "run", aws, "--auto-approve") == 0
+    assert [v["ModelApprovalStatus"] for v in aws.versions()] == ["Approved"]
+
+
+def test_plots_exist_and_show_what_their_titles_say(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = demo_dataset
+    assert main(["--data", str(data), "--output-dir", str(tmp_path)]) == 0
+    expected = {
+        "roc_curve.png": "ROC curve",
+        "precision_recall_curve.png": "Precision-recall curve",
+        "confusion_matrix.png": "Confusion matrix",
+    }
+    for name, title in expected.items():
+        with Image.open(tmp_path / "report" / name) as image:
+            assert image.info["Title"] == title
+            assert image.size == (600, 500)
+            colours = image.convert("L").getcolors(maxcolors=1 << 16) or []
+            assert len(colours) > 10, f"{name} looks blank"
+    card = (tmp_path / "report" / "model_card.md").read_text()
+    assert all(f"![{name}]({name})" in card for name in expected)

@@ -1,0 +1,176 @@
+"""`python -m training` / `mlstack-train`: the training entry point.
+
+Two ways in, one run:
+
+- **SageMaker training contract.** With no `--data`, inputs come from
+  `/opt/ml/input/data/train/` (the data file and `dataset.yaml` beside it), settings from
+  `/opt/ml/input/config/hyperparameters.json`; the model goes to `/opt/ml/model/`, the report to
+  `/opt/ml/output/data/`, and a failure to `/opt/ml/output/failure` with a non-zero exit.
+  `SM_CHANNEL_TRAIN`, `SM_MODEL_DIR`, `SM_OUTPUT_DATA_DIR` and `SM_OUTPUT_DIR` override those
+  paths, as the SageMaker toolkits set them.
+- **Plain paths or s3:// URIs** with flags, on a laptop or in a Kubernetes Job.
+
+Exit status: 0 done, 1 the data, spec or settings were refused, 3 the quality gate refused the
+version (nothing registered), 4 anything else (storage, registry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_REFUSED_INPUT = 1
+EXIT_GATE = 3
+EXIT_FAILED = 4
+OPT_ML = Path(os.environ.get("MLSTACK_OPT_ML", "/opt/ml"))
+SETTING_FLAGS = (
+    "algorithm", "seed", "test_size", "regularization", "learning_rate", "max_iter",
+    "max_leaf_nodes", "l2_regularization", "min_improvement", "max_regression",
+)  # fmt: skip
+# Hyperparameters that are run settings rather than model settings (SageMaker passes all as one).
+RUN_KEYS = ("model_package_group", "models_uri", "serving_image", "model_name")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlstack-train",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", nargs="?", choices=["train"], help="as SageMaker passes it")
+    parser.add_argument("--data", help="dataset file (CSV or Parquet): a path or s3:// URI")
+    parser.add_argument("--spec", help="dataset spec (YAML); default: dataset.yaml beside --data")
+    parser.add_argument("--output-dir", type=Path, help="writes model/ and report/ under it")
+    parser.add_argument("--models-uri", help="s3:// prefix the artifacts are published under")
+    parser.add_argument("--model-package-group", help="register the version into this group")
+    parser.add_argument("--serving-image", help="image URI the registered version is served by")
+    parser.add_argument("--model-name", help="name recorded when not registering")
+    for flag in SETTING_FLAGS:
+        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar="VALUE")
+    parser.add_argument(
+        "--keep-rejected", action="store_true", help="register a refused version as Rejected"
+    )
+    parser.add_argument(
+        "--auto-approve", action="store_true", help="register a passing version as Approved"
+    )
+    return parser
+
+
+def _git_commit() -> str:
+    if commit := os.environ.get("MLSTACK_GIT_COMMIT"):
+        return commit
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 (git from PATH, as a developer runs it) capture_output=True, text=True, timeout=5, check=False
+        )
+    except OSError:
+        return ""
+    return str(result.stdout).strip() if result.returncode == 0 else ""
+
+
+def _sagemaker_output() -> Path:
+    return Path(os.environ.get("SM_OUTPUT_DIR", OPT_ML / "output"))
+
+
+def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
+    """Data, spec, model dir, report dir and settings from the training contract."""
+    channel = Path(os.environ.get("SM_CHANNEL_TRAIN", OPT_ML / "input" / "data" / "train"))
+    candidates = sorted(
+        p for p in channel.glob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file()
+    )
+    if len(candidates) != 1:
+        raise ValueError(
+            f"channel 'train' at {channel} holds {len(candidates)} data files; allowed: exactly "
+            "one .csv or .parquet file, with dataset.yaml beside it"
+        )
+    config = OPT_ML / "input" / "config" / "hyperparameters.json"
+    settings = json.loads(config.read_text()) if config.is_file() else {}
+    return (
+        str(candidates[0]),
+        str(channel / "dataset.yaml"),
+        Path(os.environ.get("SM_MODEL_DIR", OPT_ML / "model")),
+        Path(os.environ.get("SM_OUTPUT_DATA_DIR", _sagemaker_output() / "data")),
+        settings,
+    )
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from training.run import TrainingRequest
+    from training.settings import parse_settings
+    from training.storage import is_s3
+
+    if args.data:
+        if not args.output_dir:
+            raise ValueError("--output-dir: required with --data (model/ and report/ go under it)")
+        data = args.data
+        spec = args.spec or (
+            data.rsplit("/", 1)[0] + "/dataset.yaml"
+            if is_s3(data)
+            else str(Path(data).with_name("dataset.yaml"))
+        )
+        model_dir, report_dir = args.output_dir / "model", args.output_dir / "report"
+        settings: dict[str, Any] = {k: getattr(args, k) for k in SETTING_FLAGS if getattr(args, k)}
+        run = {k: getattr(args, k) for k in RUN_KEYS}
+    else:
+        data, spec, model_dir, report_dir, settings = _sagemaker_inputs()
+        run = {k: settings.pop(k, None) for k in RUN_KEYS}
+    if args.keep_rejected:
+        settings["keep_rejected"] = "true"
+    if args.auto_approve:
+        settings["auto_approve"] = "true"
+    hyperparameters, gate = parse_settings(settings)
+    return TrainingRequest(
+        data_uri=data,
+        spec_uri=spec,
+        model_dir=model_dir,
+        report_dir=report_dir,
+        hyperparameters=hyperparameters,
+        gate=gate,
+        model_name=run["model_name"] or "model",
+        models_uri=run["models_uri"],
+        model_package_group=run["model_package_group"],
+        serving_image=run["serving_image"] or os.environ.get("MLSTACK_SERVING_IMAGE"),
+        git_commit=_git_commit(),
+        image_digest=os.environ.get("MLSTACK_IMAGE_DIGEST", ""),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from serving.artifact import ArtifactError
+    from training.dataset import DatasetError
+    from training.run import GateRefusedError, describe, run_training
+    from training.settings import SettingsError
+    from training.spec import SpecError
+    from training.storage import StorageError
+
+    args = build_parser().parse_args(argv)
+    # Under the SageMaker contract a failure is also written where SageMaker reports it from.
+    failure_file = None if args.data else _sagemaker_output() / "failure"
+    try:
+        request = _request(args)
+        outcome = run_training(request)
+    except (DatasetError, SpecError, SettingsError, ValueError) as error:
+        return _fail(failure_file, f"refused: {error}", EXIT_REFUSED_INPUT)
+    except GateRefusedError as refused:
+        print(json.dumps(describe(refused.outcome), indent=2))
+        return _fail(failure_file, f"not registered: {refused}", EXIT_GATE)
+    except (StorageError, ArtifactError, OSError) as error:
+        return _fail(failure_file, f"failed: {error}", EXIT_FAILED)
+    except Exception as error:  # noqa: BLE001 (the registry's errors: report them, exit non-zero)
+        return _fail(failure_file, f"failed: {type(error).__name__}: {error}", EXIT_FAILED)
+    print(json.dumps(describe(outcome), indent=2))
+    return 0
+
+
+def _fail(failure_file: Path | None, message: str, code: int) -> int:
+    print(f"mlstack-train: {message}", file=sys.stderr)
+    if failure_file is not None:
+        failure_file.parent.mkdir(parents=True, exist_ok=True)
+        failure_file.write_text(message + "\n")
+    return code

@@ -1,0 +1,116 @@
+"""Registering model versions in a SageMaker model package group, through boto3 only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+CONTENT_TYPES = ["application/json", "text/csv"]
+METRIC_PREFIX = "metric."
+# SageMaker's limits on customer metadata values.
+MAX_METADATA_VALUE = 256
+APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    arn: str
+    version: int
+    approval_status: str
+
+
+@dataclass(frozen=True)
+class ApprovedVersion:
+    """The version a stack may be serving: the newest Approved one."""
+
+    arn: str
+    version: int
+    model_data_url: str
+    metrics: dict[str, float]
+
+
+def _version_of(arn: str) -> int:
+    return int(arn.rsplit("/", 1)[-1])
+
+
+class ModelRegistry:
+    """One model package group's versions."""
+
+    def __init__(self, group: str, client: SageMakerClient | None = None) -> None:
+        self.group = group
+        self._client = client
+
+    @cached_property
+    def client(self) -> SageMakerClient:
+        if self._client is not None:
+            return self._client
+        import boto3
+
+        return boto3.client("sagemaker")
+
+    def latest_approved(self) -> ApprovedVersion | None:
+        summaries = self.client.list_model_packages(
+            ModelPackageGroupName=self.group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"]
+        if not summaries:
+            return None
+        arn = summaries[0]["ModelPackageArn"]
+        described: Any = self.client.describe_model_package(ModelPackageName=arn)
+        container = described["InferenceSpecification"]["Containers"][0]
+        properties = described.get("CustomerMetadataProperties", {})
+        return ApprovedVersion(
+            arn=arn,
+            version=int(described.get("ModelPackageVersion") or _version_of(arn)),
+            model_data_url=container["ModelDataUrl"],
+            metrics={
+                key.removeprefix(METRIC_PREFIX): float(value)
+                for key, value in properties.items()
+                if key.startswith(METRIC_PREFIX)
+            },
+        )
+
+    def register(
+        self,
+        *,
+        serving_image: str,
+        model_data_url: str,
+        evaluation_url: str,
+        approval_status: str,
+        description: str,
+        metrics: Mapping[str, float],
+        lineage: Mapping[str, str],
+        commit: str,
+    ) -> RegisteredVersion:
+        """Create the next version; SageMaker numbers it."""
+        if approval_status not in APPROVAL_STATUSES:
+            raise ValueError(f"approval_status = {approval_status!r}: allowed: {APPROVAL_STATUSES}")
+        properties = {key: value[:MAX_METADATA_VALUE] for key, value in lineage.items() if value}
+        properties.update({f"{METRIC_PREFIX}{k}": f"{v:.6g}" for k, v in metrics.items()})
+        response = self.client.create_model_package(
+            ModelPackageGroupName=self.group,
+            ModelPackageDescription=description[:1024],
+            InferenceSpecification={
+                "Containers": [{"Image": serving_image, "ModelDataUrl": model_data_url}],
+                "SupportedContentTypes": CONTENT_TYPES,
+                "SupportedResponseMIMETypes": CONTENT_TYPES,
+            },
+            ModelMetrics={
+                "ModelQuality": {
+                    "Statistics": {"ContentType": "application/json", "S3Uri": evaluation_url}
+                }
+            },
+            ModelApprovalStatus=approval_status,  # type: ignore[arg-type]
+            MetadataProperties={"CommitId": commit or "unknown", "GeneratedBy": "mlstack-train"},
+            CustomerMetadataProperties=properties,
+        )
+        arn = response["ModelPackageArn"]
+        return RegisteredVersion(arn=arn, version=_version_of(arn), approval_status=approval_status)

@@ -1,0 +1,132 @@
+"""What is written beside a model: baseline statistics for drift detection and the model card."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.artifact import Feature, ModelMetadata
+from training.gate import GateDecision
+
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+HISTOGRAM_BINS = 10
+
+
+def baseline_statistics(features: pd.DataFrame, spec_features: Sequence[Feature]) -> dict[str, Any]:
+    """Per-feature statistics of the training data that live traffic is later compared with.
+
+    Numeric features get moments, quantiles and a histogram with fixed edges (so a drift check
+    can bin live values the same way); categorical ones get category frequencies.
+    """
+    statistics: dict[str, Any] = {"rows": len(features), "features": {}}
+    for feature in spec_features:
+        column = features[feature.name]
+        entry: dict[str, Any] = {"type": feature.type, "missing_share": float(column.isna().mean())}
+        present = column.dropna()
+        if feature.type == "numeric":
+            values = present.to_numpy(dtype=np.float64)
+            counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+            entry.update(
+                mean=float(values.mean()),
+                std=float(values.std()),
+                min=float(values.min()),
+                max=float(values.max()),
+                quantiles={
+                    f"p{int(q * 100):02d}": float(np.quantile(values, q)) for q in QUANTILES
+                },
+                histogram={
+                    "edges": [float(e) for e in edges],
+                    "shares": [float(c) / len(values) for c in counts],
+                },
+            )
+        else:
+            shares = present.astype(str).value_counts(normalize=True).sort_index()
+            entry["categories"] = {str(k): float(v) for k, v in shares.items()}
+        statistics["features"][feature.name] = entry
+    return statistics
+
+
+def _metric_table(
+    metrics: Mapping[str, float],
+    baseline: Mapping[str, float],
+    approved: Mapping[str, float] | None,
+) -> list[str]:
+    header = "| metric | this version | baseline (dummy) |" + (
+        " approved version |" if approved else ""
+    )
+    rule = "| --- | --- | --- |" + (" --- |" if approved else "")
+    rows = [header, rule]
+    for name in sorted(metrics):
+        row = f"| {name} | {metrics[name]:.4f} | {baseline.get(name, float('nan')):.4f} |"
+        if approved:
+            value = approved.get(name)
+            row += f" {value:.4f} |" if value is not None else " - |"
+        rows.append(row)
+    return rows
+
+
+def model_card(
+    metadata: ModelMetadata,
+    *,
+    version: str,
+    rows: int,
+    holdout_rows: int,
+    baseline_metrics: Mapping[str, float],
+    approved_metrics: Mapping[str, float] | None,
+    gate: GateDecision,
+    approval_status: str,
+    plots: Sequence[str],
+) -> str:
+    """The model card (Markdown): what the model is, what it was trained on, how it did."""
+    lines = [
+        f"# Model card: {metadata.model_name}, version {version}",
+        "",
+        f"- **Task:** {metadata.task}; target `{metadata.target}`"
+        + (f" (classes: {', '.join(metadata.classes)})" if metadata.classes else ""),
+        f"- **Algorithm:** {metadata.algorithm}",
+        f"- **Registry status:** {approval_status}",
+        f"- **Quality gate:** {gate.summary}",
+        "",
+        "## Training data",
+        "",
+        f"- **Source:** `{metadata.data_uri or 'not recorded'}`",
+        f"- **sha256:** `{metadata.data_sha256}`",
+        f"- **Rows:** {rows} ({rows - holdout_rows} for training, {holdout_rows} held out)",
+        "",
+        "| feature | type | allowed |",
+        "| --- | --- | --- |",
+    ]
+    for feature in metadata.features:
+        if feature.type == "categorical":
+            allowed = ", ".join(feature.categories)
+        else:
+            allowed = f"[{feature.minimum}, {feature.maximum}]"
+        lines.append(f"| {feature.name} | {feature.type} | {allowed} |")
+    lines += [
+        "",
+        "## Evaluation (hold-out set)",
+        "",
+        *_metric_table(metadata.metrics, baseline_metrics, approved_metrics),
+        "",
+        *(f"![{name}]({name})" for name in plots),
+        "",
+        "## Lineage",
+        "",
+        f"- **Code:** git commit `{metadata.git_commit or 'unknown'}`",
+        f"- **Training image:** `{metadata.image_digest or 'not recorded'}`",
+        f"- **Model file sha256:** `{metadata.model_sha256}`",
+        "- **Hyperparameters:** "
+        + ", ".join(f"`{k}={v}`" for k, v in sorted(metadata.hyperparameters.items())),
+        "- **Libraries:** "
+        + ", ".join(f"{k} {v}" for k, v in sorted(metadata.library_versions.items())),
+        "",
+        "## Intended use and limits",
+        "",
+        "Fill in before approving: who uses the predictions, for what decision, and where the",
+        "training data does not represent the population the model will see.",
+        "",
+    ]
+    return "\n".join(lines)

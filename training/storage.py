@@ -1,0 +1,81 @@
+"""Reading and writing local paths and `s3://` URIs through one interface.
+
+S3 goes through boto3 only, so the same code runs against AWS, against an emulator named by
+`AWS_ENDPOINT_URL`, and under moto.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class StorageError(OSError):
+    """A path or URI could not be read or written; the message names it."""
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` as (bucket, key)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise StorageError(f"{uri!r} is not an s3://bucket/key URI")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def join(base: str, *parts: str) -> str:
+    """A child of a local directory or an S3 prefix."""
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *(part.strip("/") for part in parts)])
+    return str(Path(base).joinpath(*parts))
+
+
+@cache
+def s3_client() -> S3Client:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def read_bytes(uri: str) -> bytes:
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            body: Any = s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            return bytes(body.read())
+        return Path(uri).read_bytes()
+    except StorageError:
+        raise
+    except Exception as error:  # boto3 and OS errors become one readable message
+        raise StorageError(f"cannot read {uri}: {error}") from error
+
+
+def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+            return
+        path = Path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except StorageError:
+        raise
+    except Exception as error:
+        raise StorageError(f"cannot write {uri}: {error}") from error
+
+
+def exists(uri: str) -> bool:
+    if not is_s3(uri):
+        return Path(uri).exists()
+    bucket, key = split_s3(uri)
+    response = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(item["Key"] == key for item in response.get("Contents", []))
