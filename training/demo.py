@@ -41,3 +41,11 @@ def write_demo_dataset(directory: Path) -> tuple[Path, Path]:
     frame.to_csv(data_path, index=False, float_format="%.6g")
     spec_path.write_text(dump_spec(spec))
     return data_path, spec_path
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-data")
+    for path in write_demo_dataset(target):
+        print(path)
