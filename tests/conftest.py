@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from tests.aws import GROUP, MODELS_BUCKET, REGION, Aws
-from training import storage
+from serving import storage
 from training.demo import write_demo_dataset
 
 

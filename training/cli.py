@@ -103,7 +103,7 @@ def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
 def _request(args: argparse.Namespace) -> Any:
     from training.run import TrainingRequest
     from training.settings import parse_settings
-    from training.storage import is_s3
+    from serving.storage import is_s3
 
     if args.data:
         if not args.output_dir:
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.run import GateRefusedError, describe, run_training
     from training.settings import SettingsError
     from training.spec import SpecError
-    from training.storage import StorageError
+    from serving.storage import StorageError
 
     args = build_parser().parse_args(argv)
     # Under the SageMaker contract a failure is also written where SageMaker reports it from.

@@ -22,7 +22,7 @@ from serving.artifact import (
     write_model_dir,
 )
 from training import dataset as datasets
-from training import storage
+from serving import storage
 from training.evaluation import evaluate
 from training.gate import GateDecision, decide
 from training.model import TrainedModel, train

@@ -1,0 +1,228 @@
+"""Request bodies in, rows for the model out; predictions in, response bodies out.
+
+Parsing and checking are one pass over the rows, and every message names what was wrong and
+where: the row, the feature, what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.artifact import Feature
+from serving.errors import InvalidInput, NotAcceptable, UnprocessableInput, UnsupportedMediaType
+from serving.model import Predictions, Predictor
+
+JSON = "application/json"
+CSV = "text/csv"
+CONTENT_TYPES = (JSON, CSV)
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def request_format(content_type: str | None) -> str:
+    kind = media_type(content_type)
+    if kind in CONTENT_TYPES:
+        return kind
+    shown = kind or "none"
+    raise UnsupportedMediaType(
+        f"content type {shown!r} is not supported; use one of {', '.join(CONTENT_TYPES)}"
+    )
+
+
+def response_format(accept: str | None, fallback: str) -> str:
+    """JSON or CSV by Accept; no preference (or */*) answers in the request's format."""
+    if not accept:
+        return fallback
+    for part in accept.split(","):
+        kind = media_type(part)
+        if kind in CONTENT_TYPES:
+            return kind
+        if kind in ("*/*", "text/*", "application/*"):
+            return fallback if kind == "*/*" else (CSV if kind == "text/*" else JSON)
+    raise NotAcceptable(f"cannot answer in {accept!r}; available: {', '.join(CONTENT_TYPES)}")
+
+
+def _check_number(value: Any, feature: Feature, row: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if value is None and feature.nullable:
+            return math.nan
+        shown = orjson.dumps(value).decode()
+        raise UnprocessableInput(
+            f"row {row}, feature {feature.name!r}: expected a number, got {shown}"
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise UnprocessableInput(
+            f"row {row}, feature {feature.name!r}: expected a finite number, got {value}"
+        )
+    return number
+
+
+def _check_category(value: Any, feature: Feature, row: int) -> Any:
+    if value is None:
+        if feature.nullable:
+            return None
+        raise UnprocessableInput(f"row {row}, feature {feature.name!r}: a value is required")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise UnprocessableInput(
+            f"row {row}, feature {feature.name!r}: expected one of {', '.join(feature.categories)}"
+        )
+    return str(value) if not isinstance(value, str) else value
+
+
+def _rows_from_json(document: Any, predictor: Predictor) -> list[Any]:
+    if isinstance(document, dict):
+        for key in ("instances", "inputs", "data"):
+            if key in document:
+                return _rows_from_json(document[key], predictor)
+        raise UnprocessableInput(
+            "expected a list of rows, a list of objects keyed by feature name, or "
+            '{"instances": [...]}; got an object without "instances"'
+        )
+    if not isinstance(document, list) or not document:
+        raise UnprocessableInput("expected a non-empty list of rows")
+    first = document[0]
+    if not isinstance(first, list | dict):
+        return [document]  # one row, given flat
+    return document
+
+
+def _row_values(row: Any, index: int, predictor: Predictor) -> list[Any]:
+    features = predictor.metadata.features
+    if isinstance(row, list):
+        if len(row) != len(features):
+            raise UnprocessableInput(
+                f"row {index}: {len(row)} values, the model takes {len(features)}: "
+                + ", ".join(f.name for f in features)
+            )
+        return row
+    if isinstance(row, dict):
+        unknown = [key for key in row if key not in predictor.metadata.feature_names]
+        if unknown:
+            raise UnprocessableInput(
+                f"row {index}: unknown feature {unknown[0]!r}; the model takes "
+                + ", ".join(f.name for f in features)
+            )
+        values = []
+        for feature in features:
+            if feature.name not in row and not feature.nullable:
+                raise UnprocessableInput(f"row {index}: feature {feature.name!r} is missing")
+            values.append(row.get(feature.name))
+        return values
+    raise UnprocessableInput(
+        f"row {index}: expected a list of values or an object, got {type(row).__name__}"
+    )
+
+
+def decode_json(body: bytes, predictor: Predictor) -> np.ndarray:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(f"malformed JSON: {error}") from error
+    rows = _rows_from_json(document, predictor)
+    features = predictor.metadata.features
+    if predictor.numeric_only:
+        matrix = np.empty((len(rows), len(features)), dtype=np.float64)
+        for index, row in enumerate(rows):
+            values = _row_values(row, index, predictor)
+            for column, (value, feature) in enumerate(zip(values, features, strict=True)):
+                matrix[index, column] = _check_number(value, feature, index)
+        return matrix
+    checked = []
+    for index, row in enumerate(rows):
+        values = _row_values(row, index, predictor)
+        checked.append(
+            [
+                _check_number(v, f, index) if f.type == "numeric" else _check_category(v, f, index)
+                for v, f in zip(values, features, strict=True)
+            ]
+        )
+    return np.asarray(checked, dtype=object)
+
+
+def _csv_number(text: str, feature: Feature, line: int) -> float:
+    if text == "":
+        if feature.nullable:
+            return math.nan
+        raise UnprocessableInput(f"line {line}, feature {feature.name!r}: a value is required")
+    try:
+        number = float(text)
+    except ValueError:
+        raise UnprocessableInput(
+            f"line {line}, feature {feature.name!r}: expected a number, got {text!r}"
+        ) from None
+    if not math.isfinite(number):
+        raise UnprocessableInput(
+            f"line {line}, feature {feature.name!r}: expected a finite number, got {text!r}"
+        )
+    return number
+
+
+def decode_csv(body: bytes, predictor: Predictor) -> np.ndarray:
+    """No header, one row per line, as SageMaker batch transform sends with SplitType=Line."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"CSV is not UTF-8: {error}") from error
+    if '"' in text:
+        import csv
+        import io
+
+        try:
+            lines = [row for row in csv.reader(io.StringIO(text), strict=True) if row]
+        except csv.Error as error:
+            raise InvalidInput(f"malformed CSV: {error}") from error
+    else:
+        lines = [line.split(",") for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInput("empty CSV body; expected one row per line, no header")
+    features = predictor.metadata.features
+    width = len(features)
+    checked: list[list[Any]] = []
+    for number, cells in enumerate(lines, start=1):
+        if len(cells) != width:
+            raise UnprocessableInput(
+                f"line {number}: {len(cells)} values, the model takes {width}: "
+                + ", ".join(f.name for f in features)
+            )
+        row: list[Any] = []
+        for cell, feature in zip(cells, features, strict=True):
+            value = cell.strip()
+            if feature.type == "numeric":
+                row.append(_csv_number(value, feature, number))
+            else:
+                row.append(_check_category(value or None, feature, number))
+        checked.append(row)
+    return np.asarray(checked, dtype=predictor.dtype)
+
+
+def decode(body: bytes, kind: str, predictor: Predictor) -> np.ndarray:
+    return decode_json(body, predictor) if kind == JSON else decode_csv(body, predictor)
+
+
+def _label(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def encode(predictions: Predictions, kind: str, predictor: Predictor) -> bytes:
+    """JSON: {"predictions": [...], "probabilities": [[...]], "classes": [...]};
+    CSV: one line per row, the label, then each class's probability."""
+    if kind == JSON:
+        document: dict[str, Any] = {"predictions": [_label(v) for v in predictions.labels]}
+        if predictions.probabilities is not None:
+            document["probabilities"] = predictions.probabilities
+            document["classes"] = list(predictor.metadata.classes)
+        return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if predictions.probabilities is None:
+        return "".join(f"{float(v)!r}\n" for v in predictions.labels).encode()
+    lines = [
+        ",".join([str(label), *(repr(float(p)) for p in row)])
+        for label, row in zip(predictions.labels, predictions.probabilities, strict=True)
+    ]
+    return ("\n".join(lines) + "\n").encode()

@@ -1,0 +1,55 @@
+"""Errors that carry their HTTP status; one handler in the app renders them all.
+
+A client's mistake is never a 500: every way a request can be wrong maps to one of these.
+"""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Base: `status` is the HTTP status, the message is shown to the client."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(ServingError):  # noqa: N818 (named for what the client sent)
+    """The body is not parseable as the content type says (malformed JSON or CSV)."""
+
+    status = 400
+
+
+class UnprocessableInput(ServingError):  # noqa: N818
+    """The body parses, but does not fit the model: a feature missing, unknown, or of the wrong
+    type, a wrong number of columns, NaN or infinity where not allowed."""
+
+    status = 422
+
+
+class NotFound(ServingError):  # noqa: N818
+    status = 404
+
+
+class MethodNotAllowed(ServingError):  # noqa: N818
+    status = 405
+
+
+class NotAcceptable(ServingError):  # noqa: N818
+    status = 406
+
+
+class PayloadTooLarge(ServingError):  # noqa: N818
+    status = 413
+
+
+class UnsupportedMediaType(ServingError):  # noqa: N818
+    status = 415
+
+
+class ModelNotReady(ServingError):  # noqa: N818
+    """Not loaded yet, or draining for shutdown."""
+
+    status = 503

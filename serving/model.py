@@ -1,0 +1,106 @@
+"""The model behind the server: loaded once, checked, warmed up, then only `predict`."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving import storage
+from serving.artifact import (
+    METADATA_FILE,
+    TARBALL,
+    ArtifactError,
+    ModelMetadata,
+    load_model_dir,
+    unpack,
+)
+from serving.fastpath import Evaluate, compile_pipeline
+
+log = logging.getLogger("mlstack.serving")
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per row: the label (class or value) and, for classifiers, the class probabilities."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+
+
+class Predictor:
+    """A fitted pipeline and what it expects. `predict` takes rows in feature order."""
+
+    def __init__(self, pipeline: Any, metadata: ModelMetadata, fast: bool = True) -> None:
+        self.pipeline = pipeline
+        self.metadata = metadata
+        self.classifier = metadata.task == "classification"
+        self.numeric_only = all(f.type == "numeric" for f in metadata.features)
+        self.dtype: type = np.float64 if self.numeric_only else object
+        self.classes = np.asarray(metadata.classes, dtype=object)
+        compiled = compile_pipeline(pipeline, metadata) if fast else None
+        self.fast = compiled is not None
+        self.evaluate: Evaluate = compiled or (
+            pipeline.predict_proba if self.classifier else pipeline.predict
+        )
+
+    def predict(self, rows: np.ndarray) -> Predictions:
+        output = self.evaluate(rows)
+        if self.classifier:
+            return Predictions(self.classes[output.argmax(axis=1)], output)
+        return Predictions(np.asarray(output, dtype=np.float64), None)
+
+    def example_row(self) -> np.ndarray:
+        """A row every feature accepts: the middle of its range, or its first category."""
+        values: list[Any] = []
+        for feature in self.metadata.features:
+            if feature.type == "categorical":
+                values.append(feature.categories[0])
+            else:
+                low = feature.minimum if feature.minimum is not None else 0.0
+                high = feature.maximum if feature.maximum is not None else low
+                values.append((low + high) / 2)
+        return np.asarray([values], dtype=self.dtype)
+
+
+def _local_model_dir(uri: str, work_dir: Path) -> Path:
+    """A directory holding model.joblib and metadata.json, fetching or unpacking as needed."""
+    unpacked = work_dir / "model"
+    if storage.is_s3(uri):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        archive = work_dir / TARBALL
+        # Downloaded once at start-up; the credentials are whatever boto3 finds (IRSA on EKS,
+        # the endpoint's execution role on SageMaker), the endpoint AWS_ENDPOINT_URL if set.
+        archive.write_bytes(storage.read_bytes(uri))
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpack(archive, unpacked)
+        return unpacked
+    path = Path(uri)
+    if path.is_file():
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpack(path, unpacked)
+        return unpacked
+    if (path / METADATA_FILE).is_file():
+        return path
+    if (path / TARBALL).is_file():
+        shutil.rmtree(unpacked, ignore_errors=True)
+        unpack(path / TARBALL, unpacked)
+        return unpacked
+    raise ArtifactError(f"no model at {uri}: expected {METADATA_FILE} or {TARBALL} there")
+
+
+def load_predictor(uri: str, work_dir: Path) -> Predictor:
+    """Load, verify the checksum, and make one prediction before anyone is told it is ready."""
+    import sklearn
+
+    # Inputs are checked for finiteness by the codec before they reach the model.
+    sklearn.set_config(assume_finite=True)
+    pipeline, metadata = load_model_dir(_local_model_dir(uri, work_dir))
+    predictor = Predictor(pipeline, metadata)
+    predictor.predict(predictor.example_row())
+    log.info("model loaded", extra={"model": metadata.model_name, "sha256": metadata.model_sha256})
+    return predictor

@@ -1,0 +1,153 @@
+"""Processes: load the model once, fork the workers, drain them on SIGTERM.
+
+The model is loaded (and warmed up) in the parent before forking, so workers share its memory
+pages and start answering at once; nothing listens until a prediction has succeeded. On
+SIGTERM each worker reports not-ready, stops accepting, lets in-flight requests finish within
+the grace period, and exits; the parent exits 0 when they all have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+
+import uvicorn
+
+from serving.app import ServingApp
+from serving.metrics import SharedMetrics
+from serving.model import Predictor, load_predictor
+from serving.settings import ServingSettings
+
+log = logging.getLogger("mlstack.serving")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, marking the app as draining the moment a shutdown signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, app: ServingApp) -> None:
+        super().__init__(config)
+        self.serving_app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.serving_app.draining = True
+        super().handle_exit(sig, frame)
+
+
+def listen(settings: ServingSettings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_worker(
+    sock: socket.socket, settings: ServingSettings, predictor: Predictor, model_version: str
+) -> None:
+    app = ServingApp(
+        settings, predictor, model_version, SharedMetrics(settings.work_dir / "metrics")
+    )
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=math.ceil(settings.grace_seconds),
+        timeout_keep_alive=75,  # above common load balancers' idle timeout (60 s)
+    )
+    DrainingServer(config, app).run(sockets=[sock])
+
+
+def serve(settings: ServingSettings) -> int:
+    started = time.monotonic()
+    shutil.rmtree(settings.work_dir / "metrics", ignore_errors=True)
+    predictor = load_predictor(settings.model_uri, settings.work_dir)
+    model_version = os.environ.get("MLSTACK_MODEL_VERSION", "unknown")
+    sock = listen(settings)
+    log.info(
+        "serving",
+        extra={
+            "port": settings.port,
+            "workers": settings.workers,
+            "load_s": time.monotonic() - started,
+        },
+    )
+    if settings.workers == 1:
+        run_worker(sock, settings, predictor, model_version)
+        return 0
+    return _supervise(sock, settings, predictor, model_version)
+
+
+def _supervise(
+    sock: socket.socket, settings: ServingSettings, predictor: Predictor, model_version: str
+) -> int:
+    children: set[int] = set()
+    stopping = False
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            try:
+                run_worker(sock, settings, predictor, model_version)
+            finally:
+                os._exit(0)
+        children.add(pid)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                children.discard(pid)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in range(settings.workers):
+        spawn()
+    failed = False
+    deadline: float | None = None
+    while children:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            if stopping and deadline is None:
+                # Workers get the grace period; one that hangs past it is killed.
+                deadline = time.monotonic() + settings.grace_seconds + 5
+            if deadline is not None and time.monotonic() > deadline:
+                for child in list(children):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGKILL)
+                failed = True
+            time.sleep(0.05)
+            continue
+        children.discard(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed = True
+        if not stopping:
+            log.warning("worker exited; starting another", extra={"pid": pid})
+            spawn()
+    sock.close()
+    return 1 if failed else 0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format='{"level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}',
+    )
