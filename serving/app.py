@@ -160,8 +160,8 @@ class ServingApp:
         return 200
 
     async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, int]:
-        if self.draining:
-            raise ModelNotReady("draining: shutting down, send to another replica")
+        # A request that reached us is served even while draining: draining only tells load
+        # balancers (through /ping and /readyz) to stop sending new ones.
         headers = dict(scope["headers"])
         kind = codec.request_format(_text(headers.get(b"content-type")))
         answer = codec.response_format(_text(headers.get(b"accept")), kind)

@@ -1,0 +1,203 @@
+"""The serving contract, against real server processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+
+from serving.artifact import load_model_dir, pack
+from tests.serving.conftest import Server, free_port, start_server, stop_server
+
+
+def expected(model_dir: Path, rows: list[list[float]]) -> tuple[list[str], np.ndarray]:
+    model, metadata = load_model_dir(model_dir)
+    probabilities = model.predict_proba(np.asarray(rows))
+    return [metadata.classes[i] for i in probabilities.argmax(axis=1)], probabilities
+
+
+def test_probes_answer(linear_server: Server) -> None:
+    for path in ("/ping", "/healthz", "/readyz"):
+        status, headers, _ = linear_server.request("GET", path)
+        assert status == 200, path
+        assert headers["content-type"] == "application/json"
+
+
+def test_json_rows_get_the_models_own_predictions_and_probabilities(
+    linear_server: Server, trained_models: dict[str, Path], demo_rows: list[list[float]]
+) -> None:
+    rows = demo_rows[:25]
+    status, headers, body = linear_server.post(json.dumps(rows).encode())
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    labels, probabilities = expected(trained_models["linear"], rows)
+    assert answer["predictions"] == labels
+    assert answer["classes"] == ["benign", "malignant"]
+    assert np.allclose(answer["probabilities"], probabilities, atol=1e-12)
+
+
+def test_rows_as_objects_keyed_by_feature_name(
+    linear_server: Server, trained_models: dict[str, Path], demo_rows: list[list[float]]
+) -> None:
+    _, metadata = load_model_dir(trained_models["linear"])
+    objects = [dict(zip(reversed(metadata.feature_names), reversed(row), strict=True)) for row in demo_rows[:3]]
+    for body in (objects, {"instances": objects}):
+        status, _, answer = linear_server.post(json.dumps(body).encode())
+        assert status == 200
+        assert json.loads(answer)["predictions"] == expected(trained_models["linear"], demo_rows[:3])[0]
+
+
+def test_csv_in_csv_out_as_batch_transform_sends_it(
+    linear_server: Server, trained_models: dict[str, Path], demo_rows: list[list[float]]
+) -> None:
+    rows = demo_rows[:4]
+    body = "".join(",".join(repr(v) for v in row) + "\n" for row in rows).encode()
+    status, headers, answer = linear_server.post(body, "text/csv")
+    assert status == 200
+    assert headers["content-type"] == "text/csv"
+    labels, probabilities = expected(trained_models["linear"], rows)
+    lines = answer.decode().splitlines()
+    assert [line.split(",")[0] for line in lines] == labels
+    assert np.allclose([[float(v) for v in line.split(",")[1:]] for line in lines], probabilities)
+    # A single CSV row without a trailing newline is valid too.
+    single = ",".join(repr(v) for v in rows[0]).encode()
+    assert linear_server.post(single, "text/csv")[0] == 200
+
+
+def test_accept_picks_the_response_format(linear_server: Server, demo_rows: list[list[float]]) -> None:
+    csv_row = (",".join(repr(v) for v in demo_rows[0]) + "\n").encode()
+    status, headers, body = linear_server.post(csv_row, "text/csv", Accept="application/json")
+    assert (status, headers["content-type"]) == (200, "application/json")
+    assert "predictions" in json.loads(body)
+    status, headers, _ = linear_server.post(json.dumps([demo_rows[0]]).encode(), Accept="text/csv")
+    assert (status, headers["content-type"]) == (200, "text/csv")
+
+
+def test_regression_with_a_category_and_a_missing_nullable_value(
+    mixed_server: Server, trained_models: dict[str, Path]
+) -> None:
+    rows = [{"colour": "red", "size": 10.0}, {"colour": "green", "size": None}, {"colour": "blue"}]
+    status, _, body = mixed_server.post(json.dumps(rows).encode())
+    assert status == 200, body
+    answer = json.loads(body)
+    assert "probabilities" not in answer
+    model, _ = load_model_dir(trained_models["mixed"])
+    direct = model.predict(np.asarray([["red", 10.0], ["green", np.nan], ["blue", np.nan]], dtype=object))
+    assert np.allclose(answer["predictions"], direct)
+    status, _, body = mixed_server.post(b"red,10\ngreen,\n", "text/csv")
+    assert status == 200
+    assert np.allclose([float(v) for v in body.decode().split()], direct[:2])
+
+
+def test_metadata_names_the_model_its_features_and_lineage(
+    linear_server: Server, trained_models: dict[str, Path]
+) -> None:
+    status, _, body = linear_server.request("GET", "/metadata")
+    assert status == 200
+    document = json.loads(body)
+    _, metadata = load_model_dir(trained_models["linear"])
+    assert [f["name"] for f in document["features"]] == list(metadata.feature_names)
+    assert document["lineage"]["model_sha256"] == metadata.model_sha256
+    assert document["lineage"]["data_sha256"] == metadata.data_sha256
+    assert document["task"] == "classification"
+
+
+def test_metrics_count_requests_latency_batches_and_classes(
+    trained_models: dict[str, Path], demo_rows: list[list[float]], tmp_path: Path
+) -> None:
+    server = start_server(
+        str(trained_models["linear"]), tmp_path, MLSTACK_MODEL_VERSION="7", MLSTACK_WORKERS="2"
+    )
+    try:
+        for _ in range(20):
+            assert server.post(json.dumps(demo_rows[:3]).encode())[0] == 200
+        assert server.post(b"{", "application/json")[0] == 400
+        time.sleep(1.5)  # each worker publishes its numbers once a second
+        status, headers, body = server.request("GET", "/metrics")
+    finally:
+        stop_server(server)
+    text = body.decode()
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    assert 'mlstack_model_info{model="model",model_version="7"} 1' in text
+    assert 'mlstack_requests_total{route="/invocations",status="200"} 20' in text
+    assert 'mlstack_requests_total{route="/invocations",status="400"} 1' in text
+    assert re.search(r'mlstack_request_duration_seconds_count\{route="/invocations"\} 21', text)
+    assert re.search(r'mlstack_batch_rows_sum\{model="model",model_version="7"\} 60', text)
+    classes = re.findall(r'mlstack_predictions_total\{model="model",model_version="7",class="(\w+)"\} (\d+)', text)
+    assert sum(int(count) for _, count in classes) == 60
+
+
+def test_a_model_whose_file_does_not_match_its_checksum_is_refused(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("metadata.json", "model.joblib"):
+        (broken / name).write_bytes((trained_models["linear"] / name).read_bytes())
+    with (broken / "model.joblib").open("ab") as handle:
+        handle.write(b"tampered")
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "serve"],
+        env={**os.environ, "MLSTACK_MODEL_URI": str(broken), "MLSTACK_PORT": str(free_port()),
+             "MLSTACK_WORK_DIR": str(tmp_path / "w")},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "the file is not the model that was evaluated" in result.stderr
+
+
+def test_a_model_tarball_from_s3_is_downloaded_once_and_served(
+    trained_models: dict[str, Path], demo_rows: list[list[float]], tmp_path: Path
+) -> None:
+    port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        for _ in range(100):
+            try:
+                s3.create_bucket(Bucket="models")
+                break
+            except Exception:  # noqa: BLE001 (the emulator is still starting)
+                time.sleep(0.1)
+        s3.put_object(Bucket="models", Key="demo/model.tar.gz", Body=pack(trained_models["linear"]))
+        server = start_server("s3://models/demo/model.tar.gz", tmp_path, AWS_ENDPOINT_URL=endpoint, **aws)
+        try:
+            status, _, body = server.post(json.dumps(demo_rows[:2]).encode())
+        finally:
+            stop_server(server)
+    finally:
+        emulator.terminate()
+        emulator.wait()
+    assert status == 200
+    assert json.loads(body)["predictions"] == expected(trained_models["linear"], demo_rows[:2])[0]
+
+
+def test_the_fast_path_gives_scikit_learns_answers(
+    trained_models: dict[str, Path], demo_rows: list[list[float]]
+) -> None:
+    from serving.model import Predictor
+
+    for name in ("linear", "boosting"):
+        pipeline, metadata = load_model_dir(trained_models[name])
+        fast, plain = Predictor(pipeline, metadata), Predictor(pipeline, metadata, fast=False)
+        assert fast.fast
+        assert not plain.fast
+        rows = np.asarray(demo_rows, dtype=np.float64)
+        assert np.allclose(fast.predict(rows).probabilities, plain.predict(rows).probabilities, atol=1e-9)  # type: ignore[arg-type]
+        assert list(fast.predict(rows).labels) == list(plain.predict(rows).labels)
