@@ -39,6 +39,9 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.serving_app.draining = True
         super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once drained, which would end the process as killed by
+        # it; a drained shutdown is a clean exit (status 0), as SageMaker and Kubernetes expect.
+        self._captured_signals.clear()
 
 
 def listen(settings: ServingSettings) -> socket.socket:
@@ -110,6 +113,9 @@ def _supervise(
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
+        # The listening socket stays open while any process holds it; let the workers' copies
+        # be the last, so that new connections are refused once they stop accepting.
+        sock.close()
         for pid in list(children):
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -141,7 +147,6 @@ def _supervise(
         if not stopping:
             log.warning("worker exited; starting another", extra={"pid": pid})
             spawn()
-    sock.close()
     return 1 if failed else 0
 
 
