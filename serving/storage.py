@@ -79,3 +79,22 @@ def exists(uri: str) -> bool:
     bucket, key = split_s3(uri)
     response = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     return any(item["Key"] == key for item in response.get("Contents", []))
+
+
+def download(uri: str, path: Path) -> None:
+    """Stream an s3:// object to a local file (bounded memory)."""
+    bucket, key = split_s3(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        s3_client().download_file(bucket, key, str(path))
+    except Exception as error:  # boto3's errors become one readable message
+        raise StorageError(f"cannot read {uri}: {error}") from error
+
+
+def upload(path: Path, uri: str) -> None:
+    """Upload a local file to s3:// in parts (bounded memory); the object appears complete."""
+    bucket, key = split_s3(uri)
+    try:
+        s3_client().upload_file(str(path), bucket, key)
+    except Exception as error:
+        raise StorageError(f"cannot write {uri}: {error}") from error

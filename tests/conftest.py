@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.aws import GROUP, MODELS_BUCKET, REGION, Aws
 from serving import storage
+from tests.aws import GROUP, MODELS_BUCKET, REGION, Aws
 from training.demo import write_demo_dataset
 
 

@@ -101,9 +101,9 @@ def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
 
 
 def _request(args: argparse.Namespace) -> Any:
+    from serving.storage import is_s3
     from training.run import TrainingRequest
     from training.settings import parse_settings
-    from serving.storage import is_s3
 
     if args.data:
         if not args.output_dir:
@@ -143,11 +143,11 @@ def _request(args: argparse.Namespace) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from serving.artifact import ArtifactError
+    from serving.storage import StorageError
     from training.dataset import DatasetError
     from training.run import GateRefusedError, describe, run_training
     from training.settings import SettingsError
     from training.spec import SpecError
-    from serving.storage import StorageError
 
     args = build_parser().parse_args(argv)
     # Under the SageMaker contract a failure is also written where SageMaker reports it from.

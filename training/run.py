@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from serving import storage
 from serving.artifact import (
     TARBALL,
     ModelMetadata,
@@ -22,7 +23,6 @@ from serving.artifact import (
     write_model_dir,
 )
 from training import dataset as datasets
-from serving import storage
 from training.evaluation import evaluate
 from training.gate import GateDecision, decide
 from training.model import TrainedModel, train

@@ -36,17 +36,27 @@ class Server:
     log: Path
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.getheaders()},
+                response.read(),
+            )
         finally:
             connection.close()
 
-    def post(self, body: bytes, content_type: str = "application/json", **headers: str) -> tuple[int, dict[str, str], bytes]:
+    def post(
+        self, body: bytes, content_type: str = "application/json", **headers: str
+    ) -> tuple[int, dict[str, str], bytes]:
         return self.request("POST", "/invocations", body, {"Content-Type": content_type, **headers})
 
 
@@ -109,7 +119,10 @@ def trained_models(
     data, _ = demo_dataset
     models = {}
     for name, algorithm in (("linear", "linear"), ("boosting", "hgb")):
-        assert train(["--data", str(data), "--output-dir", str(root / name), "--algorithm", algorithm]) == 0
+        assert (
+            train(["--data", str(data), "--output-dir", str(root / name), "--algorithm", algorithm])
+            == 0
+        )
         models[name] = root / name / "model"
     # Regression, and a model with a categorical and a nullable feature.
     rng = np.random.default_rng(1)
@@ -120,33 +133,56 @@ def trained_models(
     mixed.mkdir()
     (mixed / "data.csv").write_text(
         "colour,size,price\n"
-        + "".join(f"{c},{'' if i % 17 == 0 else f'{s:.3f}'},{p:.3f}\n" for i, (c, s, p) in enumerate(zip(colour, size, price, strict=True)))
+        + "".join(
+            f"{c},{'' if i % 17 == 0 else f'{s:.3f}'},{p:.3f}\n"
+            for i, (c, s, p) in enumerate(zip(colour, size, price, strict=True))
+        )
     )
     (mixed / "dataset.yaml").write_text(
         yaml.safe_dump(
             {
                 "target": {"name": "price", "type": "numeric"},
                 "features": [
-                    {"name": "colour", "type": "categorical", "categories": ["red", "green", "blue"]},
+                    {
+                        "name": "colour",
+                        "type": "categorical",
+                        "categories": ["red", "green", "blue"],
+                    },
                     {"name": "size", "type": "numeric", "min": 0, "max": 30, "nullable": True},
                 ],
             }
         )
     )
-    assert train(["--data", str(mixed / "data.csv"), "--output-dir", str(root / "mixed"), "--algorithm", "linear"]) == 0
+    assert (
+        train(
+            [
+                "--data",
+                str(mixed / "data.csv"),
+                "--output-dir",
+                str(root / "mixed"),
+                "--algorithm",
+                "linear",
+            ]
+        )
+        == 0
+    )
     models["mixed"] = root / "mixed" / "model"
     return models
 
 
 @pytest.fixture(scope="module")
-def linear_server(trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def linear_server(
+    trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     server = start_server(str(trained_models["linear"]), tmp_path_factory.mktemp("linear-server"))
     yield server
     stop_server(server)
 
 
 @pytest.fixture(scope="module")
-def mixed_server(trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def mixed_server(
+    trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     server = start_server(str(trained_models["mixed"]), tmp_path_factory.mktemp("mixed-server"))
     yield server
     stop_server(server)

@@ -22,10 +22,10 @@ CASES: dict[str, tuple[str | None, bytes, dict[str, str], int, str]] = {
     "json empty list": ("application/json", b"[]", {}, 422, "expected a non-empty list of rows"),
     "json object without instances": ("application/json", b'{"rows": []}', {}, 422, 'without "instances"'),
     "too few values": ("application/json", b"[[1, 2]]", {}, 422, "row 0: 2 values, the model takes 30: mean radius"),
-    "too many values": ("application/json", json.dumps([ROW + [1]]).encode(), {}, 422, "row 0: 31 values"),
-    "text for a number": ("application/json", json.dumps([ROW[:5] + ["abc"] + ROW[6:]]).encode(), {}, 422, "row 0, feature 'mean compactness': expected a number, got \"abc\""),
-    "boolean for a number": ("application/json", json.dumps([[True] + ROW[1:]]).encode(), {}, 422, "feature 'mean radius': expected a number, got true"),
-    "null where not nullable": ("application/json", json.dumps([[None] + ROW[1:]]).encode(), {}, 422, "feature 'mean radius': expected a number, got null"),
+    "too many values": ("application/json", json.dumps([[*ROW, 1]]).encode(), {}, 422, "row 0: 31 values"),
+    "text for a number": ("application/json", json.dumps([[*ROW[:5], "abc", *ROW[6:]]]).encode(), {}, 422, "row 0, feature 'mean compactness': expected a number, got \"abc\""),
+    "boolean for a number": ("application/json", json.dumps([[True, *ROW[1:]]]).encode(), {}, 422, "feature 'mean radius': expected a number, got true"),
+    "null where not nullable": ("application/json", json.dumps([[None, *ROW[1:]]]).encode(), {}, 422, "feature 'mean radius': expected a number, got null"),
     "unknown feature": ("application/json", b'[{"radius": 1}]', {}, 422, "row 0: unknown feature 'radius'"),
     "missing feature": ("application/json", b'[{"mean radius": 1}]', {}, 422, "row 0: feature 'mean texture' is missing"),
     "second row wrong": ("application/json", json.dumps([ROW, ROW[:3]]).encode(), {}, 422, "row 1: 3 values"),
@@ -64,7 +64,9 @@ def test_bad_request_gets_its_status_and_message(linear_server: Server, case: st
         ("GET", "/predict", 404, "no route /predict; routes: /invocations"),
     ],
 )
-def test_wrong_route_or_method(linear_server: Server, method: str, path: str, status: int, fragment: str) -> None:
+def test_wrong_route_or_method(
+    linear_server: Server, method: str, path: str, status: int, fragment: str
+) -> None:
     got, _, answer = linear_server.request(method, path, b"" if method == "POST" else None)
     assert got == status
     assert fragment in json.loads(answer)["error"]
@@ -72,7 +74,10 @@ def test_wrong_route_or_method(linear_server: Server, method: str, path: str, st
 
 def test_categorical_values_are_checked(mixed_server: Server) -> None:
     status, _, body = mixed_server.post(b'[{"colour": null, "size": 1}]')
-    assert (status, json.loads(body)["error"]) == (422, "row 0, feature 'colour': a value is required")
+    assert (status, json.loads(body)["error"]) == (
+        422,
+        "row 0, feature 'colour': a value is required",
+    )
     status, _, body = mixed_server.post(b'[{"colour": ["red"], "size": 1}]')
     assert status == 422
     assert "expected one of red, green, blue" in json.loads(body)["error"]
@@ -100,17 +105,27 @@ documents = st.one_of(
 bodies = st.one_of(
     documents.map(lambda d: ("application/json", json.dumps(d).encode())),
     st.binary(max_size=256).map(lambda b: ("application/json", b)),
-    st.lists(st.lists(st.text(alphabet="0123456789.,-einfa\" ", max_size=6), max_size=32), max_size=3).map(
-        lambda lines: ("text/csv", "\n".join(",".join(cells) for cells in lines).encode())
-    ),
+    st.lists(
+        st.lists(st.text(alphabet='0123456789.,-einfa" ', max_size=6), max_size=32), max_size=3
+    ).map(lambda lines: ("text/csv", "\n".join(",".join(cells) for cells in lines).encode())),
     st.binary(max_size=256).map(lambda b: ("text/csv", b)),
-    st.tuples(st.sampled_from(["text/plain", "application/xml", "", "application/json; charset=utf-8"]), st.binary(max_size=64)),
+    st.tuples(
+        st.sampled_from(["text/plain", "application/xml", "", "application/json; charset=utf-8"]),
+        st.binary(max_size=64),
+    ),
 )
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(request=bodies, accept=st.sampled_from([None, "*/*", "text/csv", "application/json", "image/png"]))
-def test_generated_requests_never_get_a_5xx(linear_server: Server, request: tuple[str, bytes], accept: str | None) -> None:
+@settings(
+    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    request=bodies,
+    accept=st.sampled_from([None, "*/*", "text/csv", "application/json", "image/png"]),
+)
+def test_generated_requests_never_get_a_5xx(
+    linear_server: Server, request: tuple[str, bytes], accept: str | None
+) -> None:
     content_type, body = request
     headers = {"Content-Type": content_type} if content_type else {}
     if accept:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import boto3
 import numpy as np
-import pytest
 
 from serving.artifact import load_model_dir, pack
 from tests.serving.conftest import Server, free_port, start_server, stop_server
@@ -49,11 +48,17 @@ def test_rows_as_objects_keyed_by_feature_name(
     linear_server: Server, trained_models: dict[str, Path], demo_rows: list[list[float]]
 ) -> None:
     _, metadata = load_model_dir(trained_models["linear"])
-    objects = [dict(zip(reversed(metadata.feature_names), reversed(row), strict=True)) for row in demo_rows[:3]]
+    objects = [
+        dict(zip(reversed(metadata.feature_names), reversed(row), strict=True))
+        for row in demo_rows[:3]
+    ]
     for body in (objects, {"instances": objects}):
         status, _, answer = linear_server.post(json.dumps(body).encode())
         assert status == 200
-        assert json.loads(answer)["predictions"] == expected(trained_models["linear"], demo_rows[:3])[0]
+        assert (
+            json.loads(answer)["predictions"]
+            == expected(trained_models["linear"], demo_rows[:3])[0]
+        )
 
 
 def test_csv_in_csv_out_as_batch_transform_sends_it(
@@ -73,7 +78,9 @@ def test_csv_in_csv_out_as_batch_transform_sends_it(
     assert linear_server.post(single, "text/csv")[0] == 200
 
 
-def test_accept_picks_the_response_format(linear_server: Server, demo_rows: list[list[float]]) -> None:
+def test_accept_picks_the_response_format(
+    linear_server: Server, demo_rows: list[list[float]]
+) -> None:
     csv_row = (",".join(repr(v) for v in demo_rows[0]) + "\n").encode()
     status, headers, body = linear_server.post(csv_row, "text/csv", Accept="application/json")
     assert (status, headers["content-type"]) == (200, "application/json")
@@ -91,7 +98,9 @@ def test_regression_with_a_category_and_a_missing_nullable_value(
     answer = json.loads(body)
     assert "probabilities" not in answer
     model, _ = load_model_dir(trained_models["mixed"])
-    direct = model.predict(np.asarray([["red", 10.0], ["green", np.nan], ["blue", np.nan]], dtype=object))
+    direct = model.predict(
+        np.asarray([["red", 10.0], ["green", np.nan], ["blue", np.nan]], dtype=object)
+    )
     assert np.allclose(answer["predictions"], direct)
     status, _, body = mixed_server.post(b"red,10\ngreen,\n", "text/csv")
     assert status == 200
@@ -133,7 +142,9 @@ def test_metrics_count_requests_latency_batches_and_classes(
     assert 'mlstack_requests_total{route="/invocations",status="400"} 1' in text
     assert re.search(r'mlstack_request_duration_seconds_count\{route="/invocations"\} 21', text)
     assert re.search(r'mlstack_batch_rows_sum\{model="model",model_version="7"\} 60', text)
-    classes = re.findall(r'mlstack_predictions_total\{model="model",model_version="7",class="(\w+)"\} (\d+)', text)
+    classes = re.findall(
+        r'mlstack_predictions_total\{model="model",model_version="7",class="(\w+)"\} (\d+)', text
+    )
     assert sum(int(count) for _, count in classes) == 60
 
 
@@ -148,10 +159,17 @@ def test_a_model_whose_file_does_not_match_its_checksum_is_refused(
         handle.write(b"tampered")
     result = subprocess.run(
         [sys.executable, "-m", "serving", "serve"],
-        env={**os.environ, "MLSTACK_MODEL_URI": str(broken), "MLSTACK_PORT": str(free_port()),
-             "MLSTACK_WORK_DIR": str(tmp_path / "w")},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "MLSTACK_MODEL_URI": str(broken),
+            "MLSTACK_PORT": str(free_port()),
+            "MLSTACK_WORK_DIR": str(tmp_path / "w"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2
     assert "the file is not the model that was evaluated" in result.stderr
 
@@ -162,13 +180,23 @@ def test_a_model_tarball_from_s3_is_downloaded_once_and_served(
     port = free_port()
     emulator = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
-    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    aws = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         for _ in range(100):
             try:
                 s3.create_bucket(Bucket="models")
@@ -176,7 +204,9 @@ def test_a_model_tarball_from_s3_is_downloaded_once_and_served(
             except Exception:  # noqa: BLE001 (the emulator is still starting)
                 time.sleep(0.1)
         s3.put_object(Bucket="models", Key="demo/model.tar.gz", Body=pack(trained_models["linear"]))
-        server = start_server("s3://models/demo/model.tar.gz", tmp_path, AWS_ENDPOINT_URL=endpoint, **aws)
+        server = start_server(
+            "s3://models/demo/model.tar.gz", tmp_path, AWS_ENDPOINT_URL=endpoint, **aws
+        )
         try:
             status, _, body = server.post(json.dumps(demo_rows[:2]).encode())
         finally:
@@ -199,5 +229,9 @@ def test_the_fast_path_gives_scikit_learns_answers(
         assert fast.fast
         assert not plain.fast
         rows = np.asarray(demo_rows, dtype=np.float64)
-        assert np.allclose(fast.predict(rows).probabilities, plain.predict(rows).probabilities, atol=1e-9)  # type: ignore[arg-type]
+        fast_probabilities = fast.predict(rows).probabilities
+        plain_probabilities = plain.predict(rows).probabilities
+        assert fast_probabilities is not None
+        assert plain_probabilities is not None
+        assert np.allclose(fast_probabilities, plain_probabilities, atol=1e-9)
         assert list(fast.predict(rows).labels) == list(plain.predict(rows).labels)

@@ -7,7 +7,9 @@ import json
 import signal
 import threading
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from tests.serving.conftest import start_server
 
@@ -37,7 +39,9 @@ def test_sigterm_under_load_drops_no_accepted_request(
                 outcome = "refused"  # never accepted: the listener is closed
             else:
                 try:
-                    connection.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+                    connection.request(
+                        "POST", "/invocations", body, {"Content-Type": "application/json"}
+                    )
                     response = connection.getresponse()
                     response.read()
                     outcome = str(response.status)
@@ -68,7 +72,11 @@ def test_sigterm_under_load_drops_no_accepted_request(
     # What the server accepted, it logged with its status once answered. Every one of those
     # must have reached its client as a 200. A connection reset before the server read the
     # request (the listener closing under a connect) was never accepted, and is retry-safe.
-    handled = [json.loads(line) for line in server.log.read_text().splitlines() if '"path":"/invocations"' in line]
+    handled = [
+        json.loads(line)
+        for line in server.log.read_text().splitlines()
+        if '"path":"/invocations"' in line
+    ]
     assert handled
     assert all(entry["status"] == 200 for entry in handled)
     assert results.count("200") == len(handled)
@@ -86,10 +94,12 @@ def test_a_draining_worker_reports_not_ready_but_still_answers_what_it_accepted(
     from serving.model import load_predictor
     from serving.settings import ServingSettings
 
-    app = ServingApp(ServingSettings(work_dir=tmp_path), load_predictor(str(trained_models["linear"]), tmp_path))
+    app = ServingApp(
+        ServingSettings(work_dir=tmp_path), load_predictor(str(trained_models["linear"]), tmp_path)
+    )
 
     async def call(method: str, path: str, body: bytes = b"") -> int:
-        sent: list[dict[str, object]] = []
+        sent: list[MutableMapping[str, Any]] = []
         scope = {
             "type": "http",
             "method": method,
@@ -97,14 +107,14 @@ def test_a_draining_worker_reports_not_ready_but_still_answers_what_it_accepted(
             "headers": [(b"content-type", b"application/json")],
         }
 
-        async def receive() -> dict[str, object]:
+        async def receive() -> MutableMapping[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def send(message: dict[str, object]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
         await app(scope, receive, send)
-        return int(sent[0]["status"])  # type: ignore[call-overload]
+        return int(sent[0]["status"])
 
     body = json.dumps(demo_rows[:1]).encode()
     assert asyncio.run(call("GET", "/readyz")) == 200
