@@ -9,7 +9,7 @@ UV = $$(command -v uv || echo python3 -m uv)
 .PHONY: help uv sync demo test lint typecheck unit
 
 help:
-	@echo "make demo   run the local demo (for now: the offline plan of the dev stack)"
+	@echo "make demo   train, register and serve the demo model against a local AWS emulator"
 	@echo "make test   install everything, then lint, type-check and run every test"
 
 uv:
@@ -22,7 +22,7 @@ sync: uv
 	@$(UV) sync --locked --all-groups --all-extras --quiet
 
 demo: sync
-	$(UV) run --locked mlstack plan dev
+	$(UV) run --locked mlstack demo
 
 lint: sync
 	$(UV) run --locked ruff check .

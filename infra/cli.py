@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -47,6 +48,16 @@ def _overrides(assignments: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from infra.demo import main as demo
+
+    try:
+        return demo(args.keep)
+    except (RuntimeError, OSError) as error:
+        print(f"mlstack demo: {error}", file=sys.stderr)
+        return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -70,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one config value for this plan, e.g. --set gpuNodeGroup=true",
     )
     plan.set_defaults(handler=_plan)
+    demo = commands.add_parser(
+        "demo",
+        help="train, register, approve and serve the demo model against a local AWS emulator",
+    )
+    demo.add_argument("--keep", type=Path, metavar="DIR", help="keep logs and artifacts in DIR")
+    demo.set_defaults(handler=_demo)
     return parser
 
 
