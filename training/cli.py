@@ -31,7 +31,7 @@ EXIT_FAILED = 4
 OPT_ML = Path(os.environ.get("MLSTACK_OPT_ML", "/opt/ml"))
 SETTING_FLAGS = (
     "algorithm", "seed", "test_size", "regularization", "learning_rate", "max_iter",
-    "max_leaf_nodes", "l2_regularization", "min_improvement", "max_regression",
+    "max_leaf_nodes", "l2_regularization", "n_estimators", "min_improvement", "max_regression",
 )  # fmt: skip
 # Hyperparameters that are run settings rather than model settings (SageMaker passes all as one).
 RUN_KEYS = ("model_package_group", "models_uri", "serving_image", "model_name")

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
@@ -85,6 +90,9 @@ def build_pipeline(
             if task == "classification"
             else Ridge(alpha=h.regularization, random_state=h.seed)
         )
+    elif h.algorithm == "forest":
+        forest = RandomForestClassifier if task == "classification" else RandomForestRegressor
+        estimator = forest(n_estimators=h.n_estimators, random_state=h.seed, n_jobs=1)
     else:
         boosting = (
             HistGradientBoostingClassifier

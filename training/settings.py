@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeVar
 
-Algorithm = Literal["linear", "hgb"]
-ALGORITHMS: tuple[Algorithm, ...] = ("linear", "hgb")
+Algorithm = Literal["linear", "hgb", "forest"]
+ALGORITHMS: tuple[Algorithm, ...] = ("linear", "hgb", "forest")
 
 
 class SettingsError(ValueError):
@@ -23,7 +23,8 @@ class Hyperparameters:
     """How the model is trained. Same values and data give the same model, byte for byte."""
 
     algorithm: Algorithm = "hgb"
-    """linear: logistic or ridge regression; hgb: histogram gradient boosting."""
+    """linear: logistic or ridge regression; hgb: histogram gradient boosting; forest: a
+    random forest."""
     seed: int = 42
     test_size: float = 0.2
     """Share of rows held out for evaluation."""
@@ -33,6 +34,8 @@ class Hyperparameters:
     max_iter: int = 200
     max_leaf_nodes: int = 31
     l2_regularization: float = 0.0
+    n_estimators: int = 100
+    """forest only: the number of trees."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +105,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_iter": _int(1, 10_000),
     "max_leaf_nodes": _int(2, 4096),
     "l2_regularization": _float(0.0, 1e6),
+    "n_estimators": _int(1, 10_000),
     "min_improvement": _float(0.0, 1e9),
     "max_regression": _float(0.0, 1e9),
     "keep_rejected": _bool,

@@ -118,7 +118,7 @@ def trained_models(
     root = tmp_path_factory.mktemp("models")
     data, _ = demo_dataset
     models = {}
-    for name, algorithm in (("linear", "linear"), ("boosting", "hgb")):
+    for name, algorithm in (("linear", "linear"), ("boosting", "hgb"), ("forest", "forest")):
         assert (
             train(["--data", str(data), "--output-dir", str(root / name), "--algorithm", algorithm])
             == 0

@@ -223,7 +223,7 @@ def test_the_fast_path_gives_scikit_learns_answers(
 ) -> None:
     from serving.model import Predictor
 
-    for name in ("linear", "boosting"):
+    for name in ("linear", "boosting", "forest"):
         pipeline, metadata = load_model_dir(trained_models[name])
         fast, plain = Predictor(pipeline, metadata), Predictor(pipeline, metadata, fast=False)
         assert fast.fast
