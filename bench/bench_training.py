@@ -79,7 +79,7 @@ def cold_process(work: Path) -> float:
     """A fresh `python -m training` on the demo data: imports included, as a job runs it."""
     data, _ = write_demo_dataset(work / "cold")
     started = time.perf_counter()
-    subprocess.run(  # noqa: S603 (our own interpreter and module)
+    subprocess.run(
         [
             sys.executable,
             "-m",

@@ -23,6 +23,8 @@ from typing import Any, Literal
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
+FAST_PATH_FILE = "fastpath.bin"
+"""Optional: the model's parameters as plain arrays (see serving.fastpath)."""
 TARBALL = "model.tar.gz"
 
 Task = Literal["classification", "regression"]
@@ -65,6 +67,8 @@ class ModelMetadata:
     git_commit: str = ""
     image_digest: str = ""
     model_sha256: str = ""
+    fast_path_sha256: str = ""
+    """sha256 of fastpath.bin, when training could express the model in it."""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -101,14 +105,24 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_model_dir(directory: Path, model: object, metadata: ModelMetadata) -> ModelMetadata:
-    """Write the model and its metadata; returns the metadata with the model file's sha256."""
+def write_model_dir(
+    directory: Path, model: object, metadata: ModelMetadata, fast_path: bytes | None = None
+) -> ModelMetadata:
+    """Write the model, its fast path if any, and its metadata, which records their sha256."""
     import joblib
 
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / MODEL_FILE
     joblib.dump(model, model_path, compress=3)
-    final = replace(metadata, model_sha256=sha256_file(model_path))
+    fast_path_sha256 = ""
+    if fast_path is not None:
+        (directory / FAST_PATH_FILE).write_bytes(fast_path)
+        fast_path_sha256 = hashlib.sha256(fast_path).hexdigest()
+    else:
+        (directory / FAST_PATH_FILE).unlink(missing_ok=True)
+    final = replace(
+        metadata, model_sha256=sha256_file(model_path), fast_path_sha256=fast_path_sha256
+    )
     (directory / METADATA_FILE).write_text(final.to_json() + "\n", encoding="utf-8")
     return final
 
@@ -120,11 +134,33 @@ def read_metadata(directory: Path) -> ModelMetadata:
     return ModelMetadata.from_json(path.read_text(encoding="utf-8"))
 
 
+def read_fast_path(directory: Path, metadata: ModelMetadata) -> bytes | None:
+    """The fast path's bytes, checked against the metadata; None when the model has none."""
+    if not metadata.fast_path_sha256:
+        return None
+    path = directory / FAST_PATH_FILE
+    if not path.is_file():
+        raise ArtifactError(f"{METADATA_FILE} lists {FAST_PATH_FILE}, but {directory} has none")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != metadata.fast_path_sha256:
+        raise ArtifactError(
+            f"{FAST_PATH_FILE} does not match the sha256 in {METADATA_FILE}: "
+            "it is not the one training checked"
+        )
+    return data
+
+
 def load_model_dir(directory: Path) -> tuple[Any, ModelMetadata]:
     """The fitted model and its metadata, after checking the model file against its sha256."""
     import joblib
 
     metadata = read_metadata(directory)
+    verify_model_file(directory, metadata)
+    return joblib.load(directory / MODEL_FILE), metadata
+
+
+def verify_model_file(directory: Path, metadata: ModelMetadata) -> None:
+    """Refuse a model file that is not the one whose sha256 the metadata records."""
     model_path = directory / MODEL_FILE
     if not model_path.is_file():
         raise ArtifactError(f"no {MODEL_FILE} in {directory}")
@@ -134,14 +170,17 @@ def load_model_dir(directory: Path) -> tuple[Any, ModelMetadata]:
             f"{MODEL_FILE} sha256 is {actual}, but {METADATA_FILE} says {metadata.model_sha256}: "
             "the file is not the model that was evaluated"
         )
-    return joblib.load(model_path), metadata
 
 
-def pack(directory: Path, files: Sequence[str] = (MODEL_FILE, METADATA_FILE)) -> bytes:
+def pack(directory: Path, files: Sequence[str] | None = None) -> bytes:
     """`model.tar.gz` bytes of a model directory, byte-identical for identical files.
 
     Owners, times and order are fixed so that the same model always packs to the same bytes.
     """
+    if files is None:
+        files = [
+            n for n in (MODEL_FILE, METADATA_FILE, FAST_PATH_FILE) if (directory / n).is_file()
+        ]
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name in sorted(files):

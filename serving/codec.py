@@ -120,6 +120,22 @@ def _row_values(row: Any, index: int, predictor: Predictor) -> list[Any]:
     )
 
 
+# A body without these holds only numbers and brackets: numpy can convert it in one call.
+_NOT_PLAIN_NUMBERS = (b'"', b"true", b"false", b"null")
+
+
+def _plain_matrix(rows: list[Any], width: int) -> np.ndarray | None:
+    """Rows of finite numbers only, converted in one numpy call; None means: check one by one
+    (which also finds what is wrong, for the message)."""
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError):
+        return None
+    if matrix.ndim != 2 or matrix.shape[1] != width or not np.isfinite(matrix).all():
+        return None
+    return matrix
+
+
 def decode_json(body: bytes, predictor: Predictor) -> np.ndarray:
     try:
         document = orjson.loads(body)
@@ -127,6 +143,10 @@ def decode_json(body: bytes, predictor: Predictor) -> np.ndarray:
         raise InvalidInput(f"malformed JSON: {error}") from error
     rows = _rows_from_json(document, predictor)
     features = predictor.metadata.features
+    if predictor.numeric_only and not any(token in body for token in _NOT_PLAIN_NUMBERS):
+        plain = _plain_matrix(rows, len(features))
+        if plain is not None:
+            return plain
     if predictor.numeric_only:
         matrix = np.empty((len(rows), len(features)), dtype=np.float64)
         for index, row in enumerate(rows):
@@ -183,6 +203,10 @@ def decode_csv(body: bytes, predictor: Predictor) -> np.ndarray:
     if not lines:
         raise InvalidInput("empty CSV body; expected one row per line, no header")
     features = predictor.metadata.features
+    if predictor.numeric_only and '"' not in text:
+        plain = _plain_matrix(lines, len(features))
+        if plain is not None:
+            return plain
     width = len(features)
     checked: list[list[Any]] = []
     for number, cells in enumerate(lines, start=1):

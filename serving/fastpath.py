@@ -1,18 +1,21 @@
-"""Faster evaluation of common fitted pipelines, proven equal to scikit-learn at load time.
+"""A numpy-only form of common fitted pipelines, proven equal to scikit-learn before it is used.
 
-scikit-learn spends most of a small request in per-call overhead: input validation and the
-ColumnTransformer cost more than a logistic regression itself. For the pipeline shapes training
-produces (numeric imputer and scaler, then a linear model or a random forest), this module
-builds a numpy evaluation of the same fitted parameters (other models, gradient boosting
-among them, keep their own `predict` but skip the ColumnTransformer). It is used only if, on
-probe rows spanning every feature's range (missing values included where allowed), its output
-matches scikit-learn's to 1e-9; otherwise the server calls scikit-learn as is.
+scikit-learn spends most of a small request in per-call overhead (input checks, the
+ColumnTransformer), and importing it is most of a server's start-up. For the pipelines training
+produces (numeric imputer and scaler, then logistic or ridge regression, or a random forest),
+`compile_pipeline` extracts the fitted parameters into plain arrays and checks, on probe rows
+spanning every feature's range (and any rows given, such as the hold-out set), that evaluating
+them gives scikit-learn's answers to 1e-9. Training stores the result beside the model
+(`fastpath.bin`, its sha256 in the metadata), so the server can answer without importing
+scikit-learn at all. Any other pipeline is served by scikit-learn itself.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,12 +23,74 @@ import numpy as np
 from serving.artifact import ModelMetadata
 
 log = logging.getLogger("mlstack.serving")
-Evaluate = Callable[[np.ndarray], np.ndarray]
 TOLERANCE = 1e-9
+FORMAT = "mlstack-fastpath-1"
 
 
-def _numeric_preprocessor(step: Any, width: int) -> Evaluate | None:
-    """ColumnTransformer([numeric: imputer(+scaler) over all columns in order]) as numpy."""
+@dataclass(frozen=True)
+class CompiledModel:
+    """Fitted parameters as arrays; `kind` says how to evaluate them."""
+
+    kind: str
+    arrays: dict[str, np.ndarray]
+
+    def evaluate(self, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities (classifiers) or values (regressors), one row per input row."""
+        a = self.arrays
+        x = (np.where(np.isnan(rows), a["fill"], rows) - a["mean"]) / a["scale"]
+        if self.kind == "logistic":
+            scores = x @ a["coef"] + a["intercept"]
+            if scores.shape[1] == 1:
+                with np.errstate(over="ignore"):
+                    positive = 1.0 / (1.0 + np.exp(-scores))
+                return np.hstack([1.0 - positive, positive])
+            scores -= scores.max(axis=1, keepdims=True)
+            np.exp(scores, out=scores)
+            result: np.ndarray = scores / scores.sum(axis=1, keepdims=True)
+            return result
+        if self.kind == "ridge":
+            values: np.ndarray = x @ a["coef"] + a["intercept"]
+            return values
+        return self._forest(x)
+
+    def _forest(self, x: np.ndarray) -> np.ndarray:
+        """Every tree walked at once: one step down per iteration for all rows and trees."""
+        a = self.arrays
+        # Trees compare float32 inputs against their thresholds, as scikit-learn does.
+        values = x.astype(np.float32).astype(np.float64)
+        rows = np.arange(len(values))[:, None]
+        node = np.broadcast_to(a["roots"], (len(values), len(a["roots"]))).copy()
+        for _ in range(int(a["depth"][0])):
+            feature = a["feature"][node]
+            left = values[rows, feature] <= a["threshold"][node]
+            node = np.where(left, a["left"][node], a["right"][node])
+        leaves = a["leaf"][node]  # rows x trees x outputs
+        mean: np.ndarray = leaves.mean(axis=1)
+        return mean if self.kind == "forest-classifier" else mean[:, 0]
+
+    def to_bytes(self) -> bytes:
+        """A header line, then each array as .npy bytes: deterministic, read without pickle."""
+        buffer = io.BytesIO()
+        names = sorted(self.arrays)
+        buffer.write(
+            json.dumps({"format": FORMAT, "kind": self.kind, "arrays": names}).encode() + b"\n"
+        )
+        for name in names:
+            np.save(buffer, self.arrays[name], allow_pickle=False)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CompiledModel:
+        buffer = io.BytesIO(data)
+        header = json.loads(buffer.readline())
+        if header.get("format") != FORMAT:
+            raise ValueError(f"fast path format {header.get('format')!r}; expected {FORMAT}")
+        arrays = {name: np.load(buffer, allow_pickle=False) for name in header["arrays"]}
+        return cls(header["kind"], arrays)
+
+
+def _preprocessing(step: Any, width: int) -> dict[str, np.ndarray] | None:
+    """ColumnTransformer([numeric: imputer (+ scaler) over every column in order])."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -36,79 +101,76 @@ def _numeric_preprocessor(step: Any, width: int) -> Evaluate | None:
     _, inner, columns = step.transformers_[0]
     if list(columns) != list(range(width)) or not isinstance(inner, Pipeline):
         return None
-    parts = [s for _, s in inner.steps]
-    if not parts or not isinstance(parts[0], SimpleImputer) or len(parts) > 2:
+    parts = [part for _, part in inner.steps]
+    if not parts or len(parts) > 2 or not isinstance(parts[0], SimpleImputer):
         return None
-    fill = np.asarray(parts[0].statistics_, dtype=np.float64)
-    if len(parts) == 1:
-        return lambda x: np.where(np.isnan(x), fill, x)
-    scaler = parts[1]
-    if not isinstance(scaler, StandardScaler):
-        return None
-    mean = scaler.mean_ if scaler.with_mean else np.zeros(width)
-    scale = scaler.scale_ if scaler.with_std else np.ones(width)
-    return lambda x: (np.where(np.isnan(x), fill, x) - mean) / scale
+    arrays = {
+        "fill": np.asarray(parts[0].statistics_, dtype=np.float64),
+        "mean": np.zeros(width),
+        "scale": np.ones(width),
+    }
+    if len(parts) == 2:
+        scaler = parts[1]
+        if not isinstance(scaler, StandardScaler):
+            return None
+        if scaler.with_mean:
+            arrays["mean"] = np.asarray(scaler.mean_, dtype=np.float64)
+        if scaler.with_std:
+            arrays["scale"] = np.asarray(scaler.scale_, dtype=np.float64)
+    return arrays
 
 
-def _estimator(model: Any, classifier: bool) -> Evaluate | None:
+def _forest_arrays(model: Any, classifier: bool) -> dict[str, np.ndarray]:
+    lefts, rights, features, thresholds, leaves, roots = [], [], [], [], [], []
+    offset = 0
+    width = len(model.classes_) if classifier else 1
+    for estimator in model.estimators_:
+        tree = estimator.tree_
+        count = tree.node_count
+        own = np.arange(count)
+        leaf = tree.children_left == -1
+        # A leaf points at itself, so walking on from it stays put.
+        lefts.append(np.where(leaf, own, tree.children_left) + offset)
+        rights.append(np.where(leaf, own, tree.children_right) + offset)
+        features.append(np.where(leaf, 0, tree.feature))
+        thresholds.append(np.where(leaf, 0.0, tree.threshold))
+        value = np.asarray(tree.value)[:, 0, :width].astype(np.float64)
+        if classifier:
+            totals = value.sum(axis=1, keepdims=True)
+            totals[totals == 0.0] = 1.0
+            value = value / totals
+        leaves.append(value)
+        roots.append(offset)
+        offset += count
+    return {
+        "left": np.concatenate(lefts).astype(np.int64),
+        "right": np.concatenate(rights).astype(np.int64),
+        "feature": np.concatenate(features).astype(np.int64),
+        "threshold": np.concatenate(thresholds).astype(np.float64),
+        "leaf": np.concatenate(leaves),
+        "roots": np.asarray(roots, dtype=np.int64),
+        "depth": np.asarray([max(e.tree_.max_depth for e in model.estimators_)], dtype=np.int64),
+    }
+
+
+def _estimator(model: Any, classifier: bool) -> tuple[str, dict[str, np.ndarray]] | None:
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.linear_model import LogisticRegression, Ridge
 
     if classifier and isinstance(model, LogisticRegression):
-        coef, intercept = model.coef_.T, model.intercept_
-        if coef.shape[1] == 1:
-
-            def binary(x: np.ndarray) -> np.ndarray:
-                positive = 1.0 / (1.0 + np.exp(-(x @ coef + intercept)))
-                return np.hstack([1.0 - positive, positive])
-
-            return binary
-
-        def multinomial(x: np.ndarray) -> np.ndarray:
-            scores = x @ coef + intercept
-            scores -= scores.max(axis=1, keepdims=True)
-            np.exp(scores, out=scores)
-            probabilities: np.ndarray = scores / scores.sum(axis=1, keepdims=True)
-            return probabilities
-
-        return multinomial
+        return "logistic", {"coef": model.coef_.T.astype(np.float64), "intercept": model.intercept_}
     if not classifier and isinstance(model, Ridge):
-        coef, intercept = np.ravel(model.coef_), float(np.ravel(model.intercept_)[0])
-        return lambda x: x @ coef + intercept
+        return "ridge", {
+            "coef": np.ravel(model.coef_).astype(np.float64),
+            "intercept": np.ravel(model.intercept_).astype(np.float64)[:1],
+        }
     if isinstance(model, RandomForestClassifier | RandomForestRegressor) and model.n_outputs_ == 1:
-        # Each tree's own Cython predict, without the per-call input checks and thread pool of
-        # the forest's predict: the forest's answer is the mean of its trees' answers.
-        trees = [tree.tree_ for tree in model.estimators_]
-        count = len(trees)
-        if classifier:
-            width = len(model.classes_)
-
-            def forest_proba(x: np.ndarray) -> np.ndarray:
-                rows = np.ascontiguousarray(x, dtype=np.float32)
-                total = np.zeros((len(rows), width))
-                for tree in trees:
-                    votes = np.asarray(tree.predict(rows)).reshape(len(rows), -1)[:, :width]
-                    sums = votes.sum(axis=1, keepdims=True)
-                    sums[sums == 0.0] = 1.0
-                    total += votes / sums
-                result: np.ndarray = total / count
-                return result
-
-            return forest_proba
-
-        def forest_mean(x: np.ndarray) -> np.ndarray:
-            rows = np.ascontiguousarray(x, dtype=np.float32)
-            total = np.zeros(len(rows))
-            for tree in trees:
-                total += np.asarray(tree.predict(rows)).reshape(len(rows), -1)[:, 0]
-            result: np.ndarray = total / count
-            return result
-
-        return forest_mean
+        kind = "forest-classifier" if classifier else "forest-regressor"
+        return kind, _forest_arrays(model, classifier)
     return None
 
 
-def _probe_rows(metadata: ModelMetadata, count: int = 64) -> np.ndarray:
+def _probe_rows(metadata: ModelMetadata, count: int = 256) -> np.ndarray:
     rng = np.random.default_rng(0)
     columns = []
     for feature in metadata.features:
@@ -121,9 +183,11 @@ def _probe_rows(metadata: ModelMetadata, count: int = 64) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def compile_pipeline(pipeline: Any, metadata: ModelMetadata) -> Evaluate | None:
-    """A numpy evaluation of the pipeline's probabilities (classifier) or values (regressor),
-    or None when its shape is not one this module knows or it does not match exactly."""
+def compile_pipeline(
+    pipeline: Any, metadata: ModelMetadata, check_rows: np.ndarray | None = None
+) -> CompiledModel | None:
+    """The numpy form of `pipeline`, or None when its shape is not one this module knows or its
+    answers differ from scikit-learn's on the probe rows (and `check_rows`, if given)."""
     from sklearn.pipeline import Pipeline
 
     if any(f.type != "numeric" for f in metadata.features) or not isinstance(pipeline, Pipeline):
@@ -132,25 +196,21 @@ def compile_pipeline(pipeline: Any, metadata: ModelMetadata) -> Evaluate | None:
     if len(steps) != 2:
         return None
     classifier = metadata.task == "classification"
-    preprocess = _numeric_preprocessor(steps[0], len(metadata.features))
-    if preprocess is None:
+    preprocessing = _preprocessing(steps[0], len(metadata.features))
+    estimator = _estimator(steps[1], classifier)
+    if preprocessing is None or estimator is None:
         return None
-    # A model this module cannot evaluate itself still skips the ColumnTransformer.
-    estimate = _estimator(steps[1], classifier) or (
-        steps[1].predict_proba if classifier else steps[1].predict
-    )
-
-    def evaluate(rows: np.ndarray) -> np.ndarray:
-        return estimate(preprocess(rows))
-
+    compiled = CompiledModel(estimator[0], {**preprocessing, **estimator[1]})
     probe = _probe_rows(metadata)
+    if check_rows is not None and len(check_rows):
+        probe = np.vstack([probe, np.asarray(check_rows, dtype=np.float64)])
     try:
         expected = pipeline.predict_proba(probe) if classifier else pipeline.predict(probe)
-        agrees = np.allclose(evaluate(probe), expected, rtol=0, atol=TOLERANCE)
+        agrees = np.allclose(compiled.evaluate(probe), expected, rtol=0, atol=TOLERANCE)
     except Exception as error:  # noqa: BLE001 (any surprise means: use scikit-learn as is)
         log.warning("fast path failed (%s); using scikit-learn", error)
         return None
     if not agrees:
         log.warning("fast path disagrees with scikit-learn; using scikit-learn")
         return None
-    return evaluate
+    return compiled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,14 @@ from serving.artifact import (
     ArtifactError,
     ModelMetadata,
     load_model_dir,
+    read_fast_path,
+    read_metadata,
     unpack,
+    verify_model_file,
 )
-from serving.fastpath import Evaluate, compile_pipeline
+from serving.fastpath import CompiledModel, compile_pipeline
+
+Evaluate = Callable[[np.ndarray], np.ndarray]
 
 log = logging.getLogger("mlstack.serving")
 
@@ -33,20 +39,26 @@ class Predictions:
 
 
 class Predictor:
-    """A fitted pipeline and what it expects. `predict` takes rows in feature order."""
+    """What the server calls: rows in feature order in, predictions out."""
 
-    def __init__(self, pipeline: Any, metadata: ModelMetadata, fast: bool = True) -> None:
-        self.pipeline = pipeline
+    def __init__(self, evaluate: Evaluate, metadata: ModelMetadata, fast: bool) -> None:
+        self.evaluate = evaluate
         self.metadata = metadata
+        self.fast = fast
+        """Whether predictions come from the numpy fast path rather than scikit-learn."""
         self.classifier = metadata.task == "classification"
         self.numeric_only = all(f.type == "numeric" for f in metadata.features)
         self.dtype: type = np.float64 if self.numeric_only else object
         self.classes = np.asarray(metadata.classes, dtype=object)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, metadata: ModelMetadata, fast: bool = True) -> Predictor:
+        """Serve a fitted pipeline, through the fast path when it can be proven equal."""
         compiled = compile_pipeline(pipeline, metadata) if fast else None
-        self.fast = compiled is not None
-        self.evaluate: Evaluate = compiled or (
-            pipeline.predict_proba if self.classifier else pipeline.predict
-        )
+        if compiled is not None:
+            return cls(compiled.evaluate, metadata, fast=True)
+        plain = pipeline.predict_proba if metadata.task == "classification" else pipeline.predict
+        return cls(plain, metadata, fast=False)
 
     def predict(self, rows: np.ndarray) -> Predictions:
         output = self.evaluate(rows)
@@ -94,13 +106,25 @@ def _local_model_dir(uri: str, work_dir: Path) -> Path:
 
 
 def load_predictor(uri: str, work_dir: Path) -> Predictor:
-    """Load, verify the checksum, and make one prediction before anyone is told it is ready."""
-    import sklearn
+    """Load, verify the checksums, and make one prediction before anyone is told it is ready.
 
-    # Inputs are checked for finiteness by the codec before they reach the model.
-    sklearn.set_config(assume_finite=True)
-    pipeline, metadata = load_model_dir(_local_model_dir(uri, work_dir))
-    predictor = Predictor(pipeline, metadata)
+    A model with a fast path is served from it without importing scikit-learn, which is most
+    of a cold start; any other is served by scikit-learn.
+    """
+    directory = _local_model_dir(uri, work_dir)
+    metadata = read_metadata(directory)
+    fast_path = read_fast_path(directory, metadata)
+    if fast_path is not None:
+        # The whole artifact is checked, even the file the fast path makes unnecessary to load.
+        verify_model_file(directory, metadata)
+        predictor = Predictor(CompiledModel.from_bytes(fast_path).evaluate, metadata, fast=True)
+    else:
+        import sklearn
+
+        # Inputs are checked for finiteness by the codec before they reach the model.
+        sklearn.set_config(assume_finite=True)
+        pipeline, metadata = load_model_dir(directory)
+        predictor = Predictor.from_pipeline(pipeline, metadata)
     predictor.predict(predictor.example_row())
     log.info("model loaded", extra={"model": metadata.model_name, "sha256": metadata.model_sha256})
     return predictor

@@ -22,6 +22,7 @@ from serving.artifact import (
     unpack,
     write_model_dir,
 )
+from serving.fastpath import compile_pipeline
 from training import dataset as datasets
 from training.evaluation import evaluate
 from training.gate import GateDecision, decide
@@ -122,24 +123,34 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
         spec.task, trained.metrics, trained.baseline_metrics, approved_metrics, request.gate
     )
 
+    described = ModelMetadata(
+        model_name=request.model_package_group or request.model_name,
+        task=spec.task,
+        features=spec.features,
+        target=spec.target,
+        classes=trained.classes,
+        algorithm=request.hyperparameters.algorithm,
+        hyperparameters=vars(request.hyperparameters),
+        metrics=trained.metrics,
+        library_versions=_library_versions(),
+        data_sha256=data.sha256,
+        data_uri=request.data_uri,
+        git_commit=request.git_commit,
+        image_digest=request.image_digest,
+    )
+    # Checked against scikit-learn on probe rows and on this run's hold-out rows.
+    compiled = compile_pipeline(
+        trained.pipeline,
+        described,
+        trained.holdout.features
+        if described.features and all(f.type == "numeric" for f in described.features)
+        else None,
+    )
     metadata = write_model_dir(
         request.model_dir,
         trained.pipeline,
-        ModelMetadata(
-            model_name=request.model_package_group or request.model_name,
-            task=spec.task,
-            features=spec.features,
-            target=spec.target,
-            classes=trained.classes,
-            algorithm=request.hyperparameters.algorithm,
-            hyperparameters=vars(request.hyperparameters),
-            metrics=trained.metrics,
-            library_versions=_library_versions(),
-            data_sha256=data.sha256,
-            data_uri=request.data_uri,
-            git_commit=request.git_commit,
-            image_digest=request.image_digest,
-        ),
+        described,
+        compiled.to_bytes() if compiled is not None else None,
     )
     report = request.report_dir
     report.mkdir(parents=True, exist_ok=True)
