@@ -81,7 +81,9 @@ def _chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
         return
     import pyarrow.csv as pacsv
 
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22))
+    reader = pacsv.open_csv(
+        path, read_options=pacsv.ReadOptions(block_size=1 << 22, use_threads=False)
+    )
     for batch in reader:
         for start in range(0, batch.num_rows, chunk_rows):
             yield batch.slice(start, chunk_rows)
@@ -101,7 +103,9 @@ def _matrix(batch: Any, predictor: Predictor, name: str, offset: int) -> np.ndar
         column = batch.column(feature.name)
         if feature.type == "numeric":
             try:
-                values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+                if column.type != pa.float64():  # a cast costs even when it changes nothing
+                    column = pc.cast(column, pa.float64())
+                values = column.to_numpy(zero_copy_only=False)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise BatchInputError(
                     f"{name}: column {feature.name!r} in rows {offset + 1}-{offset + len(column)} "
@@ -233,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mlstack-batch-") as scratch:
         try:
-            predictor = load_predictor(args.model, Path(scratch) / "model")
+            predictor = load_predictor(args.model, Path(scratch) / "model", large_batches=True)
             inputs = list_inputs(args.input)
         except (ArtifactError, storage.StorageError, OSError) as error:
             print(f"serving.batch: cannot start: {error}", file=sys.stderr)
