@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 
@@ -41,30 +42,29 @@ class ServingSettings:
     """Log request bodies (never on by default: they may hold personal data)."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: N, low: N, high: N, kind: type[N]) -> N:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    what = "a whole number" if kind is int else "a number"
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        value = low - 1
+        raise SettingsError(f"{name} = {raw!r}: allowed: {what} from {low} to {high}") from None
     if not low <= value <= high:
-        raise SettingsError(f"{name} = {raw!r}: allowed: a whole number from {low} to {high}")
+        raise SettingsError(f"{name} = {raw!r}: allowed: {what} from {low} to {high}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _number(env, name, default, low, high, int)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = low - 1
-    if not low <= value <= high:
-        raise SettingsError(f"{name} = {raw!r}: allowed: a number from {low:g} to {high:g}")
-    return value
+    return _number(env, name, default, low, high, float)
 
 
 def from_environment(env: Mapping[str, str] | None = None) -> ServingSettings:
