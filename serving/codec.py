@@ -6,6 +6,8 @@ where: the row, the feature, what was expected.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from typing import Any
 
@@ -191,9 +193,6 @@ def decode_csv(body: bytes, predictor: Predictor) -> np.ndarray:
     except UnicodeDecodeError as error:
         raise InvalidInput(f"CSV is not UTF-8: {error}") from error
     if '"' in text:
-        import csv
-        import io
-
         try:
             lines = [row for row in csv.reader(io.StringIO(text), strict=True) if row]
         except csv.Error as error:

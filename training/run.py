@@ -138,13 +138,11 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
         git_commit=request.git_commit,
         image_digest=request.image_digest,
     )
-    # Checked against scikit-learn on probe rows and on this run's hold-out rows.
+    # Checked against scikit-learn on probe rows and on this run's hold-out rows (it only
+    # compiles all-numeric pipelines, whose hold-out matrix is float).
+    numeric = all(f.type == "numeric" for f in described.features)
     compiled = compile_pipeline(
-        trained.pipeline,
-        described,
-        trained.holdout.features
-        if described.features and all(f.type == "numeric" for f in described.features)
-        else None,
+        trained.pipeline, described, trained.holdout.features if numeric else None
     )
     metadata = write_model_dir(
         request.model_dir,
