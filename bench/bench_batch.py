@@ -3,8 +3,9 @@
     uv run python bench/bench_batch.py [--rows 1000000] [--chunk-rows 100000]
 
 For the demo logistic regression and a 100-tree random forest (both made by the training
-package): `python -m serving.batch` reads the file from the emulator's S3, scores it in
-chunks and uploads the predictions; it runs as its own process, whose peak RSS is reported.
+package): `python -m serving.batch` reads the file (local, or from the emulator's S3), scores it
+in chunks and writes (or uploads) the predictions. It runs as its own process from an
+environment holding only the `serving` extra, as in the image; its peak RSS is reported.
 The reference is the same model's `predict_proba` in this process on the same rows already in
 memory as one numpy array (scikit-learn, and the numpy fast path the server uses).
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import boto3
 import numpy as np
+from bench_serving import peer_python
 
 from serving.artifact import load_model_dir, pack
 from training.demo import write_demo_dataset
@@ -47,10 +49,13 @@ def synthetic_rows(data: Path, rows: int) -> tuple[list[str], np.ndarray]:
 
 
 def run_batch(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall time and peak RSS (MiB, the kernel's high-water mark) of one batch process."""
+    """Wall time and peak RSS (MiB, the kernel's high-water mark) of one batch process, run
+    from an environment with only the `serving` extra, as in the image."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.batch", *args], env=env, stderr=subprocess.DEVNULL
+        [str(peer_python("mlstack")), "-m", "serving.batch", *args],
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
     peak = 0.0
     status = Path(f"/proc/{process.pid}/status")
@@ -72,6 +77,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     options = parser.parse_args()
+    peer_python("mlstack", refresh=True)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = {

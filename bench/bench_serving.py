@@ -77,7 +77,8 @@ def peer_python(name: str, refresh: bool = False) -> Path:
     venv = PEERS_DIR / name
     marker = venv / ".installed"
     if refresh or not marker.exists():
-        subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(venv)], check=True)
+        if not (venv / "bin" / "python").exists():
+            subprocess.run(["uv", "venv", "-q", "--python", "3.11", str(venv)], check=True)
         python = str(venv / "bin" / "python")
         install = [
             "uv",
