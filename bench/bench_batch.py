@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,15 +26,10 @@ import numpy as np
 from bench_serving import peer_python
 
 from serving.artifact import load_model_dir, pack
+from serving.ports import free_port
 from training.demo import write_demo_dataset
 
 BUCKET = "bench-batch"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def synthetic_rows(data: Path, rows: int) -> tuple[list[str], np.ndarray]:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from serving.ports import free_port
+
 BUCKET = "mlstack-local-models"
 GROUP = "demo-local"
 SERVING_IMAGE = "mlstack-serving:local"
@@ -30,12 +31,6 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",  # the emulator's; it checks nothing
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _say(text: str) -> None:
@@ -84,7 +79,7 @@ def _post(url: str, body: bytes, content_type: str) -> Any:
 def run_demo(work: Path) -> int:
     import boto3
 
-    emulator_port, serving_port = _free_port(), _free_port()
+    emulator_port, serving_port = free_port(), free_port()
     endpoint = f"http://127.0.0.1:{emulator_port}"
     env = {**os.environ, **CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
     python = sys.executable

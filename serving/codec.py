@@ -78,11 +78,11 @@ def _check_category(value: Any, feature: Feature, row: int) -> Any:
     return str(value) if not isinstance(value, str) else value
 
 
-def _rows_from_json(document: Any, predictor: Predictor) -> list[Any]:
+def _rows_from_json(document: Any) -> list[Any]:
     if isinstance(document, dict):
         for key in ("instances", "inputs", "data"):
             if key in document:
-                return _rows_from_json(document[key], predictor)
+                return _rows_from_json(document[key])
         raise UnprocessableInput(
             "expected a list of rows, a list of objects keyed by feature name, or "
             '{"instances": [...]}; got an object without "instances"'
@@ -143,7 +143,7 @@ def decode_json(body: bytes, predictor: Predictor) -> np.ndarray:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidInput(f"malformed JSON: {error}") from error
-    rows = _rows_from_json(document, predictor)
+    rows = _rows_from_json(document)
     features = predictor.metadata.features
     if predictor.numeric_only and not any(token in body for token in _NOT_PLAIN_NUMBERS):
         plain = _plain_matrix(rows, len(features))

@@ -110,7 +110,7 @@ def _supervise(
                 os._exit(0)
         children.add(pid)
 
-    def stop(signum: int, _frame: FrameType | None) -> None:
+    def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         # The listening socket stays open while any process holds it; let the workers' copies

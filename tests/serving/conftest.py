@@ -5,11 +5,10 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,8 @@ import numpy as np
 import pytest
 import yaml
 
+from serving.ports import free_port
 from training.cli import main as train
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -170,28 +164,29 @@ def trained_models(
     return models
 
 
+def _serving(
+    name: str, models: dict[str, Path], factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    server = start_server(str(models[name]), factory.mktemp(f"{name}-server"))
+    yield server
+    stop_server(server)
+
+
 @pytest.fixture(scope="module")
 def linear_server(
     trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    server = start_server(str(trained_models["linear"]), tmp_path_factory.mktemp("linear-server"))
-    yield server
-    stop_server(server)
+    yield from _serving("linear", trained_models, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def mixed_server(
     trained_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    server = start_server(str(trained_models["mixed"]), tmp_path_factory.mktemp("mixed-server"))
-    yield server
-    stop_server(server)
+    yield from _serving("mixed", trained_models, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def demo_rows(demo_dataset: tuple[Path, Path]) -> list[list[float]]:
     lines = demo_dataset[0].read_text().splitlines()[1:]
     return [[float(v) for v in line.split(",")[:-1]] for line in lines]
-
-
-Rows = Callable[[int], list[list[float]]]

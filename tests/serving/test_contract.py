@@ -14,7 +14,8 @@ import boto3
 import numpy as np
 
 from serving.artifact import load_model_dir, pack
-from tests.serving.conftest import Server, free_port, start_server, stop_server
+from serving.ports import free_port
+from tests.serving.conftest import Server, start_server, stop_server
 
 
 def expected(model_dir: Path, rows: list[list[float]]) -> tuple[list[str], np.ndarray]:
