@@ -1,25 +1,25 @@
 """The Kubernetes versions mlstack supports and the EKS add-on versions pinned to each.
 
 Pinning makes `pulumi preview` show an add-on upgrade as a reviewed change instead of drift.
-When adding a version, take each add-on's default from
-`aws eks describe-addon-versions --kubernetes-version X.Y --addon-name NAME`.
+When adding a version, add its dates to `mlstack_policy.eks_support` and take each add-on's
+default from `aws eks describe-addon-versions --kubernetes-version X.Y --addon-name NAME`.
+
+Where the pins come from (none could be checked against AWS from the machine that wrote them):
+1.33 and 1.34 are the defaults `describe-addon-versions` reported when those versions were added;
+1.35's are the defaults it reported on 2026-10-02 for vpc-cni, coredns, kube-proxy and the Pod
+Identity agent, and the EBS CSI driver version public 1.35 clusters run.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
+from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR, SupportWindow
+
 ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")
 
 ADDON_VERSIONS = MappingProxyType(
     {
-        "1.32": {
-            "vpc-cni": "v1.20.4-eksbuild.1",
-            "coredns": "v1.11.4-eksbuild.24",
-            "kube-proxy": "v1.32.6-eksbuild.13",
-            "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
-            "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
-        },
         "1.33": {
             "vpc-cni": "v1.20.4-eksbuild.1",
             "coredns": "v1.12.4-eksbuild.1",
@@ -34,7 +34,23 @@ ADDON_VERSIONS = MappingProxyType(
             "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
             "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
         },
+        "1.35": {
+            "vpc-cni": "v1.22.4-eksbuild.3",
+            "coredns": "v1.13.2-eksbuild.31",
+            "kube-proxy": "v1.35.3-eksbuild.29",
+            "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
+            "aws-ebs-csi-driver": "v1.64.0-eksbuild.1",
+        },
     }
 )
 
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = tuple(sorted(ADDON_VERSIONS))
+
+UPGRADE_POLICIES = ("STANDARD", "EXTENDED")
+"""EKS's `upgradePolicy.supportType`: STANDARD upgrades a cluster when standard support ends;
+EXTENDED keeps its version and bills the extended-support rate."""
+
+
+def support_window(version: str) -> SupportWindow:
+    """The release and end-of-support dates of a supported version."""
+    return EKS_RELEASE_CALENDAR[version]

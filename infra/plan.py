@@ -11,7 +11,7 @@ import yaml
 
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
-from infra.policy.rules import Violation
+from mlstack_policy.rules import Violation
 
 # Set by the provider from the stack's default tags; the same on every resource, so noise here.
 _HIDDEN_INPUTS = frozenset({"tagsAll"})

@@ -1,22 +1,33 @@
 """Pulumi mocks that record every declared resource and answer like AWS would, deterministically.
 
 The answers (ids, ARNs, account, zones) are fixed functions of the logical name and the stack's
-region, so two runs of an unchanged stack record identical resources.
+region, so two runs of an unchanged stack record identical resources. What the account already
+holds (roles, tagged resources) is part of the answers, so a test can plan the same stack against
+a fresh account and against one where an earlier deployment left something behind.
+
+In preview mode the mocks answer as `pulumi preview` of a new stack sees things: a resource's
+inputs are known, but its id and everything AWS computes are not, so inputs built from other
+resources' outputs are recorded as `UNKNOWN`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from pulumi.output import Unknown
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
+from infra.regions import partition_of
+from mlstack_policy.rules import UNKNOWN
+
 ACCOUNT_ID = "123456789012"
-PARTITION = "aws"
+DNS_SUFFIXES = {"aws-cn": "amazonaws.com.cn"}
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,19 @@ class RecordedResource:
     protect: bool = False
     secret_inputs: frozenset[str] = frozenset()
     """Inputs that were secrets; shown masked, checked as plain values."""
+    import_id: str = ""
+    """The id of an existing cloud resource the program adopts (`import_`), else empty."""
+    dependencies: frozenset[str] = frozenset()
+    """URNs of the resources this one was declared to depend on."""
+    retain_on_delete: bool = False
 
 
 def normalise_numbers(value: Any) -> Any:
-    """Integral floats back to ints: the runtime's wire format carries every number as a float."""
+    """Integral floats back to ints: the runtime's wire format carries every number as a float.
+
+    Values unknown during a preview become `UNKNOWN`, the marker the policy rules understand."""
+    if isinstance(value, Unknown):
+        return UNKNOWN
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Mapping):
@@ -83,13 +103,30 @@ def _service(resource_type: str) -> str:
 Computed = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Account:
+    """What an AWS account already holds before the stack is deployed; empty means fresh."""
+
+    existing_roles: tuple[str, ...] = ()
+    """ARNs of IAM roles the account has (service-linked roles, say)."""
+    tagged_resources: tuple[Mapping[str, Any], ...] = ()
+    """What the Resource Groups Tagging API lists: `{"arn": ..., "type": ..., "tags": {...}}`."""
+
+
 @dataclass
 class AwsAnswers:
     """What AWS computes for a resource or returns for a data source, for one account and region."""
 
     region: str
     account_id: str = ACCOUNT_ID
+    account: Account = field(default_factory=Account)
     computed: dict[str, Computed] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every data source the program asked for, with its arguments, in order."""
+
+    @property
+    def partition(self) -> str:
+        return partition_of(self.region)
 
     def __post_init__(self) -> None:
         self.computed.update(
@@ -104,13 +141,25 @@ class AwsAnswers:
                 "aws:cloudwatch/logGroup:LogGroup": self._log_group,
                 "aws:ecr/repository:Repository": self._ecr_repository,
                 "aws:sagemaker/modelPackageGroup:ModelPackageGroup": self._model_package_group,
+                "aws:iam/serviceLinkedRole:ServiceLinkedRole": self._service_linked_role,
             }
         )
 
     def arn(self, resource_type: str, resource: str) -> str:
         service = _service(resource_type)
         region = "" if service == "iam" else self.region  # IAM is global
-        return f"arn:{PARTITION}:{service}:{region}:{self.account_id}:{resource}"
+        return f"arn:{self.partition}:{service}:{region}:{self.account_id}:{resource}"
+
+    def _service_linked_role(
+        self, _physical: str, type_: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        service = str(inputs.get("awsServiceName", ""))
+        name = "AWSServiceRoleFor" + _service_role_suffix(service)
+        return {
+            "name": name,
+            "path": f"/aws-service-role/{service}/",
+            "arn": self.arn(type_, f"role/aws-service-role/{service}/{name}"),
+        }
 
     def _iam_role(self, physical: str, type_: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {"name": physical, "arn": self.arn(type_, f"role/{physical}")}
@@ -167,7 +216,7 @@ class AwsAnswers:
     def _bucket(self, physical: str, _type: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "bucket": physical,
-            "arn": f"arn:{PARTITION}:s3:::{physical}",
+            "arn": f"arn:{self.partition}:s3:::{physical}",
             "bucketRegionalDomainName": f"{physical}.s3.{self.region}.amazonaws.com",
             "region": self.region,
         }
@@ -179,8 +228,9 @@ class AwsAnswers:
         return {"arn": self.arn(type_, str(inputs.get("name", "")))}
 
     def resource(
-        self, resource_type: str, physical: str, inputs: Mapping[str, Any]
+        self, resource_type: str, physical: str, inputs: Mapping[str, Any], import_id: str = ""
     ) -> dict[str, Any]:
+        """The state AWS would report for a resource created (or, with `import_id`, adopted)."""
         state = {**dict(inputs), "id": physical}
         if resource_type.startswith("aws:"):
             state.setdefault("arn", self.arn(resource_type, physical))
@@ -190,19 +240,21 @@ class AwsAnswers:
         return state
 
     def call(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append((token, dict(args)))
         region = str(args.get("region") or self.region)
+        dns_suffix = DNS_SUFFIXES.get(self.partition, "amazonaws.com")
         answers: dict[str, Callable[[], dict[str, Any]]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
                 "accountId": self.account_id,
-                "arn": f"arn:{PARTITION}:iam::{self.account_id}:user/offline",
+                "arn": f"arn:{self.partition}:iam::{self.account_id}:user/offline",
                 "userId": "AIDAOFFLINE",
                 "id": self.account_id,
             },
             "aws:index/getPartition:getPartition": lambda: {
-                "partition": PARTITION,
-                "dnsSuffix": "amazonaws.com",
-                "reverseDnsPrefix": "com.amazonaws",
-                "id": PARTITION,
+                "partition": self.partition,
+                "dnsSuffix": dns_suffix,
+                "reverseDnsPrefix": ".".join(reversed(dns_suffix.split("."))),
+                "id": self.partition,
             },
             "aws:index/getRegion:getRegion": lambda: {
                 "region": region,
@@ -211,11 +263,13 @@ class AwsAnswers:
                 "description": region,
                 "id": region,
             },
-            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
-                "names": [f"{region}{letter}" for letter in "abc"],
-                "zoneIds": [f"{region[:3]}{region[-1]}-az{index}" for index in (1, 2, 3)],
-                "id": region,
-            },
+            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: self._availability_zones(
+                args, region
+            ),
+            "aws:iam/getRoles:getRoles": lambda: self._roles(args),
+            "aws:resourcegroupstaggingapi/getResources:getResources": lambda: self._tagged(
+                args, region
+            ),
         }
         answers["aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"] = lambda: (
             self._instance_type_offerings(args, region)
@@ -226,6 +280,62 @@ class AwsAnswers:
                 "add one to AwsAnswers.call in infra/offline/mocks.py"
             )
         return answers[token]()
+
+    def _availability_zones(self, args: Mapping[str, Any], region: str) -> dict[str, Any]:
+        """The region's three zones and, as in many regions, an opted-in Local Zone, whose name
+        sorts before theirs; `filters` and `state` narrow them as AWS does."""
+        zones = [
+            {"name": f"{region}{letter}", "id": f"{region[:3]}{region[-1]}-az{index}",
+             "opt-in-status": "opt-in-not-required", "zone-type": "availability-zone"}
+            for index, letter in enumerate("abc", start=1)
+        ]  # fmt: skip
+        zones.insert(
+            0,
+            {"name": f"{region}-loc-1a", "id": f"{region[:3]}{region[-1]}-loc1-az1",
+             "opt-in-status": "opted-in", "zone-type": "local-zone"},
+        )  # fmt: skip
+        for entry in args.get("filters") or []:
+            name, values = str(entry.get("name")), [str(v) for v in entry.get("values", [])]
+            if name not in ("opt-in-status", "zone-type"):
+                raise NotImplementedError(f"getAvailabilityZones filter {name!r} offline")
+            zones = [zone for zone in zones if zone[name] in values]
+        return {
+            "names": [zone["name"] for zone in zones],
+            "zoneIds": [zone["id"] for zone in zones],
+            "id": region,
+        }
+
+    def _roles(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        prefix = str(args.get("pathPrefix") or "/")
+        pattern = re.compile(str(args.get("nameRegex") or ".*"))
+        arns = []
+        for arn in self.account.existing_roles:
+            path_and_name = arn.split(":role", 1)[1]
+            path, _, name = path_and_name.rpartition("/")
+            if (path + "/").startswith(prefix) and pattern.search(name):
+                arns.append(arn)
+        return {"arns": arns, "names": [arn.rpartition("/")[2] for arn in arns], "id": "roles"}
+
+    def _tagged(self, args: Mapping[str, Any], region: str) -> dict[str, Any]:
+        types = set(args.get("resourceTypeFilters") or [])
+        matches = []
+        for resource in self.account.tagged_resources:
+            if types and resource["type"] not in types:
+                continue
+            tags: Mapping[str, str] = resource["tags"]
+            if all(
+                entry["key"] in tags
+                and (not entry.get("values") or tags[entry["key"]] in entry["values"])
+                for entry in args.get("tagFilters") or []
+            ):
+                matches.append(
+                    {
+                        "resourceArn": resource["arn"],
+                        "tags": dict(tags),
+                        "complianceDetails": [],
+                    }
+                )
+        return {"resourceTagMappingLists": matches, "id": region}
 
     def _instance_type_offerings(self, args: Mapping[str, Any], region: str) -> dict[str, Any]:
         types, locations, kinds = [], [], []
@@ -243,6 +353,13 @@ class AwsAnswers:
         }
 
 
+def _service_role_suffix(service: str) -> str:
+    # "autoscaling.amazonaws.com" -> "AutoScaling", as AWS names that service's role
+    known = {"autoscaling": "AutoScaling", "eks-nodegroup": "AmazonEKSNodegroup"}
+    prefix = service.split(".")[0]
+    return known.get(prefix, prefix.title())
+
+
 # Offline, GPU families are offered in the first two zones of a region only, as is often true,
 # so that zone filtering is exercised.
 GPU_FAMILIES_OFFLINE = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
@@ -258,8 +375,9 @@ def _requested_types(args: Mapping[str, Any]) -> list[str]:
 class RecordingMocks(pulumi.runtime.Mocks):
     """Records each resource registration; ids and computed properties come from `AwsAnswers`."""
 
-    def __init__(self, answers: AwsAnswers) -> None:
+    def __init__(self, answers: AwsAnswers, *, preview: bool = False) -> None:
         self.answers = answers
+        self.preview = preview
         self.resources: list[RecordedResource] = []
         self._lock = threading.Lock()
         self._request = threading.local()
@@ -267,8 +385,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
         request = self._request.current
         # Derived from the URN without its stack part, so equal config gives equal ids anywhere.
-        physical = f"{args.name}-{_short_hash(request.urn.split('::', 1)[-1])}"
-        props = self.answers.resource(args.typ, physical, args.inputs)
+        physical = args.resource_id or f"{args.name}-{_short_hash(request.urn.split('::', 1)[-1])}"
+        props = self.answers.resource(args.typ, physical, args.inputs, args.resource_id or "")
+        if self.preview and not args.resource_id:
+            # A resource to be created: only what the program gave is known.
+            props = dict(args.inputs)
         with self._lock:
             self.resources.append(
                 RecordedResource(
@@ -282,8 +403,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     props=normalise_numbers(unwrap_secrets(props)),
                     protect=bool(request.protect),
                     secret_inputs=frozenset(k for k, v in args.inputs.items() if _is_secret(v)),
+                    import_id=args.resource_id or "",
+                    dependencies=request.dependencies,
+                    retain_on_delete=request.retain_on_delete,
                 )
             )
+        if self.preview and not args.resource_id:
+            return None, props
         return physical, props
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
@@ -295,6 +421,8 @@ class _Request:
     urn: str
     parent: str
     protect: bool
+    dependencies: frozenset[str]
+    retain_on_delete: bool
 
 
 class RecordingMonitor(MockMonitor):
@@ -311,6 +439,10 @@ class RecordingMonitor(MockMonitor):
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         urn = self.make_urn(request.parent, request.type, request.name)
         self._recording._request.current = _Request(
-            urn=urn, parent=request.parent, protect=bool(request.protect)
+            urn=urn,
+            parent=request.parent,
+            protect=bool(request.protect),
+            dependencies=frozenset(request.dependencies),
+            retain_on_delete=bool(request.retainOnDelete),
         )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]

@@ -12,7 +12,13 @@ import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.offline.mocks import AwsAnswers, RecordedResource, RecordingMocks, RecordingMonitor
+from infra.offline.mocks import (
+    Account,
+    AwsAnswers,
+    RecordedResource,
+    RecordingMocks,
+    RecordingMonitor,
+)
 from infra.paths import PROGRAM_MAIN
 from infra.stackfiles import StackSettings, load_stack_settings
 
@@ -28,6 +34,10 @@ class ProgramRun:
     resources: tuple[RecordedResource, ...]
     outputs: Mapping[str, Any]
     secret_outputs: frozenset[str] = frozenset()
+    preview: bool = False
+    """Shaped like `pulumi preview` of a new stack: outputs of resources are unknown."""
+    calls: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    """The data sources the program asked for, with their arguments."""
 
     def of_type(self, resource_type: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.resource_type == resource_type]
@@ -50,13 +60,21 @@ class ProgramRun:
 
 
 def run_program(
-    stack: str | StackSettings, *, overrides: Mapping[str, Any] | None = None
+    stack: str | StackSettings,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    preview: bool = False,
+    account: Account | None = None,
+    answers: AwsAnswers | None = None,
 ) -> ProgramRun:
     """Run the program for `stack` as `pulumi up` would, with no engine behind it.
 
     `overrides` replace config values by full key (`mlstack:gpuNodeGroup`), as
-    `pulumi config set` would. The program's own errors (a bad config value stops it with
-    `pulumi.RunError`) propagate unchanged.
+    `pulumi config set` would. With `preview`, run as `pulumi preview` of a new stack: ids and
+    computed outputs are unknown. `account` is what the account already holds (default: a fresh
+    one); `answers` replaces the offline AWS altogether (a test may answer from an emulator).
+    The program's own errors (a bad config value stops it with `pulumi.RunError`) propagate
+    unchanged.
     """
     settings = load_stack_settings(stack) if isinstance(stack, str) else stack
     if overrides:
@@ -67,12 +85,14 @@ def run_program(
         )
     # Each run gets fresh runtime state: the SDK keeps its settings, root stack and config in
     # context variables, so an empty context isolates runs within one process.
-    return contextvars.Context().run(_run_isolated, settings)
+    if answers is None:
+        region = str(settings.values.get("aws:region", DEFAULT_REGION))
+        answers = AwsAnswers(region=region, account=account or Account())
+    return contextvars.Context().run(_run_isolated, settings, preview, answers)
 
 
-def _run_isolated(settings: StackSettings) -> ProgramRun:
-    region = str(settings.values.get("aws:region", DEFAULT_REGION))
-    mocks = RecordingMocks(AwsAnswers(region=region))
+def _run_isolated(settings: StackSettings, preview: bool, answers: AwsAnswers) -> ProgramRun:
+    mocks = RecordingMocks(answers, preview=preview)
     pulumi.runtime.set_all_config(
         settings.as_runtime_config(), secret_keys=sorted(settings.secret_keys)
     )
@@ -80,7 +100,7 @@ def _run_isolated(settings: StackSettings) -> ProgramRun:
         mocks,
         project=PROJECT,
         stack=settings.stack,
-        preview=False,
+        preview=preview,
         monitor=RecordingMonitor(mocks),
     )
 
@@ -101,4 +121,6 @@ def _run_isolated(settings: StackSettings) -> ProgramRun:
         resources=tuple(mocks.resources),
         outputs=outputs,
         secret_outputs=frozenset(secrets),
+        preview=preview,
+        calls=tuple(answers.calls),
     )

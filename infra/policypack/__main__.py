@@ -1,7 +1,7 @@
-"""Entry point of the CrossGuard pack; the rules themselves live in `infra.policy`."""
+"""Entry point of the CrossGuard pack; the rules themselves live in `mlstack_policy`."""
 
 from pulumi_policy import PolicyPack
 
-from infra.policy.crossguard import stack_policies
+from mlstack_policy.crossguard import policies
 
-PolicyPack(name="mlstack-policies", policies=stack_policies())
+PolicyPack(name="mlstack-policies", policies=policies())

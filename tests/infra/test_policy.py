@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 
 import pytest
@@ -12,13 +17,20 @@ from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResource,
     PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
     StackValidationArgs,
+    StackValidationPolicy,
 )
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from infra.offline.mocks import RecordedResource
-from infra.offline.runner import ProgramRun
-from infra.policy.crossguard import policy_name, stack_policies
-from infra.policy.rules import Violation, all_rules, evaluate
+from infra.offline.runner import ProgramRun, run_program
+from infra.paths import PROJECT_ROOT
+from mlstack_policy import eks
+from mlstack_policy.crossguard import policies, policy_name
+from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR, support_problem
+from mlstack_policy.rules import UNKNOWN, Rule, all_rules, evaluate, evaluate_preview
 
 from .conftest import STACKS
 
@@ -67,7 +79,7 @@ def _change(
 
     def breakage(resources: Resources) -> tuple[Resources, str]:
         target = _first(resources, resource_type)
-        props = json.loads(json.dumps(target.props))
+        props = copy.deepcopy(dict(target.props))
         edit(props)
         changed = dataclasses.replace(target, props=props)
         return [changed if r is target else r for r in resources], blame(resources, target)
@@ -254,20 +266,114 @@ def test_a_rule_fires_when_the_resource_holding_its_setting_is_missing(
     assert [(v.rule_id, v.resource_name) for v in evaluate(broken)] == [(rule_id, blamed)]
 
 
+# In the preview of a new stack, these rules read documents built from ARNs of resources not yet
+# created, so they can only judge during `pulumi up` (still before the resource is created).
+JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3"}
+STACK_RULES = {"S3.5", "S3.8", "S3.12", "S3.13", "S3.14", "S3.17", "EC2.2", "EC2.6", "ECR.3"}
+
+
+@pytest.fixture(scope="module")
+def preview() -> ProgramRun:
+    """prod as `pulumi preview` of a brand-new stack sees it: every id and ARN unknown."""
+    return run_program("prod", preview=True)
+
+
+def test_rules_that_need_several_resources_are_stack_rules_and_the_rest_resource_rules() -> None:
+    scopes = {rule.id: rule.scope for rule in all_rules()}
+    assert {rule_id for rule_id, scope in scopes.items() if scope == "stack"} == STACK_RULES
+
+
+def test_a_preview_of_a_new_stack_really_has_unknown_references(preview: ProgramRun) -> None:
+    policy = next(
+        r for r in preview.resources if r.resource_type == "aws:s3/bucketPolicy:BucketPolicy"
+    )
+    assert policy.props["bucket"] is UNKNOWN
+    cluster = next(r for r in preview.resources if r.resource_type == "aws:eks/cluster:Cluster")
+    assert cluster.props["encryptionConfig"]["provider"]["keyArn"] is UNKNOWN
+
+
+def test_the_preview_of_a_new_stack_passes_and_says_which_rules_wait(preview: ProgramRun) -> None:
+    violations, undecided = evaluate_preview(preview.resources)
+    assert violations == []
+    assert {u.rule_id for u in undecided} == JUDGED_AT_UP | STACK_RULES
+
+
+def _known_document(prop: str, document: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    return _set((prop,), json.dumps(document))
+
+
+def _allow(action: str, resource: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}],
+    }
+
+
+WILDCARD = _allow("s3:*", "arn:aws:s3:::x")
+WRITE_ANYWHERE = _allow("s3:PutObject", "*")
+ANY_SERVICE_ACCOUNT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringLike": {"x:sub": "system:serviceaccount:mlstack:*"}},
+        }
+    ],
+}
+# In a preview the documents above are unknown, so the breakage sets a known, broken document on
+# a resource whose other inputs (the role it belongs to) are still unknown.
+PREVIEW_BREAKAGES: Mapping[str, Breakage] = {
+    **{rule.id: BREAKAGES[rule.id] for rule in all_rules() if rule.scope == "resource"},
+    "IAM.21": _change(ROLE_POLICY, _known_document("policy", WILDCARD)),
+    "MLSTACK.IAM.1": _change(ROLE_POLICY, _known_document("policy", WRITE_ANYWHERE)),
+    "MLSTACK.IAM.3": _change(IRSA_ROLE, _known_document("assumeRolePolicy", ANY_SERVICE_ACCOUNT)),
+}
+
+
+@pytest.mark.parametrize("rule_id", sorted(PREVIEW_BREAKAGES))
+def test_a_resource_rule_fires_in_the_preview_of_a_new_stack(
+    preview: ProgramRun, rule_id: str
+) -> None:
+    broken, blamed = PREVIEW_BREAKAGES[rule_id](list(preview.resources))
+    violations, _ = evaluate_preview(broken)
+    assert [(v.rule_id, v.resource_name) for v in violations] == [(rule_id, blamed)]
+
+
+def _rule(rule_id: str) -> Rule:
+    return next(rule for rule in all_rules() if rule.id == rule_id)
+
+
+def _wire(value: Any) -> Any:
+    """Props as the engine hands them to CrossGuard: unknowns as its sentinel strings."""
+    if value is UNKNOWN:
+        return UNKNOWN_STRING_VALUE
+    if isinstance(value, Mapping):
+        return {key: _wire(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wire(item) for item in value]
+    return value
+
+
+def _options(resource: RecordedResource) -> PolicyResourceOptions:
+    return PolicyResourceOptions(
+        protect=resource.protect,
+        ignore_changes=[],
+        delete_before_replace=None,
+        aliases=[],
+        additional_secret_outputs=[],
+        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+    )
+
+
 def _as_policy_resource(resource: RecordedResource) -> PolicyResource:
     return PolicyResource(
         resource_type=resource.resource_type,
-        props=resource.props,
+        props=unknown_checking_proxy(_wire(resource.props)),
         urn=resource.urn,
         name=resource.name,
-        opts=PolicyResourceOptions(
-            protect=resource.protect,
-            ignore_changes=[],
-            delete_before_replace=None,
-            aliases=[],
-            additional_secret_outputs=[],
-            custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
-        ),
+        opts=_options(resource),
         provider=None,
         parent=None,
         dependencies=[],
@@ -275,19 +381,136 @@ def _as_policy_resource(resource: RecordedResource) -> PolicyResource:
     )
 
 
+def _recorder(
+    reported: list[tuple[str, str]],
+    policy: str,
+    resource: str | None,
+    by_urn: Mapping[str, str] | None = None,
+) -> Callable[..., None]:
+    """A `report_violation` that notes (policy, resource name); stack policies pass the URN."""
+
+    def report(_message: str, urn: str | None = None) -> None:
+        name = resource if resource is not None else (by_urn or {})[str(urn)]
+        reported.append((policy, name))
+
+    return report
+
+
+def _crossguard_verdicts(resources: Resources) -> list[tuple[str, str]]:
+    """(policy, resource name) for every violation the CrossGuard policies report, running each
+    as the analyzer does: resource policies once per resource, stack policies once. A policy
+    that raises UnknownValueError gives the analyzer's advisory note, not a verdict."""
+    by_urn = {r.urn: r.name for r in resources}
+    reported: list[tuple[str, str]] = []
+    for policy in policies():
+        if isinstance(policy, ResourceValidationPolicy):
+            for resource in resources:
+                args = ResourceValidationArgs(
+                    resource.resource_type,
+                    unknown_checking_proxy(_wire(resource.props)),
+                    resource.urn,
+                    resource.name,
+                    _options(resource),
+                    None,
+                )
+                with contextlib.suppress(UnknownValueError):
+                    policy.validate(args, _recorder(reported, policy.name, resource.name))
+        else:
+            assert isinstance(policy, StackValidationPolicy)
+            with contextlib.suppress(UnknownValueError):
+                policy.validate(
+                    StackValidationArgs(resources=[_as_policy_resource(r) for r in resources]),
+                    _recorder(reported, policy.name, None, by_urn),
+                )
+    return reported
+
+
+def test_each_rule_becomes_a_crossguard_policy_of_its_kind() -> None:
+    kinds = {policy.name: type(policy) for policy in policies()}
+    for rule in all_rules():
+        expected = ResourceValidationPolicy if rule.scope == "resource" else StackValidationPolicy
+        assert kinds[policy_name(rule)] is expected, rule.id
+
+
+@pytest.mark.parametrize("rule_id", ["S3.8", "KMS.5", "EKS.1", "MLSTACK.IAM.2"])
 def test_the_crossguard_pack_reports_what_the_offline_rules_report(
-    stack_runs: dict[str, ProgramRun],
+    stack_runs: dict[str, ProgramRun], rule_id: str
 ) -> None:
-    broken, _ = BREAKAGES["S3.8"](list(stack_runs["prod"].resources))
-    args = StackValidationArgs(resources=[_as_policy_resource(r) for r in broken])
-    reported: list[tuple[str, str, str | None]] = []
-    for policy in stack_policies():
-        policy.validate(
-            args, lambda message, urn=None, p=policy: reported.append((p.name, message, urn))
-        )
-    expected: list[Violation] = evaluate(broken)
-    assert [(name, urn) for name, _, urn in reported] == [
-        (policy_name(next(r for r in all_rules() if r.id == v.rule_id)), v.urn) for v in expected
-    ]
-    assert reported[0][0] == "fsbp-s3-8"
-    assert reported[0][1].startswith("[S3.8] public access block leaves restrictPublicBuckets off")
+    broken, blamed = BREAKAGES[rule_id](list(stack_runs["prod"].resources))
+    assert _crossguard_verdicts(broken) == [(policy_name(_rule(rule_id)), blamed)]
+
+
+@pytest.mark.parametrize("rule_id", ["KMS.4", "EKS.2", "ECR.2", "EC2.170", "IAM.21"])
+def test_the_crossguard_pack_blocks_a_new_stacks_preview_on_resource_rules(
+    preview: ProgramRun, rule_id: str
+) -> None:
+    broken, blamed = PREVIEW_BREAKAGES[rule_id](list(preview.resources))
+    assert _crossguard_verdicts(broken) == [(policy_name(_rule(rule_id)), blamed)]
+
+
+def test_a_policy_that_cannot_judge_during_preview_says_so_instead_of_passing(
+    preview: ProgramRun,
+) -> None:
+    # CrossGuard turns UnknownValueError into its "can't run policy during preview" note.
+    policy = next(p for p in policies() if p.name == policy_name(_rule("IAM.21")))
+    role_policy = next(r for r in preview.resources if r.resource_type == ROLE_POLICY)
+    args = ResourceValidationArgs(
+        ROLE_POLICY,
+        unknown_checking_proxy(_wire(role_policy.props)),
+        role_policy.urn,
+        role_policy.name,
+        _options(role_policy),
+        None,
+    )
+    with pytest.raises(UnknownValueError) as caught:
+        policy.validate(args, lambda *_: pytest.fail("no verdict without the document"))
+    assert caught.value.message.startswith("[IAM.21] the policy document is not known")
+
+
+def test_eks_support_runs_out_on_the_calendar_dates() -> None:
+    end = EKS_RELEASE_CALENDAR["1.34"].end_of_standard_support
+    assert end == date(2026, 12, 2)
+    assert support_problem("1.34", "STANDARD", date(2026, 12, 1)) is None
+    problem = support_problem("1.34", "STANDARD", end)
+    assert problem is not None
+    assert "left standard support on 2026-12-02" in problem
+    assert support_problem("1.34", "EXTENDED", end) is None
+    assert "left extended support on 2027-12-02" in str(
+        support_problem("1.34", "EXTENDED", date(2027, 12, 2))
+    )
+    assert "is not one of" in str(support_problem("1.24", "EXTENDED", date(2026, 1, 1)))
+
+
+@pytest.mark.parametrize(
+    ("version", "policy", "fires"),
+    [("1.35", "STANDARD", False), ("1.33", "STANDARD", True), ("1.33", "EXTENDED", False)],
+)
+def test_eks2_fails_a_version_past_standard_support_unless_extended_support_was_chosen(
+    monkeypatch: pytest.MonkeyPatch, version: str, policy: str, fires: bool
+) -> None:
+    monkeypatch.setattr(eks, "today", lambda: date(2026, 11, 23))
+    run = run_program(
+        "prod",
+        overrides={"mlstack:kubernetesVersion": version, "mlstack:clusterUpgradePolicy": policy},
+    )
+    found = [v for v in evaluate(run.resources) if v.rule_id == "EKS.2"]
+    assert bool(found) is fires
+    if fires:
+        assert "left standard support on 2026-07-29" in found[0].message
+
+
+def test_the_policy_pack_loads_on_its_own_like_a_published_pack() -> None:
+    # A published pack is its directory plus its requirements: nothing of the project's code.
+    pack = PROJECT_ROOT / "infra" / "policypack"
+    code = (
+        "import sys; sys.modules['infra'] = None; sys.path.insert(0, '.');"
+        "from mlstack_policy.crossguard import policies; print(len(policies()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=pack, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == len(all_rules())
+    assert "pulumi-policy" in (pack / "requirements.txt").read_text()
+    settings = (pack / "PulumiPolicy.yaml").read_text()
+    assert ".." not in settings, "the pack must not reach into a checkout"

@@ -6,9 +6,14 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack_policy.rules import known
+
 
 def parse(document: Any) -> dict[str, Any]:
-    """A policy document from its JSON text or an already parsed mapping; {} when absent."""
+    """A policy document from its JSON text or an already parsed mapping; {} when absent.
+
+    A document built from other resources' ARNs is unknown until they exist: NotKnownYetError."""
+    known(document, "the policy document")
     if isinstance(document, str):
         try:
             parsed = json.loads(document)

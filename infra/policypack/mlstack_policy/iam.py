@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from infra.policy.documents import as_list, statements
-from infra.policy.rules import MLSTACK, ResourceLike, StackIndex, rule
+from mlstack_policy.documents import as_list, statements
+from mlstack_policy.rules import MLSTACK, ResourceLike, resource_rule
 
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -26,21 +26,21 @@ def _allowed_actions(document: object) -> list[tuple[dict[str, object], str]]:
     ]
 
 
-@rule("IAM.21", "IAM policies we write allow no wildcard service actions", ROLE_POLICY)
-def no_wildcard_actions(policy: ResourceLike, _stack: StackIndex) -> str | None:
+@resource_rule("IAM.21", "IAM policies we write allow no wildcard service actions", ROLE_POLICY)
+def no_wildcard_actions(policy: ResourceLike) -> str | None:
     wild = [
         a for _, a in _allowed_actions(policy.props.get("policy")) if a == "*" or a.endswith(":*")
     ]
     return f"allows wildcard actions {', '.join(sorted(set(wild)))}" if wild else None
 
 
-@rule(
+@resource_rule(
     "MLSTACK.IAM.1",
     "IAM policies we write allow changes only on named resources",
     ROLE_POLICY,
     MLSTACK,
 )
-def no_writes_on_everything(policy: ResourceLike, _stack: StackIndex) -> str | None:
+def no_writes_on_everything(policy: ResourceLike) -> str | None:
     writes = sorted(
         {
             action
@@ -51,24 +51,24 @@ def no_writes_on_everything(policy: ResourceLike, _stack: StackIndex) -> str | N
     return f"allows {', '.join(writes)} on Resource '*'" if writes else None
 
 
-@rule(
+@resource_rule(
     "MLSTACK.IAM.2",
     "No broad AWS-managed policies (FullAccess, AdministratorAccess, PowerUserAccess)",
     POLICY_ATTACHMENT,
     MLSTACK,
 )
-def no_broad_managed_policies(attachment: ResourceLike, _stack: StackIndex) -> str | None:
+def no_broad_managed_policies(attachment: ResourceLike) -> str | None:
     policy_arn = str(attachment.props.get("policyArn", ""))
     return f"attaches {policy_arn}" if _BROAD_MANAGED.search(policy_arn) else None
 
 
-@rule(
+@resource_rule(
     "MLSTACK.IAM.3",
     "Roles assumed through the cluster's OIDC provider trust exactly one service account",
     ROLE,
     MLSTACK,
 )
-def irsa_pinned_to_one_service_account(role: ResourceLike, _stack: StackIndex) -> str | None:
+def irsa_pinned_to_one_service_account(role: ResourceLike) -> str | None:
     for statement in statements(role.props.get("assumeRolePolicy")):
         if "sts:AssumeRoleWithWebIdentity" not in as_list(statement.get("Action")):
             continue

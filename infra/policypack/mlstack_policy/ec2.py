@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from infra.policy.documents import as_list
-from infra.policy.rules import ResourceLike, StackIndex, rule
+from mlstack_policy.documents import as_list
+from mlstack_policy.rules import ResourceLike, StackIndex, resource_rule, stack_rule
 
 VPC = "aws:ec2/vpc:Vpc"
 FLOW_LOG = "aws:ec2/flowLog:FlowLog"
@@ -12,7 +12,7 @@ LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 MAX_HOP_LIMIT = 1
 
 
-@rule("EC2.2", "VPC default security groups allow no traffic", VPC)
+@stack_rule("EC2.2", "VPC default security groups allow no traffic", VPC)
 def default_group_closed(vpc: ResourceLike, stack: StackIndex) -> str | None:
     groups = stack.attached(DEFAULT_SECURITY_GROUP, prop="vpcId", value=vpc.props.get("id"))
     if not groups:
@@ -21,7 +21,7 @@ def default_group_closed(vpc: ResourceLike, stack: StackIndex) -> str | None:
     return f"the default security group has {len(rules)} rule(s)" if rules else None
 
 
-@rule("EC2.6", "VPC flow logging is enabled", VPC)
+@stack_rule("EC2.6", "VPC flow logging is enabled", VPC)
 def flow_logged(vpc: ResourceLike, stack: StackIndex) -> str | None:
     for flow_log in stack.attached(FLOW_LOG, prop="vpcId", value=vpc.props.get("id")):
         if flow_log.props.get("trafficType") == "ALL":
@@ -29,8 +29,8 @@ def flow_logged(vpc: ResourceLike, stack: StackIndex) -> str | None:
     return "no flow log records all traffic"
 
 
-@rule("EC2.170", "EC2 launch templates require IMDSv2", LAUNCH_TEMPLATE)
-def requires_imdsv2(template: ResourceLike, _stack: StackIndex) -> str | None:
+@resource_rule("EC2.170", "EC2 launch templates require IMDSv2", LAUNCH_TEMPLATE)
+def requires_imdsv2(template: ResourceLike) -> str | None:
     options = template.props.get("metadataOptions") or {}
     if options.get("httpTokens") != "required":
         return "instance metadata allows IMDSv1 (httpTokens is not required)"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from infra.policy.rules import MLSTACK, ResourceLike, StackIndex, rule
+from mlstack_policy.rules import MLSTACK, ResourceLike, resource_rule
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 
-@rule("MLSTACK.LOGS.1", "Log groups are KMS-encrypted and expire", LOG_GROUP, MLSTACK)
-def encrypted_and_bounded(log_group: ResourceLike, _stack: StackIndex) -> str | None:
+@resource_rule("MLSTACK.LOGS.1", "Log groups are KMS-encrypted and expire", LOG_GROUP, MLSTACK)
+def encrypted_and_bounded(log_group: ResourceLike) -> str | None:
     if not log_group.props.get("kmsKeyId"):
         return "not encrypted with a KMS key"
     if not log_group.props.get("retentionInDays"):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from infra.policy.documents import as_list, is_everyone, statements
-from infra.policy.rules import ResourceLike, StackIndex, rule
+from mlstack_policy.documents import as_list, is_everyone, statements
+from mlstack_policy.rules import ResourceLike, StackIndex, stack_rule
 
 BUCKET = "aws:s3/bucket:Bucket"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
@@ -28,7 +28,7 @@ def _attached(bucket: ResourceLike, stack: StackIndex, resource_type: str) -> li
     return stack.attached(resource_type, prop="bucket", value=bucket.props.get("bucket"))
 
 
-@rule("S3.5", "S3 buckets require requests to use TLS", BUCKET)
+@stack_rule("S3.5", "S3 buckets require requests to use TLS", BUCKET)
 def requires_tls(bucket: ResourceLike, stack: StackIndex) -> str | None:
     for policy in _attached(bucket, stack, BUCKET_POLICY):
         for statement in statements(policy.props.get("policy")):
@@ -43,7 +43,7 @@ def requires_tls(bucket: ResourceLike, stack: StackIndex) -> str | None:
     return "no bucket policy denies s3:* when aws:SecureTransport is false"
 
 
-@rule("S3.8", "S3 buckets block all public access", BUCKET)
+@stack_rule("S3.8", "S3 buckets block all public access", BUCKET)
 def blocks_public_access(bucket: ResourceLike, stack: StackIndex) -> str | None:
     blocks = _attached(bucket, stack, PUBLIC_ACCESS_BLOCK)
     if not blocks:
@@ -52,7 +52,7 @@ def blocks_public_access(bucket: ResourceLike, stack: StackIndex) -> str | None:
     return f"public access block leaves {', '.join(missing)} off" if missing else None
 
 
-@rule("S3.12", "S3 buckets do not use ACLs (ownership enforced)", BUCKET)
+@stack_rule("S3.12", "S3 buckets do not use ACLs (ownership enforced)", BUCKET)
 def enforces_ownership(bucket: ResourceLike, stack: StackIndex) -> str | None:
     for controls in _attached(bucket, stack, OWNERSHIP):
         if (controls.props.get("rule") or {}).get("objectOwnership") == "BucketOwnerEnforced":
@@ -60,7 +60,7 @@ def enforces_ownership(bucket: ResourceLike, stack: StackIndex) -> str | None:
     return "object ownership is not BucketOwnerEnforced, so ACLs still grant access"
 
 
-@rule("S3.13", "S3 buckets have lifecycle configurations", BUCKET)
+@stack_rule("S3.13", "S3 buckets have lifecycle configurations", BUCKET)
 def has_lifecycle(bucket: ResourceLike, stack: StackIndex) -> str | None:
     for lifecycle in _attached(bucket, stack, LIFECYCLE):
         if any(r.get("status") == "Enabled" for r in as_list(lifecycle.props.get("rules"))):
@@ -68,7 +68,7 @@ def has_lifecycle(bucket: ResourceLike, stack: StackIndex) -> str | None:
     return "no enabled lifecycle rule"
 
 
-@rule("S3.14", "S3 buckets have versioning enabled", BUCKET)
+@stack_rule("S3.14", "S3 buckets have versioning enabled", BUCKET)
 def has_versioning(bucket: ResourceLike, stack: StackIndex) -> str | None:
     for versioning in _attached(bucket, stack, VERSIONING):
         if (versioning.props.get("versioningConfiguration") or {}).get("status") == "Enabled":
@@ -76,7 +76,7 @@ def has_versioning(bucket: ResourceLike, stack: StackIndex) -> str | None:
     return "versioning is not Enabled"
 
 
-@rule("S3.17", "S3 buckets are encrypted at rest with KMS keys", BUCKET)
+@stack_rule("S3.17", "S3 buckets are encrypted at rest with KMS keys", BUCKET)
 def encrypted_with_kms(bucket: ResourceLike, stack: StackIndex) -> str | None:
     for encryption in _attached(bucket, stack, ENCRYPTION):
         for entry in as_list(encryption.props.get("rules")):

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from infra.policy.documents import is_everyone, statements
-from infra.policy.rules import ResourceLike, StackIndex, rule
+from mlstack_policy.documents import is_everyone, statements
+from mlstack_policy.rules import ResourceLike, resource_rule
 
 KEY = "aws:kms/key:Key"
 
 
-@rule("KMS.4", "KMS key rotation is enabled", KEY)
-def rotates(key: ResourceLike, _stack: StackIndex) -> str | None:
+@resource_rule("KMS.4", "KMS key rotation is enabled", KEY)
+def rotates(key: ResourceLike) -> str | None:
     if key.props.get("customerMasterKeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
         return None  # AWS rotates only symmetric keys
     return None if key.props.get("enableKeyRotation") is True else "automatic rotation is off"
 
 
-@rule("KMS.5", "KMS keys are not publicly accessible", KEY)
-def not_public(key: ResourceLike, _stack: StackIndex) -> str | None:
+@resource_rule("KMS.5", "KMS keys are not publicly accessible", KEY)
+def not_public(key: ResourceLike) -> str | None:
     for statement in statements(key.props.get("policy")):
         if (
             statement.get("Effect") == "Allow"
