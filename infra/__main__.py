@@ -21,6 +21,7 @@ key = EnvironmentKey(
         environment=config.environment,
         deletion_window_days=config.storage.kms_deletion_window_days,
         protect=config.deletion_protection,
+        node_volumes=config.cluster.enabled,
     ),
 )
 storage = Storage(
@@ -34,54 +35,60 @@ storage = Storage(
         protect=config.deletion_protection,
     ),
 )
-network = Network(
-    "network",
-    NetworkArgs(
-        cidr=config.network.vpc_cidr,
-        zone_count=config.network.availability_zone_count,
-        nat_gateways=config.network.nat_gateways,
-        private_endpoints=config.network.private_endpoints,
-        flow_log_retention_days=config.network.flow_log_retention_days,
-        kms_key_arn=key.arn,
-        cluster_name=cluster_name,
-    ),
-)
-cluster = Cluster(
-    "cluster",
-    ClusterArgs(
-        cluster_name=cluster_name,
-        kubernetes_version=config.cluster.kubernetes_version,
-        subnet_ids=[subnet.id for subnet in network.private_subnets],
-        subnet_zones=network.zones,
-        public_access=config.cluster.public_access,
-        public_access_cidrs=config.cluster.public_access_cidrs,
-        creator_is_admin=config.cluster.creator_is_admin,
-        admin_arns=config.cluster.admin_arns,
-        kms_key_arn=key.arn,
-        log_retention_days=config.monitoring.log_retention_days,
-        node_groups=config.cluster.node_groups,
-        deletion_protection=config.deletion_protection,
-    ),
-)
-identities = WorkloadIdentities(
-    "workloads",
-    WorkloadIdentitiesArgs(
-        environment=config.environment,
-        models=config.registry.models,
-        data_bucket_arn=storage.data.arn,
-        models_bucket_arn=storage.models.arn,
-        kms_key_arn=key.arn,
-        oidc_provider_arn=cluster.oidc_provider.arn,
-        oidc_issuer=cluster.oidc_issuer,
-    ),
-)
+network: Network | None = None
+cluster: Cluster | None = None
+identities: WorkloadIdentities | None = None
+if config.cluster.enabled:
+    network = Network(
+        "network",
+        NetworkArgs(
+            cidr=config.network.vpc_cidr,
+            zone_count=config.network.availability_zone_count,
+            nat_gateways=config.network.nat_gateways,
+            private_endpoints=config.network.private_endpoints,
+            flow_log_retention_days=config.network.flow_log_retention_days,
+            kms_key_arn=key.arn,
+            cluster_name=cluster_name,
+        ),
+    )
+    cluster = Cluster(
+        "cluster",
+        ClusterArgs(
+            cluster_name=cluster_name,
+            kubernetes_version=config.cluster.kubernetes_version,
+            upgrade_policy=config.cluster.upgrade_policy,
+            subnet_ids=[subnet.id for subnet in network.private_subnets],
+            subnet_zones=network.zones,
+            public_access=config.cluster.public_access,
+            public_access_cidrs=config.cluster.public_access_cidrs,
+            creator_is_admin=config.cluster.creator_is_admin,
+            admin_arns=config.cluster.admin_arns,
+            kms_key_arn=key.arn,
+            log_retention_days=config.monitoring.log_retention_days,
+            node_groups=config.cluster.node_groups,
+            deletion_protection=config.deletion_protection,
+        ),
+    )
+    identities = WorkloadIdentities(
+        "workloads",
+        WorkloadIdentitiesArgs(
+            environment=config.environment,
+            models=config.registry.models,
+            data_bucket_arn=storage.data.arn,
+            models_bucket_arn=storage.models.arn,
+            kms_key_arn=key.arn,
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer=cluster.oidc_issuer,
+        ),
+    )
 model_registry = ModelRegistry(
     "models",
     ModelRegistryArgs(
         environment=config.environment,
         models=config.registry.models,
-        writer_arns=[identities.training.arn],
+        writer_arns=[identities.training.arn] if identities else [],
         reader_arns=config.registry.reader_arns,
+        access_policy=identities is not None,
     ),
 )
 images = ContainerRegistry(
@@ -100,15 +107,16 @@ pulumi.export(outputs.KMS_KEY_ALIAS, key.alias.name)
 pulumi.export(outputs.DATA_BUCKET, storage.data.name)
 pulumi.export(outputs.MODELS_BUCKET, storage.models.name)
 pulumi.export(outputs.CAPTURE_BUCKET, storage.capture.name)
-pulumi.export(outputs.VPC_ID, network.vpc.id)
-pulumi.export(outputs.PUBLIC_SUBNET_IDS, [subnet.id for subnet in network.public_subnets])
-pulumi.export(outputs.PRIVATE_SUBNET_IDS, [subnet.id for subnet in network.private_subnets])
-pulumi.export(outputs.CLUSTER_NAME, cluster.cluster.name)
-pulumi.export(outputs.CLUSTER_ENDPOINT, cluster.cluster.endpoint)
-pulumi.export(outputs.KUBECONFIG, cluster.kubeconfig)
-pulumi.export(outputs.OIDC_PROVIDER_ARN, cluster.oidc_provider.arn)
 pulumi.export(outputs.TRAINING_REPOSITORY_URL, images.urls["training"])
 pulumi.export(outputs.SERVING_REPOSITORY_URL, images.urls["serving"])
 pulumi.export(outputs.MODEL_PACKAGE_GROUPS, model_registry.group_names)
-pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)
-pulumi.export(outputs.SERVING_ROLE_ARN, identities.serving.arn)
+if network is not None and cluster is not None and identities is not None:
+    pulumi.export(outputs.VPC_ID, network.vpc.id)
+    pulumi.export(outputs.PUBLIC_SUBNET_IDS, [subnet.id for subnet in network.public_subnets])
+    pulumi.export(outputs.PRIVATE_SUBNET_IDS, [subnet.id for subnet in network.private_subnets])
+    pulumi.export(outputs.CLUSTER_NAME, cluster.cluster.name)
+    pulumi.export(outputs.CLUSTER_ENDPOINT, cluster.cluster.endpoint)
+    pulumi.export(outputs.KUBECONFIG, cluster.kubeconfig)
+    pulumi.export(outputs.OIDC_PROVIDER_ARN, cluster.oidc_provider.arn)
+    pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)
+    pulumi.export(outputs.SERVING_ROLE_ARN, identities.serving.arn)

@@ -17,8 +17,60 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from infra import naming
-from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
+from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS, UPGRADE_POLICIES
+from infra.regions import check_region
 from infra.schema import NAMESPACE, ConfigKey, load_schema
+
+# Config namespaces the program reads besides its own: the providers' settings and Pulumi's.
+PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi")
+
+NOT_DEPLOYED_YET = (
+    "servingTarget",
+    "servingModelVersion",
+    "servingMinReplicas",
+    "servingMaxReplicas",
+    "servingCpuMillicores",
+    "servingMemoryMib",
+    "servingInstanceType",
+    "dataCapturePercent",
+    "trainingSchedule",
+    "trainingInstanceType",
+    "trainingMaxRuntimeMinutes",
+    "autoApproveModels",
+    "alarmEmail",
+    "latencyP99AlarmMs",
+)
+"""Keys that are checked but that no resource reads yet: model endpoints, scheduled training and
+alarms are not deployed by this version. `no_effect_warning` names them on every run."""
+
+CLUSTER_ONLY = (
+    "vpcCidr",
+    "availabilityZoneCount",
+    "natGateways",
+    "privateEndpoints",
+    "flowLogRetentionDays",
+    "kubernetesVersion",
+    "clusterUpgradePolicy",
+    "clusterPublicAccess",
+    "clusterPublicAccessCidrs",
+    "clusterCreatorAdmin",
+    "clusterAdminArns",
+    "nodeInstanceTypes",
+    "nodeCapacityType",
+    "nodeMinSize",
+    "nodeDesiredSize",
+    "nodeMaxSize",
+    "nodeDiskSizeGib",
+    "nodeLabels",
+    "nodeTaints",
+    "gpuNodeGroup",
+    "gpuInstanceType",
+    "gpuMaxSize",
+    "logRetentionDays",
+    "registryReaderArns",
+)
+"""Keys of the network, the cluster and the registry's resource policy: no effect when the stack
+leaves the cluster out (`mlstack:cluster` false)."""
 
 NatPolicy = Literal["none", "single", "per-az"]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
@@ -46,7 +98,7 @@ PRIVATE_NETWORKS = tuple(
     ipaddress.IPv4Network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 
-_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+MAX_ENVIRONMENT = 16
 _K8S_VERSION = re.compile(r"^1\.\d{2}$")
 _EC2_INSTANCE = re.compile(
     r"^(?P<family>[a-z][a-z0-9-]*)\.(?:nano|micro|small|medium|large|\d*xlarge|metal)$"
@@ -135,7 +187,11 @@ GPU_MIN_DISK_GIB = 100  # CUDA images are large
 class ClusterConfig:
     """The EKS control plane and its node groups."""
 
+    enabled: bool
+    """Declare the cluster, its node groups and the workloads' IRSA roles at all."""
     kubernetes_version: str
+    upgrade_policy: str
+    """EKS's support type: STANDARD (upgraded at the end of standard support) or EXTENDED."""
     public_access: bool
     public_access_cidrs: tuple[str, ...]
     creator_is_admin: bool
@@ -232,6 +288,8 @@ class StackConfig:
     """Everything one stack is configured with, checked."""
 
     environment: str
+    region: str
+    """`aws:region`; empty when the stack leaves it to the environment (AWS_REGION)."""
     deletion_protection: bool
     network: NetworkConfig
     storage: StorageConfig
@@ -258,11 +316,21 @@ class _Reader:
         self.problems: list[str] = []
         self.failed: set[str] = set()
         self.values: dict[str, Any] = {}
+        self.provider_values: dict[str, Any] = {}
         for full_name, value in values.items():
             namespace, _, name = full_name.partition(":")
             if not name:
                 namespace, name = NAMESPACE, namespace
+            if namespace in PROVIDER_NAMESPACES:
+                self.provider_values[full_name] = value
+                continue
             if namespace != NAMESPACE:
+                self.problems.append(
+                    f"{full_name}: unknown namespace {namespace!r} (value {_show(value)}); "
+                    f"allowed: {NAMESPACE}:<key> for the keys declared in Pulumi.yaml, or a "
+                    f"provider's settings under {', '.join(p + ':' for p in PROVIDER_NAMESPACES)}"
+                    f"{_namespace_suggestion(namespace, name, schema)}"
+                )
                 continue
             if name not in schema:
                 self.problems.append(
@@ -296,6 +364,15 @@ class _Reader:
     def string(self, name: str, check: Check[str] | None = None) -> str:
         present, raw = self._raw(name)
         if not present:
+            return ""
+        if isinstance(raw, float | int) and not isinstance(raw, bool):
+            dropped = ", dropping trailing zeros" if isinstance(raw, float) else ""
+            self.fail(
+                name,
+                raw,
+                "a string; put the value in quotes in the stack file (YAML reads an unquoted "
+                f"{raw} as a number{dropped})",
+            )
             return ""
         if not isinstance(raw, str):
             self.fail(name, raw, "a string")
@@ -361,6 +438,13 @@ class _Reader:
         return items
 
 
+def _namespace_suggestion(namespace: str, name: str, schema: Mapping[str, ConfigKey]) -> str:
+    if not difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.6):
+        return ""
+    key = name if name in schema else next(iter(difflib.get_close_matches(name, list(schema))), "")
+    return f" (did you mean {NAMESPACE}:{key or name}?)"
+
+
 def _suggestion(name: str, schema: Mapping[str, ConfigKey]) -> str:
     close = difflib.get_close_matches(name, list(schema), n=1)
     return f" (did you mean {NAMESPACE}:{close[0]}?)" if close else ""
@@ -383,10 +467,39 @@ def _as_int(raw: Any) -> int | None:
     return None
 
 
+ENVIRONMENT_RULE = (
+    f"2-{MAX_ENVIRONMENT} characters: a lowercase letter, then lowercase letters, digits or '-', "
+    "ending in a letter or digit"
+)
+
+
+def environment_problem(value: str) -> str | None:
+    """Which name derived from the environment `value` would break, and why; None when none.
+
+    The environment is part of the cluster name (`mlstack-<env>`), the key alias, each model
+    package group (`<model>-<env>`) and Kubernetes labels; the rule is the strictest of theirs."""
+    group = naming.model_package_group("<model>", value)
+    if not 2 <= len(value) <= MAX_ENVIRONMENT:
+        return f"names derived from it ({naming.cluster_name(value)}, {group}) stay short"
+    if not re.fullmatch(r"[a-z0-9-]+", value):
+        bad = sorted({c for c in value if not re.fullmatch(r"[a-z0-9-]", c)})
+        return (
+            f"{''.join(bad)!r} cannot appear in Kubernetes labels and object names, which carry "
+            f"the environment and allow only lowercase letters, digits and '-'"
+        )
+    if not value[0].isalpha():
+        return f"the cluster name {naming.cluster_name(value)} and labels need a letter first"
+    if value.endswith("-"):
+        return (
+            f"SageMaker refuses the model package group name {group!r}: names end in a letter or "
+            "digit"
+        )
+    return None
+
+
 def check_environment(value: str) -> str | None:
-    if _ENVIRONMENT.match(value):
-        return None
-    return "2-16 characters: a lowercase letter, then lowercase letters, digits or '-'"
+    problem = environment_problem(value)
+    return None if problem is None else f"{ENVIRONMENT_RULE} ({problem})"
 
 
 def check_private_cidr(value: str) -> str | None:
@@ -411,7 +524,10 @@ def check_public_cidr(value: str) -> str | None:
 def check_kubernetes_version(value: str) -> str | None:
     if _K8S_VERSION.match(value) and value in SUPPORTED_KUBERNETES_VERSIONS:
         return None
-    return "a version EKS supports, as MAJOR.MINOR: " + _one_of(SUPPORTED_KUBERNETES_VERSIONS)
+    allowed = "a version EKS supports, as MAJOR.MINOR: " + _one_of(SUPPORTED_KUBERNETES_VERSIONS)
+    if re.fullmatch(r"1\.\d", value):
+        allowed += f" (if the stack file says {value}0 unquoted, YAML read it as {value}: quote it)"
+    return allowed
 
 
 def _instance_family(families: tuple[str, ...], kind: str) -> Check[str]:
@@ -492,6 +608,7 @@ def load_config(
     """
     read = _Reader(values, schema if schema is not None else load_schema())
     environment = read.string("environment", check_environment)
+    region = _read_region(read)
     deletion_protection = read.boolean("deletionProtection")
 
     network = NetworkConfig(
@@ -509,7 +626,9 @@ def load_config(
         force_destroy_buckets=read.boolean("forceDestroyBuckets"),
     )
     cluster = ClusterConfig(
+        enabled=read.boolean("cluster"),
         kubernetes_version=read.string("kubernetesVersion", check_kubernetes_version),
+        upgrade_policy=read.choice("clusterUpgradePolicy", UPGRADE_POLICIES),
         public_access=read.boolean("clusterPublicAccess"),
         public_access_cidrs=read.strings("clusterPublicAccessCidrs", check_public_cidr),
         creator_is_admin=read.boolean("clusterCreatorAdmin"),
@@ -567,6 +686,7 @@ def load_config(
     )
     config = StackConfig(
         environment=environment,
+        region=region,
         deletion_protection=deletion_protection,
         network=network,
         storage=storage,
@@ -580,6 +700,18 @@ def load_config(
     if read.problems:
         raise ConfigError(read.problems)
     return config
+
+
+def _read_region(read: _Reader) -> str:
+    region = read.provider_values.get("aws:region")
+    if region is None:
+        return ""
+    allowed = check_region(region) if isinstance(region, str) else "an AWS region name"
+    if allowed is not None:
+        read.failed.add("aws:region")
+        read.problems.append(f"aws:region = {_show(region)}: allowed: {allowed}")
+        return ""
+    return str(region)
 
 
 def _check_combinations(config: StackConfig, read: _Reader) -> None:
@@ -684,17 +816,35 @@ def _check_models(config: StackConfig, read: _Reader) -> None:
             )
 
 
+def no_effect_warning(config: StackConfig) -> str:
+    """One line naming the keys no resource reads, so nobody takes them as deployed."""
+    warning = (
+        "these keys are checked but have no effect yet (no model endpoint, training schedule or "
+        "alarm is deployed by this version): " + ", ".join(NOT_DEPLOYED_YET)
+    )
+    if not config.cluster.enabled:
+        warning += "; and with mlstack:cluster false, these have none: " + ", ".join(CLUSTER_ONLY)
+    return warning
+
+
+def runtime_config_values() -> dict[str, Any]:
+    """Every key of the running stack's config bag, declared or not, as the engine passed it.
+
+    The engine hands the program all of the stack's values (defaults from Pulumi.yaml merged in),
+    through the runtime's config map or the PULUMI_CONFIG variable; `pulumi.Config.get` only
+    answers for names asked for, which would let a misspelt key pass unseen."""
+    from pulumi.runtime import config as runtime_config
+
+    return {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+
+
 def from_pulumi() -> StackConfig:
     """Read the running stack's configuration; a bad value stops the program with the message."""
     import pulumi
 
-    config = pulumi.Config(NAMESPACE)
-    values: dict[str, Any] = {}
-    for name in load_schema():
-        raw = config.get(name)
-        if raw is not None:
-            values[name] = raw
     try:
-        return load_config(values)
+        config = load_config(runtime_config_values())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from error
+    pulumi.log.warn(no_effect_warning(config))
+    return config

@@ -26,6 +26,11 @@ def model_package_group(model: str, environment: str) -> str:
     return f"{model}-{environment}"
 
 
+MODEL_PACKAGE_GROUP_TAG = "mlstack:model-package-group"
+"""Tag every model package group carries, its value the group's name: how a later deployment
+finds a group that `pulumi destroy` kept (the tagging API lists tagged resources only)."""
+
+
 def model_package_group_arn(*, partition: str, region: str, account_id: str, group: str) -> str:
     """The ARN SageMaker gives a model package group, known before the group exists.
 

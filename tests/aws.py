@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 REGION = "us-east-1"
 MODELS_BUCKET = "mlstack-models-test"
 GROUP = "demo-test"
@@ -32,3 +34,15 @@ class Aws:
             self.sagemaker.describe_model_package(ModelPackageName=s["ModelPackageArn"])
             for s in summaries
         ]
+
+
+def use_emulator_credentials(env: pytest.MonkeyPatch, region: str = REGION) -> None:
+    """Dummy credentials for moto, and nothing that could send a call elsewhere."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }.items():
+        env.setenv(name, value)
+    env.delenv("AWS_ENDPOINT_URL", raising=False)
+    env.delenv("AWS_PROFILE", raising=False)

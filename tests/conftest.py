@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from serving import storage
-from tests.aws import GROUP, MODELS_BUCKET, REGION, Aws
+from tests.aws import GROUP, MODELS_BUCKET, REGION, Aws, use_emulator_credentials
 from training.demo import write_demo_dataset
 
 
@@ -38,14 +38,7 @@ def _keep_customer_metadata_on_update(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     _keep_customer_metadata_on_update(monkeypatch)
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_emulator_credentials(monkeypatch)
     storage.s3_client.cache_clear()
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)

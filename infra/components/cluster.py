@@ -14,20 +14,29 @@ from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
 from infra.config import NodeGroupConfig
 from infra.documents.iam import service_trust_policy
 from infra.documents.kubeconfig import eks_kubeconfig
-from infra.eks_versions import ADDON_VERSIONS
+from infra.eks_versions import ADDON_VERSIONS, UPGRADE_POLICIES
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
-MANAGED = "arn:aws:iam::aws:policy/"
+CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # Add-ons that nodes need to become Ready come first; the rest need nodes to schedule on.
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDON_SERVICE_ACCOUNTS = {
-    "vpc-cni": ("aws-node", MANAGED + "AmazonEKS_CNI_Policy"),
-    "aws-ebs-csi-driver": (
-        "ebs-csi-controller-sa",
-        MANAGED + "service-role/AmazonEBSCSIDriverPolicy",
-    ),
+    "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
+    "aws-ebs-csi-driver": ("ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
 }
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+
+
+def managed_policy_arn(partition: str, policy: str) -> str:
+    """An AWS-managed IAM policy's ARN in `partition` (aws, aws-cn, aws-us-gov, ...)."""
+    return f"arn:{partition}:iam::aws:policy/{policy}"
+
+
+def eks_access_policy_arn(partition: str, policy: str) -> str:
+    """An EKS access policy's ARN in `partition`."""
+    return f"arn:{partition}:eks::aws:{policy}"
+
+
 # Pods on the node network path are two hops from the instance metadata service; a hop limit of
 # one keeps them from reading node credentials, while host-network agents still reach it.
 IMDS_HOP_LIMIT = 1
@@ -40,6 +49,8 @@ class ClusterArgs:
     cluster_name: str
     """A contract: kubeconfigs, `aws eks` commands and the log group name use it."""
     kubernetes_version: str
+    upgrade_policy: str
+    """STANDARD (EKS upgrades the cluster when standard support ends) or EXTENDED (billed)."""
     subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets for the control plane's interfaces and the nodes."""
     subnet_zones: pulumi.Input[list[str]]
@@ -59,6 +70,10 @@ class ClusterArgs:
             raise ValueError(
                 f"kubernetes_version = {self.kubernetes_version!r}: allowed: "
                 + ", ".join(ADDON_VERSIONS)
+            )
+        if self.upgrade_policy not in UPGRADE_POLICIES:
+            raise ValueError(
+                f"upgrade_policy = {self.upgrade_policy!r}: allowed: {', '.join(UPGRADE_POLICIES)}"
             )
         if self.public_access and not self.public_access_cidrs:
             raise ValueError("public_access without public_access_cidrs: allowed: a CIDR list")
@@ -86,6 +101,7 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         region = aws.get_region_output(opts=invoke).region
+        self._partition = aws.get_partition_output(opts=invoke).partition
 
         role = aws.iam.Role(
             f"{name}-control-plane",
@@ -95,7 +111,7 @@ class Cluster(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
             role=role.name,
-            policy_arn=MANAGED + "AmazonEKSClusterPolicy",
+            policy_arn=self._managed("AmazonEKSClusterPolicy"),
             opts=child,
         )
         # EKS writes control-plane logs here; created first so retention and encryption apply.
@@ -117,6 +133,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-eks",
             name=args.cluster_name,
             version=args.kubernetes_version,
+            upgrade_policy={"support_type": args.upgrade_policy},
             role_arn=role.arn,
             vpc_config=vpc_config,
             enabled_cluster_log_types=list(CONTROL_PLANE_LOGS),
@@ -157,7 +174,9 @@ class Cluster(pulumi.ComponentResource):
                 f"{name}-admin-{index}",
                 cluster_name=self.cluster.name,
                 principal_arn=principal,
-                policy_arn=CLUSTER_ADMIN_POLICY,
+                policy_arn=self._partition.apply(
+                    lambda partition: eks_access_policy_arn(partition, CLUSTER_ADMIN_POLICY)
+                ),
                 access_scope={"type": "cluster"},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
             )
@@ -170,11 +189,11 @@ class Cluster(pulumi.ComponentResource):
                     service_account=service_account,
                     oidc_provider_arn=self.oidc_provider.arn,
                     oidc_issuer=self.oidc_issuer,
-                    managed_policy_arns=(policy_arn,),
+                    managed_policy_arns=(self._managed(policy),),
                 ),
                 child,
             )
-            for addon, (service_account, policy_arn) in ADDON_SERVICE_ACCOUNTS.items()
+            for addon, (service_account, policy) in ADDON_SERVICE_ACCOUNTS.items()
         }
         pins = ADDON_VERSIONS[args.kubernetes_version]
 
@@ -234,6 +253,9 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
+    def _managed(self, policy: str) -> pulumi.Output[str]:
+        return self._partition.apply(lambda partition: managed_policy_arn(partition, policy))
+
     def _node_role(self, name: str) -> aws.iam.Role:
         role = aws.iam.Role(
             f"{name}-nodes",
@@ -241,11 +263,11 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The CNI's permissions live on its own IRSA role, not on every node.
-        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
+        for policy in NODE_POLICIES:
             aws.iam.RolePolicyAttachment(
                 f"{name}-nodes-{policy}",
                 role=role.name,
-                policy_arn=MANAGED + policy,
+                policy_arn=self._managed(policy),
                 opts=pulumi.ResourceOptions(parent=self),
             )
         return role

@@ -10,7 +10,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import naming
+from infra.adoption import kept_resource
 from infra.documents.iam import model_registry_policy
+
+MODEL_PACKAGE_GROUP_TYPE = "sagemaker:model-package-group"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,19 +26,24 @@ class ModelRegistryArgs:
     """Principals that register versions (the training role)."""
     reader_arns: Sequence[pulumi.Input[str]]
     """Principals that look versions up (deploy pipelines); empty means this account."""
+    access_policy: bool = True
+    """Give each group a resource policy naming the writers and readers. Off leaves access to
+    IAM alone (the AWS emulator cannot hold these policies)."""
 
     def __post_init__(self) -> None:
         if not self.models:
             raise ValueError("models: allowed: at least one model name")
-        if not self.writer_arns:
+        if self.access_policy and not self.writer_arns:
             raise ValueError("writer_arns: allowed: at least one principal")
 
 
 class ModelRegistry(pulumi.ComponentResource):
-    """One model package group per model, kept when the stack is destroyed.
+    """One model package group per model, kept when the stack is destroyed and adopted when the
+    stack is deployed again.
 
     The versions in a group are the model's history; deleting the stack must not delete them,
-    so each group is `retain_on_delete`.
+    so each group is `retain_on_delete`, and a group an earlier deployment kept is found by its
+    tag and imported rather than created again.
     """
 
     groups: dict[str, aws.sagemaker.ModelPackageGroup]
@@ -54,13 +62,21 @@ class ModelRegistry(pulumi.ComponentResource):
                 aws.get_partition_output(opts=invoke).partition,
                 aws.get_caller_identity_output(opts=invoke).account_id,
             ).apply(lambda values: [f"arn:{values[0]}:iam::{values[1]}:root"])
-        for model in args.models:
+        names = {
+            model: naming.model_package_group(model, args.environment) for model in args.models
+        }
+        kept = self._kept_groups(list(names.values()))
+        for model, group_name in names.items():
             group = aws.sagemaker.ModelPackageGroup(
                 f"{name}-{model}",
-                model_package_group_name=naming.model_package_group(model, args.environment),
+                model_package_group_name=group_name,
                 model_package_group_description=f"Versions of {model} ({args.environment})",
-                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                tags={naming.MODEL_PACKAGE_GROUP_TAG: group_name},
+                opts=kept_resource(self, group_name if group_name in kept else None),
             )
+            self.groups[model] = group
+            if not args.access_policy:
+                continue
             aws.sagemaker.ModelPackageGroupPolicy(
                 f"{name}-{model}",
                 model_package_group_name=group.model_package_group_name,
@@ -78,7 +94,19 @@ class ModelRegistry(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            self.groups[model] = group
         self.group_names = {m: g.model_package_group_name for m, g in self.groups.items()}
         self.group_arns = [group.arn for group in self.groups.values()]
         self.register_outputs({"groups": self.group_names})
+
+    def _kept_groups(self, group_names: list[str]) -> set[str]:
+        """Which of these groups already exist, kept by an earlier `pulumi destroy`."""
+        found = aws.resourcegroupstaggingapi.get_resources(
+            resource_type_filters=[MODEL_PACKAGE_GROUP_TYPE],
+            tag_filters=[{"key": naming.MODEL_PACKAGE_GROUP_TAG, "values": group_names}],
+            opts=pulumi.InvokeOptions(parent=self),
+        )
+        tagged = {
+            mapping.tags.get(naming.MODEL_PACKAGE_GROUP_TAG)
+            for mapping in found.resource_tag_mapping_lists
+        }
+        return {group for group in group_names if group in tagged}

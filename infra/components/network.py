@@ -64,7 +64,13 @@ class Network(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         plan = plan_subnets(args.cidr, args.zone_count)
-        available = aws.get_availability_zones_output(state="available", opts=invoke)
+        # Local and Wavelength Zones are opt-in, offer few services and sort before the region's
+        # own zones ("us-east-1-bos-1a" < "us-east-1a"): only zones that need no opt-in qualify.
+        available = aws.get_availability_zones_output(
+            state="available",
+            filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+            opts=invoke,
+        )
         self.zones = available.names.apply(lambda names: _first_zones(names, args.zone_count))
         region = aws.get_region_output(opts=invoke).region
 

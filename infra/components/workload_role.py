@@ -26,7 +26,7 @@ class WorkloadRoleArgs:
     """The cluster's OIDC issuer URL (https://oidc.eks.<region>.amazonaws.com/id/<id>)."""
     policy: pulumi.Input[dict[str, Any]] | None = None
     """The permission document, scoped to concrete ARNs."""
-    managed_policy_arns: Sequence[str] = field(default_factory=tuple)
+    managed_policy_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """AWS-managed policies an AWS add-on documents as its requirement (CNI, EBS CSI)."""
 
     def __post_init__(self) -> None:

@@ -24,44 +24,55 @@ VOLUME_KEY_ACTIONS = (
 )
 
 
-def environment_key_policy(*, account_id: str, partition: str, region: str) -> dict[str, Any]:
+AUTOSCALING_SERVICE = "autoscaling.amazonaws.com"
+AUTOSCALING_ROLE_PATH = f"/aws-service-role/{AUTOSCALING_SERVICE}/"
+AUTOSCALING_ROLE_NAME = "AWSServiceRoleForAutoScaling"
+
+
+def autoscaling_role_arn(*, account_id: str, partition: str) -> str:
+    """The ARN of the account's EC2 Auto Scaling service-linked role; fixed by AWS."""
+    return f"arn:{partition}:iam::{account_id}:role{AUTOSCALING_ROLE_PATH}{AUTOSCALING_ROLE_NAME}"
+
+
+def environment_key_policy(
+    *, account_id: str, partition: str, region: str, node_volumes: bool
+) -> dict[str, Any]:
     """The key policy of an environment's key.
 
     Administration stays with the account itself (so IAM policies scoped to concrete roles grant
-    use of the key), never with `*`. Two services get use of it by name, because no IAM policy
-    of ours can reach them: CloudWatch Logs of this account and region (flow logs and
-    control-plane logs are stored encrypted) and the Auto Scaling service-linked role, which
-    launches the EKS nodes whose disks the key encrypts; it may create grants only for AWS
-    resources.
+    use of the key), never with `*`. Services no IAM policy of ours can reach get use of it by
+    name: CloudWatch Logs of this account and region (flow logs and control-plane logs are stored
+    encrypted) and, with `node_volumes`, the Auto Scaling service-linked role, which launches the
+    EKS nodes whose disks the key encrypts and may create grants only for AWS resources. KMS
+    refuses a policy naming a role that does not exist, so whoever declares this policy with
+    `node_volumes` must make sure that role exists first (`EnvironmentKey` does).
     """
-    autoscaling = (
-        f"arn:{partition}:iam::{account_id}:role/aws-service-role/"
-        "autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
-    )
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministersKeyThroughIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministersKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": "CloudWatchLogsOfThisAccountEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": list(LOGS_KEY_ACTIONS),
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
+                    )
+                }
             },
-            {
-                "Sid": "CloudWatchLogsOfThisAccountEncrypt",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": list(LOGS_KEY_ACTIONS),
-                "Resource": "*",
-                "Condition": {
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
-                        )
-                    }
-                },
-            },
+        },
+    ]
+    if node_volumes:
+        autoscaling = autoscaling_role_arn(account_id=account_id, partition=partition)
+        statements += [
             {
                 "Sid": "AutoScalingEncryptsNodeVolumes",
                 "Effect": "Allow",
@@ -77,5 +88,5 @@ def environment_key_policy(*, account_id: str, partition: str, region: str) -> d
                 "Resource": "*",
                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
             },
-        ],
-    }
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}

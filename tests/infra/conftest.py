@@ -7,10 +7,16 @@ from typing import Any
 
 import pytest
 
+from infra.config import load_config
 from infra.offline.runner import ProgramRun, run_program
 from infra.paths import known_stacks
+from infra.stackfiles import load_stack_settings
 
 STACKS = tuple(known_stacks())
+CLUSTER_STACKS = tuple(
+    stack for stack in STACKS if load_config(load_stack_settings(stack).values).cluster.enabled
+)
+"""The stacks that declare an EKS cluster (all but `local`, whose emulator cannot hold one)."""
 RunStack = Callable[..., ProgramRun]
 
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
 import pytest
 
-from infra.config import ConfigError, load_config
+from infra.config import ConfigError, load_config, runtime_config_values
+from infra.eks_versions import (
+    ADDON_VERSIONS,
+    ADDONS,
+    SUPPORTED_KUBERNETES_VERSIONS,
+    support_window,
+)
+from infra.offline.runner import run_program
 from infra.paths import known_stacks
 from infra.schema import load_schema
 from infra.stackfiles import load_stack_settings, merge_with_defaults
+from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR
 
 from .conftest import RunStack
 
@@ -199,6 +209,10 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         {"alarmEmail": "oncall"},
         ("mlstack:alarmEmail", "'oncall'", "an e-mail address"),
     ),
+    "number where a string is declared": (
+        {"kubernetesVersion": 1.3},
+        ("mlstack:kubernetesVersion = 1.3: allowed: a string; put the value in quotes",),
+    ),
     "misspelt key": (
         {"nodeMaxSise": 4},
         ("mlstack:nodeMaxSise", "unknown key", "did you mean mlstack:nodeMaxSize?"),
@@ -273,3 +287,96 @@ def test_node_groups_are_the_general_group_plus_the_gpu_group_when_on() -> None:
     assert gpu.disk_size_gib == 100
     assert [(t.key, t.effect) for t in gpu.taints] == [("nvidia.com/gpu", "NO_SCHEDULE")]
     assert len(load_config(VALID).cluster.node_groups) == 1
+
+
+# Through the door the Pulumi CLI uses: every value of the stack in the runtime's config bag,
+# declared or not, and the program reading it.
+REFUSED_THROUGH_THE_PROGRAM: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "misspelt key": (
+        {"mlstack:natGateway": "none"},
+        ("mlstack:natGateway: unknown key", "did you mean mlstack:natGateways?"),
+    ),
+    "misspelt key for a boolean": (
+        {"mlstack:forceDestroyBucket": "true"},
+        ("mlstack:forceDestroyBucket: unknown key", "did you mean mlstack:forceDestroyBuckets?"),
+    ),
+    "misspelt namespace": (
+        {"mlstak:natGateways": "none"},
+        ("mlstak:natGateways: unknown namespace 'mlstak'", "did you mean mlstack:natGateways?"),
+    ),
+    "unknown region": (
+        {"aws:region": "mars-1"},
+        ("aws:region = 'mars-1': allowed: an AWS region", "eu-west-1", "cn-north-1"),
+    ),
+    "environment ending in a dash": (
+        {"mlstack:environment": "dev-"},
+        ("mlstack:environment = 'dev-'", "model package group name '<model>-dev-'", "SageMaker"),
+    ),
+    "environment with capitals": (
+        {"mlstack:environment": "Dev"},
+        ("mlstack:environment = 'Dev'", "'D' cannot appear in Kubernetes labels"),
+    ),
+    "environment starting with a digit": (
+        {"mlstack:environment": "1dev"},
+        ("mlstack:environment = '1dev'", "cluster name mlstack-1dev", "letter first"),
+    ),
+    "environment too long": (
+        {"mlstack:environment": "a" * 17},
+        ("mlstack:environment", "2-16 characters"),
+    ),
+    "kubernetes version the engine passed as text after YAML dropped its zero": (
+        {"mlstack:kubernetesVersion": "1.3"},
+        ("mlstack:kubernetesVersion = '1.3'", "if the stack file says 1.30 unquoted"),
+    ),
+    "upgrade policy": (
+        {"mlstack:clusterUpgradePolicy": "LTS"},
+        ("mlstack:clusterUpgradePolicy = 'LTS': allowed: one of STANDARD, EXTENDED",),
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "case", list(REFUSED_THROUGH_THE_PROGRAM), ids=list(REFUSED_THROUGH_THE_PROGRAM)
+)
+def test_the_program_refuses_what_a_user_mistypes_with_the_key_named(case: str) -> None:
+    values, fragments = REFUSED_THROUGH_THE_PROGRAM[case]
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("dev", overrides=values)
+    message = str(caught.value)
+    assert message.startswith("invalid stack configuration (1 problem)"), message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+
+
+def test_the_program_reads_keys_the_engine_passes_in_pulumi_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The language host may hand the config bag over as the PULUMI_CONFIG variable instead.
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"mlstack:natGateway": "none"}))
+    assert runtime_config_values()["mlstack:natGateway"] == "none"
+
+
+def test_provider_settings_and_declared_keys_pass() -> None:
+    values = load_stack_settings("dev").values
+    assert {"aws:region", "aws:defaultTags"} <= set(values)
+    assert load_config(values).region == "eu-west-1"
+    assert load_config({**values, "aws:region": "cn-north-1"}).region == "cn-north-1"
+
+
+def test_the_default_kubernetes_version_is_the_newest_under_standard_support_today() -> None:
+    default = load_schema()["kubernetesVersion"].default
+    today = datetime.now(UTC).date()
+    window = support_window(default)
+    assert window.released <= today < window.end_of_standard_support, (
+        f"{default} left standard support on {window.end_of_standard_support}: "
+        "add the next version to infra/eks_versions.py and make it the default"
+    )
+    assert default == max(
+        SUPPORTED_KUBERNETES_VERSIONS, key=lambda v: tuple(map(int, v.split(".")))
+    )
+    assert load_schema()["clusterUpgradePolicy"].default == "STANDARD"
+
+
+def test_every_supported_version_has_pins_for_every_addon_and_support_dates() -> None:
+    assert set(ADDON_VERSIONS) == set(EKS_RELEASE_CALENDAR)
+    assert all(set(pins) == set(ADDONS) for pins in ADDON_VERSIONS.values())

@@ -14,7 +14,9 @@ def by_sid(document: dict) -> dict[str, dict]:  # type: ignore[type-arg]
 
 
 def test_key_policy_gives_administration_to_the_account_not_to_everyone() -> None:
-    policy = environment_key_policy(account_id="111122223333", partition="aws", region="eu-west-1")
+    policy = environment_key_policy(
+        account_id="111122223333", partition="aws", region="eu-west-1", node_volumes=True
+    )
     statements = by_sid(policy)
     admin = statements["AccountAdministersKeyThroughIam"]
     assert admin["Principal"] == {"AWS": "arn:aws:iam::111122223333:root"}
@@ -23,7 +25,7 @@ def test_key_policy_gives_administration_to_the_account_not_to_everyone() -> Non
 
 def test_key_policy_lets_only_this_accounts_log_groups_in_this_region_encrypt() -> None:
     policy = environment_key_policy(
-        account_id="111122223333", partition="aws-cn", region="cn-north-1"
+        account_id="111122223333", partition="aws-cn", region="cn-north-1", node_volumes=True
     )
     logs = by_sid(policy)["CloudWatchLogsOfThisAccountEncrypt"]
     assert logs["Principal"] == {"Service": "logs.cn-north-1.amazonaws.com"}
@@ -35,7 +37,9 @@ def test_key_policy_lets_only_this_accounts_log_groups_in_this_region_encrypt() 
 
 
 def test_key_policy_lets_auto_scaling_encrypt_node_disks_and_grant_only_for_aws_resources() -> None:
-    policy = environment_key_policy(account_id="111122223333", partition="aws", region="eu-west-1")
+    policy = environment_key_policy(
+        account_id="111122223333", partition="aws", region="eu-west-1", node_volumes=True
+    )
     statements = by_sid(policy)
     role = (
         "arn:aws:iam::111122223333:role/aws-service-role/autoscaling.amazonaws.com/"

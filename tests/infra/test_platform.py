@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 
 import pytest
@@ -10,9 +11,9 @@ import pytest
 from infra import outputs
 from infra.eks_versions import ADDON_VERSIONS
 from infra.offline.mocks import RecordedResource
-from infra.offline.runner import ProgramRun
+from infra.offline.runner import ProgramRun, run_program
 
-from .conftest import STACKS, RunStack
+from .conftest import CLUSTER_STACKS, STACKS, RunStack
 
 NAT = "aws:ec2/natGateway:NatGateway"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -60,9 +61,10 @@ def test_prod_has_one_nat_gateway_per_zone_and_dev_one_in_all(
 
 
 def test_without_nat_private_subnets_have_no_route_out_but_reach_aws_through_endpoints(
+    run_stack: RunStack,
     stack_runs: dict[str, ProgramRun],
 ) -> None:
-    local = stack_runs["local"]
+    local = run_stack("dev", natGateways="none", privateEndpoints=True)
     assert local.of_type(NAT) == []
     routes = [
         r
@@ -83,7 +85,7 @@ def test_without_nat_private_subnets_have_no_route_out_but_reach_aws_through_end
     )
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_subnets_spread_across_distinct_zones_with_eks_tags(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
@@ -92,7 +94,11 @@ def test_subnets_spread_across_distinct_zones_with_eks_tags(
     zones = [s.inputs["availabilityZone"] for s in private]
     assert len(set(zones)) == len(zones)
     region = run.settings.values["aws:region"]
-    assert all(zone.startswith(region) for zone in zones)
+    # The region's own zones ("eu-west-1a"), never an opt-in Local Zone ("eu-west-1-loc-1a"),
+    # although the account has one and its name sorts first.
+    assert all(re.fullmatch(rf"{region}[a-z]", zone) for zone in zones), zones
+    [(_, asked)] = [c for c in run.calls if c[0].endswith("getAvailabilityZones")]
+    assert asked["filters"] == [{"name": "opt-in-status", "values": ["opt-in-not-required"]}]
     assert all(
         s.inputs["tags"][f"kubernetes.io/cluster/mlstack-{stack}"] == "shared" for s in private
     )
@@ -101,7 +107,7 @@ def test_subnets_spread_across_distinct_zones_with_eks_tags(
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in public)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_s3_gateway_endpoint_serves_the_private_route_tables(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
@@ -148,7 +154,7 @@ def test_prod_api_is_private_and_dev_api_is_public_to_its_allow_list_only(
     assert dev["publicAccessCidrs"] == ["203.0.113.0/24"]
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_cluster_encrypts_secrets_logs_the_control_plane_and_uses_access_entries(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
@@ -177,7 +183,7 @@ def test_admin_principals_from_config_get_cluster_admin_access_entries(run_stack
     assert all(a.inputs["accessScope"] == {"type": "cluster"} for a in associations)
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_node_launch_templates_require_imdsv2_with_hop_limit_one_and_encrypted_disks(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
@@ -344,7 +350,7 @@ def test_image_repositories_scan_keep_tags_immutable_encrypt_and_prune(
         assert json.loads(policy.inputs["policy"])["rules"][1]["selection"]["countNumber"] == keep
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
 def test_stack_outputs_point_at_the_declared_platform(
     stack_runs: dict[str, ProgramRun], stack: str
 ) -> None:
@@ -382,3 +388,44 @@ def test_prod_cluster_is_protected_from_deletion_and_dev_cluster_is_not(
     assert prod.protect
     assert dev.inputs["deletionProtection"] is False
     assert not dev.protect
+
+
+def test_the_upgrade_policy_is_standard_unless_extended_support_is_chosen(
+    run_stack: RunStack,
+) -> None:
+    # Without a policy EKS would default to EXTENDED and bill the extended rate silently.
+    assert only(run_stack("prod"), CLUSTER).inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+    extended = run_stack("prod", clusterUpgradePolicy="EXTENDED")
+    assert only(extended, CLUSTER).inputs["upgradePolicy"] == {"supportType": "EXTENDED"}
+
+
+def test_every_arn_of_a_stack_in_a_china_region_is_in_the_aws_cn_partition() -> None:
+    run = run_program(
+        "prod",
+        overrides={
+            "aws:region": "cn-north-1",
+            "mlstack:gpuNodeGroup": True,
+            "mlstack:gpuInstanceType": "g4dn.xlarge",
+            "mlstack:clusterAdminArns": ["arn:aws-cn:iam::111122223333:role/platform"],
+        },
+    )
+    everything = json.dumps(
+        [[r.inputs, dict(r.props)] for r in run.resources] + [run.outputs], default=str
+    )
+    partitions = Counter(re.findall(r"\barn:([a-z-]*):", everything))
+    assert set(partitions) == {"aws-cn"}, partitions
+    assert partitions["aws-cn"] > 50
+
+
+def test_without_the_cluster_switch_nothing_hangs_on_a_cluster(run_stack: RunStack) -> None:
+    run = run_stack("dev", cluster=False)
+    types = {r.resource_type for r in run.resources}
+    assert not [t for t in types if t.startswith(("aws:eks/", "pulumi:providers:kubernetes"))]
+    assert "aws:ec2/launchTemplate:LaunchTemplate" not in types
+    assert "aws:sagemaker/modelPackageGroupPolicy:ModelPackageGroupPolicy" not in types
+    assert "mlstack:iam:WorkloadIdentities" not in types
+    assert {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository"} <= types
+    assert "aws:sagemaker/modelPackageGroup:ModelPackageGroup" in types
+    assert outputs.CLUSTER_NAME not in run.outputs
+    with_cluster = run_stack("dev")
+    assert len(with_cluster.of_type(CLUSTER)) == 1

@@ -10,7 +10,7 @@ from infra import outputs
 from infra.components.storage import SecureBucketArgs
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
-from infra.policy import s3
+from mlstack_policy import s3
 
 from .conftest import STACKS
 
@@ -113,7 +113,7 @@ def test_components_parent_their_resources(stack_runs: dict[str, ProgramRun]) ->
     assert {c.name for c in run.children(storage)} == {f"storage-{role}" for role in ROLES}
     assert len(list(run.descendants(storage))) == 3 + 3 * 7
     key = run.named("key")
-    assert {c.name for c in run.children(key)} == {"key-key", "key-alias"}
+    assert {c.name for c in run.children(key)} == {"key-key", "key-alias", "key-autoscaling-role"}
 
 
 def test_bucket_args_refuse_force_destroy_on_a_protected_bucket() -> None:

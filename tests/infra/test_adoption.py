@@ -1,0 +1,160 @@
+"""Redeploying after `pulumi destroy`: the model package groups it kept are adopted, with their
+versions, instead of failing to be created again.
+
+The program runs under Pulumi's mock runtime; the lookups it makes (the Resource Groups Tagging
+API) and the groups it creates or adopts are served by moto's SageMaker and tagging backends, so
+the test sees what AWS would hold between the deployments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra import naming
+from infra.offline.mocks import AwsAnswers
+from infra.offline.runner import ProgramRun, run_program
+from tests.aws import use_emulator_credentials
+
+REGION = "eu-west-1"  # the dev stack's
+GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
+GET_RESOURCES = "aws:resourcegroupstaggingapi/getResources:getResources"
+
+
+class GroupExistsError(Exception):
+    """What AWS answers CreateModelPackageGroup for a name that exists (moto overwrites)."""
+
+
+class MotoRegistry(AwsAnswers):
+    """Offline answers, except that model package groups and tag lookups are moto's.
+
+    Creating a group that exists fails as on AWS; moto 5.2 would silently replace it, which
+    would hide exactly the failure this test is about."""
+
+    def __init__(self) -> None:
+        super().__init__(region=REGION)
+        self.sagemaker = boto3.client("sagemaker", region_name=REGION)
+        self.tagging = boto3.client("resourcegroupstaggingapi", region_name=REGION)
+
+    def resource(
+        self, resource_type: str, physical: str, inputs: Mapping[str, Any], import_id: str = ""
+    ) -> dict[str, Any]:
+        state = super().resource(resource_type, physical, inputs, import_id)
+        if resource_type != GROUP:
+            return state
+        name = str(inputs["modelPackageGroupName"])
+        existing = self.sagemaker.list_model_package_groups(NameContains=name)
+        exists = any(
+            g["ModelPackageGroupName"] == name for g in existing["ModelPackageGroupSummaryList"]
+        )
+        if import_id:
+            described = self.sagemaker.describe_model_package_group(ModelPackageGroupName=import_id)
+            state["arn"] = described["ModelPackageGroupArn"]
+        elif exists:
+            raise GroupExistsError(f"Model Package Group {name} already exists")
+        else:
+            state["arn"] = self.sagemaker.create_model_package_group(
+                ModelPackageGroupName=name,
+                ModelPackageGroupDescription=str(inputs["modelPackageGroupDescription"]),
+                Tags=[{"Key": k, "Value": v} for k, v in dict(inputs["tags"]).items()],
+            )["ModelPackageGroupArn"]
+        return state
+
+    def call(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        if token != GET_RESOURCES:
+            return super().call(token, args)
+        self.calls.append((token, dict(args)))
+        found = self.tagging.get_resources(
+            ResourceTypeFilters=list(args.get("resourceTypeFilters") or []),
+            TagFilters=[
+                {"Key": f["key"], "Values": list(f.get("values") or [])}
+                for f in args.get("tagFilters") or []
+            ],
+        )["ResourceTagMappingList"]
+        return {
+            "resourceTagMappingLists": [
+                {
+                    "resourceArn": item["ResourceARN"],
+                    "tags": {tag["Key"]: tag["Value"] for tag in item.get("Tags", [])},
+                    "complianceDetails": [],
+                }
+                for item in found
+            ],
+            "id": REGION,
+        }
+
+
+@pytest.fixture
+def moto_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    use_emulator_credentials(monkeypatch, REGION)
+    with mock_aws():
+        yield
+
+
+def deploy() -> tuple[ProgramRun, MotoRegistry]:
+    aws = MotoRegistry()
+    return run_program("dev", answers=aws), aws
+
+
+def register_a_version(aws: MotoRegistry, group: str) -> None:
+    aws.sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelPackageDescription="version 1",
+        InferenceSpecification={
+            "Containers": [{"Image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/serving:1"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Approved",
+    )
+
+
+@pytest.mark.usefixtures("moto_account")
+def test_a_group_kept_by_destroy_is_adopted_with_its_versions_on_redeploy() -> None:
+    first, aws = deploy()
+    [group] = first.of_type(GROUP)
+    name = group.inputs["modelPackageGroupName"]
+    assert group.import_id == "", "a fresh account has nothing to adopt"
+    assert group.retain_on_delete
+    assert group.inputs["tags"] == {naming.MODEL_PACKAGE_GROUP_TAG: name}
+    register_a_version(aws, name)
+
+    # `pulumi destroy` deletes what is not retained; the group stays in the account. A new
+    # deployment starts from empty state and must not try to create it again.
+    second, aws = deploy()
+    [adopted] = second.of_type(GROUP)
+    assert adopted.import_id == name
+    assert adopted.props["arn"] == group.props["arn"]
+    versions = aws.sagemaker.list_model_packages(ModelPackageGroupName=name)
+    assert [v["ModelPackageVersion"] for v in versions["ModelPackageSummaryList"]] == [1]
+
+
+@pytest.mark.usefixtures("moto_account")
+def test_without_the_lookup_the_redeploy_would_fail_as_it_does_on_aws() -> None:
+    _, aws = deploy()
+    with pytest.raises(GroupExistsError, match="demo-dev already exists"):
+        aws.resource(
+            GROUP,
+            "models-demo",
+            {
+                "modelPackageGroupName": "demo-dev",
+                "modelPackageGroupDescription": "Versions of demo (dev)",
+                "tags": {naming.MODEL_PACKAGE_GROUP_TAG: "demo-dev"},
+            },
+        )
+
+
+@pytest.mark.usefixtures("moto_account")
+def test_a_group_of_another_environment_is_not_adopted() -> None:
+    aws = MotoRegistry()
+    aws.sagemaker.create_model_package_group(
+        ModelPackageGroupName="demo-staging",
+        Tags=[{"Key": naming.MODEL_PACKAGE_GROUP_TAG, "Value": "demo-staging"}],
+    )
+    run = run_program("dev", answers=aws)
+    [group] = run.of_type(GROUP)
+    assert (group.inputs["modelPackageGroupName"], group.import_id) == ("demo-dev", "")
