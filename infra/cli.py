@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,19 +22,35 @@ def _plan(args: argparse.Namespace) -> int:
 
     from infra.offline.runner import run_program
     from infra.plan import render_json, render_tree
-    from infra.policy.rules import evaluate
+    from mlstack_policy.rules import evaluate
 
     try:
         run = run_program(args.stack, overrides=_overrides(args.set))
-    except (StackFileError, ConfigError, pulumi.RunError) as error:
+    except (StackFileError, ConfigError, pulumi.RunError, ValueError) as error:
         print(f"mlstack plan {args.stack}: {error}", file=sys.stderr)
         return 2
     violations = evaluate(run.resources)
-    if args.json:
-        print(render_json(run, violations))
-    else:
-        print(render_tree(run, violations))
+    text = render_json(run, violations) if args.json else render_tree(run, violations)
+    if not _write(text):
+        print(
+            f"mlstack plan {args.stack}: the output was closed before the plan was written in full",
+            file=sys.stderr,
+        )
+        return 2
     return 1 if violations else 0
+
+
+def _write(text: str) -> bool:
+    """Print `text`; False when the reader went away (`mlstack plan prod | head`)."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would report the same broken pipe there.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return False
+    return True
 
 
 def _overrides(assignments: Sequence[str]) -> dict[str, Any]:
@@ -42,9 +59,12 @@ def _overrides(assignments: Sequence[str]) -> dict[str, Any]:
     for assignment in assignments:
         key, sep, value = assignment.partition("=")
         if not sep or not key:
-            raise SystemExit(f"mlstack plan: --set {assignment!r}: expected KEY=VALUE")
+            raise StackFileError(f"--set {assignment!r}: expected KEY=VALUE")
         full_key = key if ":" in key else f"{NAMESPACE}:{key}"
-        overrides[full_key] = yaml.safe_load(value) if value else ""
+        try:
+            overrides[full_key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as error:
+            raise StackFileError(f"--set {assignment!r}: the value is not valid YAML") from error
     return overrides
 
 
@@ -68,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Run the Pulumi program for STACK under Pulumi's mock runtime with the values of "
             "Pulumi.yaml and Pulumi.STACK.yaml, print every declared resource with its inputs, "
             "and check it against the policy rules. Exit status: 0 clean, 1 policy violations, "
-            "2 the stack could not be evaluated (bad config, missing stack file)."
+            "2 the stack could not be evaluated (bad config; a stack file that is missing, "
+            "unreadable or not YAML; the output closed before the plan was written)."
         ),
     )
     plan.add_argument("stack", help=f"stack name (with a stack file: {', '.join(known_stacks())})")

@@ -50,11 +50,26 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         stacks = ", ".join(known_stacks()) or "none"
         raise StackFileError(f"no stack file {path.name}; stacks with a file: {stacks}")
-    with path.open(encoding="utf-8") as handle:
-        document = yaml.safe_load(handle) or {}
+    try:
+        with path.open(encoding="utf-8") as handle:
+            document = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise StackFileError(f"{path.name}: cannot be read ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise StackFileError(f"{path.name}: not UTF-8 text (byte {error.start})") from error
+    except yaml.YAMLError as error:
+        raise StackFileError(f"{path.name}: not valid YAML ({_yaml_problem(error)})") from error
     if not isinstance(document, Mapping) or not isinstance(document.get("config", {}), Mapping):
         raise StackFileError(f"{path.name}: expected a mapping with a 'config:' mapping inside")
     return dict(document.get("config") or {})
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """The parser's complaint on one line, with where it was found."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def merge_with_defaults(

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
+
+from infra.config import NOT_DEPLOYED_YET
 from infra.offline.runner import ProgramRun
+from infra.paths import stack_file as stack_file_path
 from infra.plan import render_tree
-from infra.policy.rules import Violation
+from mlstack_policy.rules import Violation
 
 MLSTACK = Path(sys.executable).parent / "mlstack"
 
@@ -91,3 +97,83 @@ def test_the_tree_lists_violations_under_the_policy_heading(
     assert text.endswith(
         "policy: 1 violation(s)\n    [S3.8] storage-data-bucket: no public access block"
     )
+
+
+@pytest.fixture
+def stack_file() -> Iterator[Callable[[bytes], str]]:
+    """Write a stack file beside the real ones, as a user would, and remove it afterwards."""
+    written: list[Path] = []
+
+    def write(content: bytes) -> str:
+        name = f"scratch-{os.getpid()}-{len(written)}"
+        path = stack_file_path(name)
+        path.write_bytes(content)
+        written.append(path)
+        return name
+
+    yield write
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mlstack plan")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_plan_of_a_stack_file_that_is_not_yaml_exits_2_in_one_line(
+    stack_file: Callable[[bytes], str],
+) -> None:
+    name = stack_file(b"config:\n  mlstack:environment: dev\n   mlstack:natGateways: [none\n")
+    assert_one_line_exit_2(plan(name), f"Pulumi.{name}.yaml: not valid YAML", "line 3")
+
+
+def test_plan_of_a_stack_file_that_is_not_text_exits_2_in_one_line(
+    stack_file: Callable[[bytes], str],
+) -> None:
+    name = stack_file(b"config:\n  mlstack:environment: \xff\xfe\n")
+    assert_one_line_exit_2(plan(name), f"Pulumi.{name}.yaml: not UTF-8 text")
+
+
+def test_plan_of_a_missing_stack_file_exits_2_in_one_line() -> None:
+    assert_one_line_exit_2(plan("qa"), "no stack file Pulumi.qa.yaml")
+
+
+def test_plan_whose_reader_goes_away_exits_2_in_one_line() -> None:
+    # `mlstack plan prod --json | head -c 0`: the reader has closed the pipe before the plan
+    # is written.
+    with subprocess.Popen(
+        [str(MLSTACK), "plan", "prod", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=120)
+    result = subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
+    assert_one_line_exit_2(result, "the output was closed before the plan was written")
+
+
+def test_plan_refuses_a_misspelt_key_in_the_stack_file(stack_file: Callable[[bytes], str]) -> None:
+    name = stack_file(
+        b"config:\n  aws:region: eu-west-1\n  mlstack:environment: scratch\n"
+        b"  mlstack:natGateway: none\n  mlstak:natGateways: none\n"
+    )
+    result = plan(name)
+    assert result.returncode == 2
+    assert "mlstack:natGateway: unknown key" in result.stderr
+    assert "did you mean mlstack:natGateways?" in result.stderr
+    assert "mlstak:natGateways: unknown namespace 'mlstak'" in result.stderr
+
+
+def test_plan_says_once_which_keys_have_no_effect_yet() -> None:
+    result = plan("dev")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "no effect yet" in line]
+    assert len(warnings) == 1
+    assert all(key in warnings[0] for key in NOT_DEPLOYED_YET)
