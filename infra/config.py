@@ -479,8 +479,13 @@ def environment_problem(value: str) -> str | None:
     The environment is part of the cluster name (`mlstack-<env>`), the key alias, each model
     package group (`<model>-<env>`) and Kubernetes labels; the rule is the strictest of theirs."""
     group = naming.model_package_group("<model>", value)
-    if not 2 <= len(value) <= MAX_ENVIRONMENT:
-        return f"names derived from it ({naming.cluster_name(value)}, {group}) stay short"
+    if len(value) > MAX_ENVIRONMENT:
+        return (
+            f"names made from it ({naming.cluster_name(value)}, {group}, labels) must fit the "
+            "length limits of EKS, SageMaker and Kubernetes once a model name is added"
+        )
+    if len(value) < 2:
+        return "a one-letter environment is too easily mistaken in names and labels"
     if not re.fullmatch(r"[a-z0-9-]+", value):
         bad = sorted({c for c in value if not re.fullmatch(r"[a-z0-9-]", c)})
         return (

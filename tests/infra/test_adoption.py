@@ -16,7 +16,7 @@ import pytest
 from moto import mock_aws
 
 from infra import naming
-from infra.offline.mocks import AwsAnswers
+from infra.offline.mocks import Account, AwsAnswers
 from infra.offline.runner import ProgramRun, run_program
 from tests.aws import use_emulator_credentials
 
@@ -158,3 +158,20 @@ def test_a_group_of_another_environment_is_not_adopted() -> None:
     run = run_program("dev", answers=aws)
     [group] = run.of_type(GROUP)
     assert (group.inputs["modelPackageGroupName"], group.import_id) == ("demo-dev", "")
+
+
+def test_the_offline_plan_of_an_account_with_a_kept_group_adopts_it() -> None:
+    # What `mlstack plan` shows against an account description, without any emulator.
+    kept = Account(
+        tagged_resources=(
+            {
+                "arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/demo-dev",
+                "type": "sagemaker:model-package-group",
+                "tags": {naming.MODEL_PACKAGE_GROUP_TAG: "demo-dev"},
+            },
+        )
+    )
+    [group] = run_program("dev", account=kept).of_type(GROUP)
+    assert group.import_id == "demo-dev"
+    [fresh] = run_program("dev").of_type(GROUP)
+    assert fresh.import_id == ""
