@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -30,6 +31,23 @@ TARBALL = "model.tar.gz"
 Task = Literal["classification", "regression"]
 FeatureType = Literal["numeric", "categorical"]
 
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, infinity) as None: strict JSON parsers refuse
+    them, and a metric that could not be computed is absent, not a number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def strict_json(value: Any, *, sort_keys: bool = False) -> str:
+    """Indented JSON that any parser accepts: non-finite numbers become null."""
+    return json.dumps(json_safe(value), indent=2, sort_keys=sort_keys, allow_nan=False)
 
 class ArtifactError(ValueError):
     """A model artifact is missing a file, is malformed, or does not match its checksum."""
@@ -76,7 +94,7 @@ class ModelMetadata:
         return tuple(feature.name for feature in self.features)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return strict_json(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:

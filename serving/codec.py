@@ -239,7 +239,8 @@ def encode(predictions: Predictions, kind: str, predictor: Predictor) -> bytes:
     if kind == JSON:
         document: dict[str, Any] = {"predictions": [_label(v) for v in predictions.labels]}
         if predictions.probabilities is not None:
-            document["probabilities"] = predictions.probabilities
+            # orjson serialises C-ordered arrays only; some estimators return Fortran order.
+            document["probabilities"] = np.ascontiguousarray(predictions.probabilities)
             document["classes"] = list(predictor.metadata.classes)
         return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
     if predictions.probabilities is None:

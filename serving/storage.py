@@ -73,6 +73,18 @@ def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-st
         raise StorageError(f"cannot write {uri}: {error}") from error
 
 
+def delete(uri: str) -> None:
+    """Remove an object or file; nothing to remove is not an error."""
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            s3_client().delete_object(Bucket=bucket, Key=key)
+            return
+        Path(uri).unlink(missing_ok=True)
+    except Exception as error:
+        raise StorageError(f"cannot delete {uri}: {error}") from error
+
+
 def exists(uri: str) -> bool:
     if not is_s3(uri):
         return Path(uri).exists()

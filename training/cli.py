@@ -10,8 +10,9 @@ Two ways in, one run:
   paths, as the SageMaker toolkits set them.
 - **Plain paths or s3:// URIs** with flags, on a laptop or in a Kubernetes Job.
 
-Exit status: 0 done, 1 the data, spec or settings were refused, 3 the quality gate refused the
-version (nothing registered), 4 anything else (storage, registry).
+Exit status: 0 done; 1 the data, spec or settings were refused, or a file named does not exist;
+3 the quality gate refused the version (nothing registered, or registered as Rejected with
+--keep-rejected); 4 anything else (storage, registry).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from training.errors import InputError
 
 EXIT_REFUSED_INPUT = 1
 EXIT_GATE = 3
@@ -59,19 +62,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--auto-approve", action="store_true", help="register a passing version as Approved"
     )
+    parser.add_argument(
+        "--accept-schema-change",
+        action="store_true",
+        help="register a version whose features or classes differ from the approved version's "
+        "(without it the gate refuses what it cannot compare)",
+    )
     return parser
 
 
+UNKNOWN_COMMIT = "unknown"
+
+
 def _git_commit() -> str:
+    """The commit of the repository training is started from (`MLSTACK_GIT_COMMIT` wins, as an
+    image build sets it); "unknown" outside a repository, without git's complaint on stderr."""
     if commit := os.environ.get("MLSTACK_GIT_COMMIT"):
         return commit
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 (git from PATH, as a developer runs it) capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "--verify", "HEAD"],  # noqa: S607 (git from PATH, as a developer runs it)
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
-    except OSError:
-        return ""
-    return str(result.stdout).strip() if result.returncode == 0 else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return UNKNOWN_COMMIT
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and commit else UNKNOWN_COMMIT
 
 
 def _sagemaker_output() -> Path:
@@ -85,12 +104,12 @@ def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
         p for p in channel.glob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file()
     )
     if len(candidates) != 1:
-        raise ValueError(
+        raise InputError(
             f"channel 'train' at {channel} holds {len(candidates)} data files; allowed: exactly "
             "one .csv or .parquet file, with dataset.yaml beside it"
         )
     config = OPT_ML / "input" / "config" / "hyperparameters.json"
-    settings = json.loads(config.read_text()) if config.is_file() else {}
+    settings = _hyperparameters(config) if config.is_file() else {}
     return (
         str(candidates[0]),
         str(channel / "dataset.yaml"),
@@ -100,6 +119,23 @@ def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
     )
 
 
+def _hyperparameters(path: Path) -> dict[str, Any]:
+    from training.settings import SettingsError
+
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(
+            f"{path}: not JSON ({error}); allowed: an object of settings"
+        ) from error
+    if not isinstance(document, dict):
+        raise SettingsError(
+            f"{path}: a JSON {type(document).__name__}; allowed: an object of name: value "
+            'settings, such as {"algorithm": "forest"}'
+        )
+    return document
+
+
 def _request(args: argparse.Namespace) -> Any:
     from serving.storage import is_s3
     from training.run import TrainingRequest
@@ -107,7 +143,7 @@ def _request(args: argparse.Namespace) -> Any:
 
     if args.data:
         if not args.output_dir:
-            raise ValueError("--output-dir: required with --data (model/ and report/ go under it)")
+            raise InputError("--output-dir: required with --data (model/ and report/ go under it)")
         data = args.data
         spec = args.spec or (
             data.rsplit("/", 1)[0] + "/dataset.yaml"
@@ -124,6 +160,8 @@ def _request(args: argparse.Namespace) -> Any:
         settings["keep_rejected"] = "true"
     if args.auto_approve:
         settings["auto_approve"] = "true"
+    if args.accept_schema_change:
+        settings["accept_schema_change"] = "true"
     hyperparameters, gate = parse_settings(settings)
     return TrainingRequest(
         data_uri=data,
@@ -142,9 +180,10 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from serving.artifact import ArtifactError
+    from serving.artifact import ArtifactError, strict_json
     from serving.storage import StorageError
     from training.dataset import DatasetError
+    from training.registry import RegistryError
     from training.run import GateRefusedError, describe, run_training
     from training.settings import SettingsError
     from training.spec import SpecError
@@ -155,16 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         request = _request(args)
         outcome = run_training(request)
-    except (DatasetError, SpecError, SettingsError, ValueError) as error:
-        return _fail(failure_file, f"refused: {error}", EXIT_REFUSED_INPUT)
     except GateRefusedError as refused:
-        print(json.dumps(describe(refused.outcome), indent=2))
-        return _fail(failure_file, f"not registered: {refused}", EXIT_GATE)
-    except (StorageError, ArtifactError, OSError) as error:
+        print(strict_json(describe(refused.outcome)))
+        kept = "registered as Rejected" if refused.outcome.registered else "not registered"
+        return _fail(failure_file, f"{kept}: {refused}", EXIT_GATE)
+    except (StorageError, ArtifactError, RegistryError) as error:
         return _fail(failure_file, f"failed: {error}", EXIT_FAILED)
+    except (DatasetError, SpecError, SettingsError, InputError) as error:
+        return _fail(failure_file, f"refused: {error}", EXIT_REFUSED_INPUT)
     except Exception as error:  # noqa: BLE001 (the registry's errors: report them, exit non-zero)
         return _fail(failure_file, f"failed: {type(error).__name__}: {error}", EXIT_FAILED)
-    print(json.dumps(describe(outcome), indent=2))
+    print(strict_json(describe(outcome)))
     return 0
 
 

@@ -16,6 +16,10 @@ PRIMARY_METRIC: dict[Task, tuple[str, bool]] = {
 }
 
 
+CALIBRATION_METRIC = "log_loss"
+"""Classification only: the gate refuses probabilities worse calibrated than the baseline's."""
+
+
 def primary(task: Task) -> tuple[str, bool]:
     return PRIMARY_METRIC[task]
 

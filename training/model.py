@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +23,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from serving.artifact import Feature, Task
-from training.dataset import Dataset
+from training.dataset import Dataset, DatasetError, DatasetProblem
 from training.evaluation import evaluate
 from training.settings import Hyperparameters
 
@@ -120,6 +122,8 @@ def train(
     """Split, fit and evaluate. Pure: the same dataset and hyperparameters give the same model."""
     matrix = as_matrix(dataset.features, features)
     target = dataset.target.to_numpy(dtype=object if task == "classification" else np.float64)
+    if task == "classification":
+        _check_class_counts(str(dataset.target.name), target, hyperparameters.test_size)
     x_train, x_test, y_train, y_test = train_test_split(
         matrix,
         target,
@@ -127,6 +131,10 @@ def train(
         random_state=hyperparameters.seed,
         stratify=target if task == "classification" else None,
     )
+    if task == "classification":
+        _check_every_class_held_out(
+            str(dataset.target.name), target, y_train, y_test, hyperparameters.test_size
+        )
     pipeline = build_pipeline(task, features, hyperparameters).fit(x_train, y_train)
     baseline = (
         DummyClassifier(strategy="prior") if task == "classification" else DummyRegressor()
@@ -138,3 +146,50 @@ def train(
         baseline_metrics=evaluate(baseline, task, x_test, y_test),
         classes=tuple(str(c) for c in getattr(pipeline, "classes_", ())),
     )
+
+
+def _needed_rows(test_size: float) -> int:
+    """Rows a class needs so that a stratified split holds at least one of them out."""
+    return max(2, math.ceil(1 / test_size))
+
+
+def _check_class_counts(column: str, target: np.ndarray, test_size: float) -> None:
+    """Refuse data whose classes cannot all appear in both the training and hold-out rows: a
+    metric over a hold-out set missing a class is undefined (ROC AUC becomes NaN)."""
+    counts = Counter(str(label) for label in target)
+    needed = _needed_rows(test_size)
+    holdout = math.ceil(len(target) * test_size)
+    if holdout < len(counts):
+        raise _refused(
+            column,
+            f"{len(counts)} classes but the hold-out set (test_size={test_size:g}) has "
+            f"{holdout} rows; allowed: at least one hold-out row per class (more rows or a larger "
+            "test_size)",
+        )
+    scarce = sorted((count, label) for label, count in counts.items() if count < needed)
+    if scarce:
+        listed = ", ".join(f"{label!r} ({count} rows)" for count, label in scarce)
+        raise _refused(
+            column,
+            f"too few rows of class {listed} to hold one out for evaluation; allowed: at least "
+            f"{needed} rows per class with test_size={test_size:g} (or a larger test_size)",
+        )
+
+
+def _check_every_class_held_out(
+    column: str, target: np.ndarray, y_train: np.ndarray, y_test: np.ndarray, test_size: float
+) -> None:
+    counts = Counter(str(label) for label in target)
+    for part, rows in (("hold-out", y_test), ("training", y_train)):
+        missing = sorted(set(counts) - {str(label) for label in rows})
+        if missing:
+            listed = ", ".join(f"{label!r} ({counts[label]} rows)" for label in missing)
+            raise _refused(
+                column,
+                f"the {part} rows hold no row of class {listed}; allowed: at least "
+                f"{_needed_rows(test_size)} rows per class with test_size={test_size:g}",
+            )
+
+
+def _refused(column: str, problem: str) -> DatasetError:
+    return DatasetError([DatasetProblem(column, problem)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,6 +16,10 @@ METRIC_PREFIX = "metric."
 # SageMaker's limits on customer metadata values.
 MAX_METADATA_VALUE = 256
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
+
+
+class RegistryError(RuntimeError):
+    """The registry refused or could not be reached; the message says which group and why."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,16 @@ class ModelRegistry:
         import boto3
 
         return boto3.client("sagemaker")
+
+    def check_group(self) -> None:
+        """Fail before anything is published when the group does not exist or is unreadable."""
+        try:
+            self.client.describe_model_package_group(ModelPackageGroupName=self.group)
+        except Exception as error:  # boto3's errors: one readable message
+            raise RegistryError(
+                f"model package group {self.group!r} cannot be used ({error}); allowed: a group "
+                "the stack created (see the modelPackageGroups output)"
+            ) from error
 
     def latest_approved(self) -> ApprovedVersion | None:
         summaries = self.client.list_model_packages(
@@ -94,7 +109,9 @@ class ModelRegistry:
         if approval_status not in APPROVAL_STATUSES:
             raise ValueError(f"approval_status = {approval_status!r}: allowed: {APPROVAL_STATUSES}")
         properties = {key: value[:MAX_METADATA_VALUE] for key, value in lineage.items() if value}
-        properties.update({f"{METRIC_PREFIX}{k}": f"{v:.6g}" for k, v in metrics.items()})
+        properties.update(
+            {f"{METRIC_PREFIX}{k}": f"{v:.6g}" for k, v in metrics.items() if math.isfinite(v)}
+        )
         response = self.client.create_model_package(
             ModelPackageGroupName=self.group,
             ModelPackageDescription=description[:1024],

@@ -6,10 +6,11 @@ before anything is written to the models bucket or the registry.
 
 from __future__ import annotations
 
-import json
 import platform
+import secrets
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ from serving.artifact import (
     ModelMetadata,
     load_model_dir,
     pack,
+    strict_json,
     unpack,
     write_model_dir,
 )
 from serving.fastpath import compile_pipeline
 from training import dataset as datasets
+from training.errors import InputError
 from training.evaluation import evaluate
 from training.gate import GateDecision, decide
 from training.model import TrainedModel, train
@@ -32,6 +35,11 @@ from training.registry import ApprovedVersion, ModelRegistry, RegisteredVersion
 from training.report import baseline_statistics, model_card
 from training.settings import GateSettings, Hyperparameters
 from training.spec import DatasetSpec, dump_spec, load_spec
+
+
+def new_run_id() -> str:
+    """UTC time of the run and 8 random hex digits: sorts by time, never repeats."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(4)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,6 +62,8 @@ class TrainingRequest:
     serving_image: str | None = None
     git_commit: str = ""
     image_digest: str = ""
+    run_id: str = field(default_factory=new_run_id)
+    """Names this run's report prefix, so no two runs (or versions) share one."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +78,8 @@ class TrainingOutcome:
 
 
 class GateRefusedError(RuntimeError):
-    """The quality gate refused the version and config says not to keep a record of it."""
+    """The quality gate refused the version; with `keep_rejected` it was registered as
+    Rejected (`outcome.registered`), otherwise nothing was published."""
 
     def __init__(self, gate: GateDecision, outcome: TrainingOutcome) -> None:
         super().__init__(gate.summary)
@@ -90,20 +101,41 @@ def _library_versions() -> dict[str, str]:
 
 def _approved_metrics(
     registry: ModelRegistry | None, trained: TrainedModel, spec: DatasetSpec
-) -> tuple[ApprovedVersion | None, dict[str, float] | None]:
-    """The approved version's metrics on *this* run's hold-out set, so the comparison is fair;
-    its recorded metrics only when its inputs differ from this dataset's."""
+) -> tuple[ApprovedVersion | None, dict[str, float] | None, str | None]:
+    """The approved version, its metrics on *this* run's hold-out set (so the comparison is
+    fair), and why it cannot be compared when its inputs or classes differ from this run's."""
     approved = registry.latest_approved() if registry else None
     if approved is None:
-        return None, None
+        return None, None, None
     with tempfile.TemporaryDirectory() as scratch:
         tarball = Path(scratch) / TARBALL
         tarball.write_bytes(storage.read_bytes(approved.model_data_url))
         unpack(tarball, Path(scratch) / "model")
         model, metadata = load_model_dir(Path(scratch) / "model")
-    if metadata.feature_names != tuple(f.name for f in spec.features) or metadata.task != spec.task:
-        return approved, approved.metrics
-    return approved, evaluate(model, spec.task, trained.holdout.features, trained.holdout.target)
+    difference = schema_difference(metadata, spec, trained.classes)
+    if difference is not None:
+        return approved, approved.metrics, difference
+    metrics = evaluate(model, spec.task, trained.holdout.features, trained.holdout.target)
+    return approved, metrics, None
+
+
+def schema_difference(
+    approved: ModelMetadata, spec: DatasetSpec, classes: tuple[str, ...]
+) -> str | None:
+    """Why a version of `spec` with `classes` cannot be scored against `approved`; None when
+    the task, the features in their order and the class set are the same."""
+    if approved.task != spec.task:
+        return f"the approved version is a {approved.task} model, this one {spec.task}"
+    features = tuple(f.name for f in spec.features)
+    if approved.feature_names != features:
+        if set(approved.feature_names) == set(features):
+            return "the same features in another order"
+        added = sorted(set(features) - set(approved.feature_names))
+        dropped = sorted(set(approved.feature_names) - set(features))
+        return f"features added: {added or 'none'}, dropped: {dropped or 'none'}"
+    if set(approved.classes) != set(classes):
+        return f"classes {sorted(approved.classes)} in the approved version, {sorted(classes)} here"
+    return None
 
 
 def run_training(request: TrainingRequest) -> TrainingOutcome:
@@ -113,14 +145,22 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
             "registering needs models_uri (where the artifact goes) and serving_image "
             "(the image that serves it)"
         )
+    registry = ModelRegistry(request.model_package_group) if request.model_package_group else None
+    if registry is not None:
+        registry.check_group()
+    _check_inputs_exist(request)
     spec = load_spec(storage.read_bytes(request.spec_uri).decode("utf-8"))
     data = datasets.load(storage.read_bytes(request.data_uri), request.data_uri, spec)
     trained = train(data, spec.features, spec.task, request.hyperparameters)
 
-    registry = ModelRegistry(request.model_package_group) if request.model_package_group else None
-    approved, approved_metrics = _approved_metrics(registry, trained, spec)
+    approved, approved_metrics, incomparable = _approved_metrics(registry, trained, spec)
     gate = decide(
-        spec.task, trained.metrics, trained.baseline_metrics, approved_metrics, request.gate
+        spec.task,
+        trained.metrics,
+        trained.baseline_metrics,
+        approved_metrics,
+        request.gate,
+        incomparable=incomparable,
     )
 
     described = ModelMetadata(
@@ -165,11 +205,15 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
         "gate": {"passed": gate.passed, "reasons": list(gate.reasons)},
         "holdout_rows": len(trained.holdout.target),
     }
-    (report / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-    (report / "baseline_statistics.json").write_text(
-        json.dumps(baseline_statistics(data.features, spec.features), indent=2) + "\n"
-    )
-    (report / "dataset_spec.yaml").write_text(dump_spec(spec))
+    written = [
+        *plots,
+        _write(report / "evaluation.json", strict_json(evaluation) + "\n"),
+        _write(
+            report / "baseline_statistics.json",
+            strict_json(baseline_statistics(data.features, spec.features)) + "\n",
+        ),
+        _write(report / "dataset_spec.yaml", dump_spec(spec)),
+    ]
 
     keep = gate.passed or request.gate.keep_rejected
     status = (
@@ -179,8 +223,8 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
     )
 
     def card(version: str, approval: str) -> Path:
-        path = report / "model_card.md"
-        path.write_text(
+        return _write(
+            report / "model_card.md",
             model_card(
                 metadata,
                 version=version,
@@ -191,59 +235,88 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
                 gate=gate,
                 approval_status=approval,
                 plots=[p.name for p in plots],
-            )
+            ),
         )
-        return path
 
-    files = tuple(sorted(report.iterdir()))
+    def outcome(
+        card_path: Path, registered: RegisteredVersion | None = None, artifact: str | None = None
+    ) -> TrainingOutcome:
+        files = tuple(sorted([*written, card_path]))
+        return TrainingOutcome(metadata, gate, registered, artifact, files)
+
     if not keep:
-        card("not registered", "not registered: the quality gate refused it")
-        raise GateRefusedError(
-            gate, TrainingOutcome(metadata, gate, None, None, tuple(sorted(report.iterdir())))
-        )
+        refused = card("not registered", "not registered: the quality gate refused it")
+        raise GateRefusedError(gate, outcome(refused))
     if not request.models_uri:
-        card("not registered", "not registered: no models location given")
-        return TrainingOutcome(metadata, gate, None, None, tuple(sorted(report.iterdir())))
+        unpublished = card("not registered", "not registered: no models location given")
+        return outcome(unpublished)
 
-    # Content-addressed: the same data and model publish to the same place.
-    prefix = storage.join(
+    # The model is content-addressed: the same data and model publish the same bytes to the same
+    # key, which a later run of the same model reuses. The report belongs to this run alone.
+    model_prefix = storage.join(
         request.models_uri, metadata.model_name, f"{data.sha256[:12]}-{metadata.model_sha256[:12]}"
     )
-    artifact_uri = storage.join(prefix, TARBALL)
+    artifact_uri = storage.join(model_prefix, TARBALL)
+    report_prefix = storage.join(model_prefix, "runs", request.run_id)
     storage.write_bytes(artifact_uri, pack(request.model_dir), "application/gzip")
-    for path in files:
-        storage.write_bytes(storage.join(prefix, path.name), path.read_bytes(), _content_type(path))
+    published = [_publish(path, report_prefix) for path in written]
     registered = None
     if registry is not None and request.serving_image:
-        registered = registry.register(
-            serving_image=request.serving_image,
-            model_data_url=artifact_uri,
-            evaluation_url=storage.join(prefix, "evaluation.json"),
-            approval_status=status,
-            description=gate.summary,
-            metrics=trained.metrics,
-            lineage={
-                "data_sha256": data.sha256,
-                "data_uri": request.data_uri,
-                "git_commit": request.git_commit,
-                "image_digest": request.image_digest,
-                "model_sha256": metadata.model_sha256,
-                "algorithm": metadata.algorithm,
-                "model_card": storage.join(prefix, "model_card.md"),
-                "scikit_learn": metadata.library_versions.get("scikit-learn", ""),
-            },
-            commit=request.git_commit,
-        )
+        try:
+            registered = registry.register(
+                serving_image=request.serving_image,
+                model_data_url=artifact_uri,
+                evaluation_url=storage.join(report_prefix, "evaluation.json"),
+                approval_status=status,
+                description=gate.summary,
+                metrics=trained.metrics,
+                lineage={
+                    "data_sha256": data.sha256,
+                    "data_uri": request.data_uri,
+                    "git_commit": request.git_commit,
+                    "image_digest": request.image_digest,
+                    "model_sha256": metadata.model_sha256,
+                    "algorithm": metadata.algorithm,
+                    "model_card": storage.join(report_prefix, "model_card.md"),
+                    "report": report_prefix,
+                    "scikit_learn": metadata.library_versions.get("scikit-learn", ""),
+                },
+                commit=request.git_commit,
+            )
+        except Exception:
+            # Nothing may point at this run's report now: leave no orphans behind.
+            for uri in published:
+                storage.delete(uri)
+            raise
         version, approval = str(registered.version), registered.approval_status
     else:
         version, approval = "not registered", "not registered: no model package group given"
-    card_path = card(version, approval)
-    storage.write_bytes(
-        storage.join(prefix, card_path.name), card_path.read_bytes(), "text/markdown"
-    )
-    return TrainingOutcome(
-        metadata, gate, registered, artifact_uri, tuple(sorted(report.iterdir()))
-    )
+    _publish(card(version, approval), report_prefix)
+    result = outcome(report / "model_card.md", registered, artifact_uri)
+    if not gate.passed:
+        raise GateRefusedError(gate, result)
+    return result
+
+
+def _check_inputs_exist(request: TrainingRequest) -> None:
+    if not storage.exists(request.data_uri):
+        raise InputError(f"data file {request.data_uri} does not exist")
+    if not storage.exists(request.spec_uri):
+        raise InputError(
+            f"dataset spec {request.spec_uri} does not exist; allowed: a dataset.yaml beside the "
+            "data file, or --spec"
+        )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _publish(path: Path, prefix: str) -> str:
+    uri = storage.join(prefix, path.name)
+    storage.write_bytes(uri, path.read_bytes(), _content_type(path))
+    return uri
 
 
 def _content_type(path: Path) -> str:

@@ -50,6 +50,9 @@ class GateSettings:
     """Register a version that fails the gate as Rejected, to keep the record."""
     auto_approve: bool = False
     """Register a version that passes as Approved instead of PendingManualApproval."""
+    accept_schema_change: bool = False
+    """Accept a version whose features, their order or its classes differ from the approved
+    version's; without it such a version is refused, since the two cannot be compared."""
 
 
 T = TypeVar("T")
@@ -110,6 +113,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_regression": _float(0.0, 1e9),
     "keep_rejected": _bool,
     "auto_approve": _bool,
+    "accept_schema_change": _bool,
 }
 
 

@@ -11,6 +11,7 @@ It is a small YAML (or JSON) file kept next to the data:
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,11 +55,29 @@ def _number(entry: Mapping[str, Any], key: str, where: str) -> float | None:
     return float(value)
 
 
+SPEC_KEYS = ("target", "features", "tolerance")
+TARGET_KEYS = ("name", "type")
+FEATURE_KEYS = ("name", "type", "min", "max", "categories", "nullable")
+
+
+def _check_keys(entry: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    """A misspelt key (`tolerence`, `maximum`, `nulable`) would otherwise be ignored silently
+    and the data checked without the rule it was meant to add."""
+    unknown = [str(key) for key in entry if key not in allowed]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise SpecError(f"{where}: unknown key {', '.join(hints)}; allowed: {', '.join(allowed)}")
+
+
 def _feature(entry: Any, index: int) -> Feature:
     where = f"features[{index}]"
     if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
         raise SpecError(f"{where}: allowed: a mapping with a 'name' string")
     where = f"feature {entry['name']!r}"
+    _check_keys(entry, FEATURE_KEYS, where)
     kind = entry.get("type")
     if kind not in FEATURE_TYPES:
         raise SpecError(f"{where}: type = {kind!r}; allowed: one of {', '.join(FEATURE_TYPES)}")
@@ -89,11 +108,13 @@ def parse_spec(document: Any) -> DatasetSpec:
     """A `DatasetSpec` from the parsed YAML/JSON document."""
     if not isinstance(document, Mapping):
         raise SpecError("dataset spec: allowed: a mapping with 'target' and 'features'")
+    _check_keys(document, SPEC_KEYS, "dataset spec")
     target = document.get("target")
     if not isinstance(target, Mapping) or not isinstance(target.get("name"), str):
         raise SpecError(
             "dataset spec: target: allowed: {name: <column>, type: numeric|categorical}"
         )
+    _check_keys(target, TARGET_KEYS, "dataset spec: target")
     if target.get("type") not in FEATURE_TYPES:
         raise SpecError(
             f"dataset spec: target type = {target.get('type')!r}; allowed: numeric, categorical"

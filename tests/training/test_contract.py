@@ -83,3 +83,51 @@ def test_an_empty_channel_is_explained(tmp_path: Path) -> None:
     result = run_container(tmp_path, "train")
     assert result.returncode == 1
     assert "channel 'train'" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_hyperparameters_that_are_not_an_object_are_refused_as_input(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    lay_out(tmp_path, demo_dataset, {})
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text('["algorithm", "hgb"]')
+    result = run_container(tmp_path, "train")
+    assert result.returncode == 1, result.stderr
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "hyperparameters.json: a JSON list; allowed: an object" in failure
+    assert "Traceback" not in result.stderr
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_the_commit_is_read_from_the_repository_training_starts_in(
+    demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # No MLSTACK_GIT_COMMIT: the commit comes from git, as on a developer's machine.
+    repository, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    repository.mkdir()
+    elsewhere.mkdir()
+    _git(repository, "init", "-q")
+    (repository / "train.txt").write_text("x")
+    _git(repository, "add", ".")
+    _git(repository, "commit", "-q", "-m", "x")
+    head = _git(repository, "rev-parse", "HEAD")
+    env = {k: v for k, v in os.environ.items() if k != "MLSTACK_GIT_COMMIT"}
+    env["GIT_CEILING_DIRECTORIES"] = str(tmp_path)  # never find the project's own repository
+    for cwd, expected in ((repository, head), (elsewhere, "unknown")):
+        result = subprocess.run(
+            [sys.executable, "-m", "training", "--data", str(demo_dataset[0]),
+             "--output-dir", str(cwd / "out"), "--algorithm", "linear"],
+            cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert load_model_dir(cwd / "out" / "model")[1].git_commit == expected
+        assert "fatal" not in result.stderr
+        assert json.loads(result.stdout)["model"] == "model", "stdout holds the JSON result only"

@@ -36,6 +36,17 @@ def feature(**fields: object) -> list[dict[str, object]]:
         (spec(features=feature(name="y")), "columns named twice: y"),
         (spec(tolerance=2), "tolerance = 2"),
         (spec(features=feature(nullable="yes")), "nullable = 'yes'"),
+        # Misspelt keys would otherwise be ignored and the data checked without their rule.
+        (spec(tolerence=0.1), "dataset spec: unknown key 'tolerence' (did you mean 'tolerance'?)"),
+        (
+            spec(features=feature(maximum=3)),
+            "feature 'a': unknown key 'maximum' (did you mean 'max'?)",
+        ),
+        (spec(features=feature(nulable=True)), "unknown key 'nulable' (did you mean 'nullable'?)"),
+        (
+            {"target": {"name": "y", "type": "numeric", "kind": "x"}, "features": feature()},
+            "dataset spec: target: unknown key 'kind'",
+        ),
     ],
 )
 def test_a_malformed_spec_says_which_entry_and_what_is_allowed(

@@ -6,12 +6,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from serving.artifact import MODEL_FILE, load_model_dir, pack, read_metadata
 from tests.aws import SERVING_IMAGE, Aws
-from training.cli import EXIT_GATE, main
+from training.cli import EXIT_FAILED, EXIT_GATE, EXIT_REFUSED_INPUT, main
 
 
 def train(data: Path, out: Path, aws: Aws, *extra: str) -> int:
@@ -70,7 +72,7 @@ def test_two_versions_are_registered_and_the_second_is_gated_against_the_approve
         evaluation_uri = version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
         prefix = evaluation_uri.removeprefix("s3://mlstack-models-test/").rsplit("/", 1)[0]
         published = {k.rsplit("/", 1)[-1] for k in aws.model_objects() if k.startswith(prefix)}
-        assert {"model.tar.gz", "evaluation.json", "model_card.md", "roc_curve.png",
+        assert {"evaluation.json", "model_card.md", "roc_curve.png",
                 "precision_recall_curve.png", "confusion_matrix.png",
                 "baseline_statistics.json", "dataset_spec.yaml"} <= published  # fmt: skip
         card = aws.s3.get_object(Bucket="mlstack-models-test", Key=f"{prefix}/model_card.md")
@@ -122,7 +124,9 @@ def test_a_refused_version_is_kept_as_rejected_when_config_says_so(
     aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path
 ) -> None:
     data, _ = demo_dataset
-    assert train(data, tmp_path / "run", aws, "--min-improvement", "0.9", "--keep-rejected") == 0
+    # Registered for the record, but still a refusal: a CI job must not read it as a success.
+    run = ("--min-improvement", "0.9", "--keep-rejected")
+    assert train(data, tmp_path / "run", aws, *run) == EXIT_GATE
     [version] = aws.versions()
     assert version["ModelApprovalStatus"] == "Rejected"
     assert "less than the required 0.9" in version["ModelPackageDescription"]
@@ -154,3 +158,112 @@ def test_plots_exist_and_show_what_their_titles_say(
             assert len(colours) > 10, f"{name} looks blank"
     card = (tmp_path / "report" / "model_card.md").read_text()
     assert all(f"![{name}]({name})" in card for name in expected)
+
+
+def test_a_retrain_that_yields_the_same_model_keeps_each_versions_report(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = demo_dataset
+    assert train(data, tmp_path / "v1", aws) == 0
+    assert train(data, tmp_path / "v2", aws) == 0
+    first, second = aws.versions()
+    container = [v["InferenceSpecification"]["Containers"][0] for v in (first, second)]
+    assert container[0]["ModelDataUrl"] == container[1]["ModelDataUrl"], "same bytes, one key"
+    reports = [v["CustomerMetadataProperties"]["report"] for v in (first, second)]
+    assert reports[0] != reports[1]
+    for version, report in zip((first, second), reports, strict=True):
+        key = report.removeprefix("s3://mlstack-models-test/") + "/model_card.md"
+        card = aws.s3.get_object(Bucket="mlstack-models-test", Key=key)["Body"].read().decode()
+        assert f"version {version['ModelPackageVersion']}" in card
+
+
+def test_only_the_files_this_run_wrote_are_published(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, _ = demo_dataset
+    stale = tmp_path / "run" / "report" / "residuals.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"from an earlier run")
+    assert train(data, tmp_path / "run", aws) == 0
+    assert not [k for k in aws.model_objects() if k.endswith("residuals.png")]
+
+
+def test_nothing_is_published_for_a_group_that_does_not_exist(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = demo_dataset
+    code = main(
+        ["--data", str(data), "--output-dir", str(tmp_path / "run"),
+         "--models-uri", aws.models_uri, "--model-package-group", "no-such-group",
+         "--serving-image", SERVING_IMAGE]
+    )  # fmt: skip
+    assert code == EXIT_FAILED
+    assert "model package group 'no-such-group' cannot be used" in capsys.readouterr().err
+    assert aws.model_objects() == []
+
+
+def test_a_failed_registration_removes_the_report_it_uploaded(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Extends moto: SageMaker refusing CreateModelPackage after the group check passed (a
+    # throttle, a quota, a policy change in between).
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("ModelPackage quota exceeded")
+
+    monkeypatch.setattr(SageMakerModelBackend, "create_model_package", refuse)
+    data, _ = demo_dataset
+    assert train(data, tmp_path / "run", aws) == EXIT_FAILED
+    assert aws.versions() == []
+    left = aws.model_objects()
+    # The content-addressed model stays for the next run of the same model; no report does.
+    assert [key.rsplit("/", 1)[-1] for key in left] == ["model.tar.gz"]
+
+
+def test_a_model_of_other_features_is_not_gated_against_the_approved_one(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, spec = demo_dataset
+    assert train(data, tmp_path / "v1", aws, "--auto-approve") == 0
+    # Another dataset in the same group: the first ten features only.
+    spec_document = yaml.safe_load(spec.read_text())
+    spec_document["features"] = spec_document["features"][:10]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "dataset.yaml").write_text(yaml.safe_dump(spec_document))
+    kept = [f["name"] for f in spec_document["features"]] + ["diagnosis"]
+    frame = pd.read_csv(data)[kept]
+    frame.to_csv(other / "data.csv", index=False)
+    assert train(other / "data.csv", tmp_path / "v2", aws) == EXIT_GATE
+    assert "not comparable with the approved version: features added: none" in (
+        capsys.readouterr().err
+    )
+    assert len(aws.versions()) == 1
+    assert train(other / "data.csv", tmp_path / "v3", aws, "--accept-schema-change") == 0
+    assert len(aws.versions()) == 2
+
+
+def test_a_class_too_rare_to_hold_out_is_refused_with_its_count(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, spec = demo_dataset
+    frame = pd.read_csv(data)
+    frame.loc[frame.index[:3], "diagnosis"] = "rare"
+    rare = tmp_path / "rare"
+    rare.mkdir()
+    frame.to_csv(rare / "data.csv", index=False)
+    (rare / "dataset.yaml").write_text(spec.read_text())
+    assert train(rare / "data.csv", tmp_path / "run", aws) == EXIT_REFUSED_INPUT
+    err = capsys.readouterr().err
+    assert "too few rows of class 'rare' (3 rows) to hold one out" in err
+    assert "at least 5 rows per class with test_size=0.2" in err
+    assert aws.model_objects() == []
+
+
+def test_a_missing_data_file_is_named_as_the_data_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--data", str(tmp_path / "nope.csv"), "--output-dir", str(tmp_path / "out")])
+    assert code == EXIT_REFUSED_INPUT
+    assert f"data file {tmp_path / 'nope.csv'} does not exist" in capsys.readouterr().err
