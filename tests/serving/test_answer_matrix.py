@@ -111,7 +111,9 @@ def test_json_and_csv_answers_match_the_pipeline(
     matrix = as_matrix([_as_json_row(r) for r in rows], metadata.features)
     classifier = metadata.task == "classification"
     expected_labels = pipeline.predict(matrix)
-    expected_probabilities = pipeline.predict_proba(matrix) if classifier else None
+    expected_probabilities = (
+        np.asarray(pipeline.predict_proba(matrix), dtype=np.float64) if classifier else np.empty(0)
+    )
 
     status, _, body = server.post(json.dumps([_as_json_row(r) for r in rows]).encode())
     assert status == 200, body
@@ -119,7 +121,9 @@ def test_json_and_csv_answers_match_the_pipeline(
     if classifier:
         assert answer["predictions"] == [str(label) for label in expected_labels]
         assert answer["classes"] == list(metadata.classes)
-        np.testing.assert_allclose(answer["probabilities"], expected_probabilities, rtol=1e-7)
+        np.testing.assert_allclose(
+            np.array(answer["probabilities"]), expected_probabilities, rtol=1e-7
+        )
     else:
         np.testing.assert_allclose(answer["predictions"], expected_labels, rtol=1e-7)
 
@@ -130,8 +134,7 @@ def test_json_and_csv_answers_match_the_pipeline(
     assert len(lines) == len(rows)
     if classifier:
         assert [line[0] for line in lines] == [str(label) for label in expected_labels]
-        np.testing.assert_allclose(
-            [[float(p) for p in line[1:]] for line in lines], expected_probabilities, rtol=1e-7
-        )
+        answered = np.array([[float(p) for p in line[1:]] for line in lines])
+        np.testing.assert_allclose(answered, expected_probabilities, rtol=1e-7)
     else:
         np.testing.assert_allclose([float(line[0]) for line in lines], expected_labels, rtol=1e-7)
