@@ -14,6 +14,7 @@ the body, parse, check, score in a batch, write) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -24,12 +25,14 @@ import orjson
 from serving import codec
 from serving.batching import MicroBatcher
 from serving.errors import (
+    ClientGone,
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
     PayloadTooLarge,
     ServingError,
 )
+from serving.logs import json_line
 from serving.metrics import Metrics, SharedMetrics
 from serving.model import Predictor
 from serving.settings import ServingSettings
@@ -114,33 +117,45 @@ class ServingApp:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
         route = path if path in ROUTES else "other"
+        request_id = _request_id(scope["headers"])
+        send = _with_header(send, b"x-request-id", request_id)
         status, rows = 500, 0
         try:
             if path not in ROUTES:
                 raise NotFound(f"no route {path}; routes: {', '.join(ROUTES)}")
             if method != ROUTES[path] and not (method == "HEAD" and ROUTES[path] == "GET"):
-                raise MethodNotAllowed(f"{path} takes {ROUTES[path]}, not {method}")
+                allow = ROUTES[path] + (", HEAD" if ROUTES[path] == "GET" else "")
+                raise MethodNotAllowed(f"{path} takes {allow}, not {method}", allow)
             if path == "/invocations":
                 status, rows = await self._invoke(scope, receive, send)
             else:
                 status = await self._get(path, send)
+        except ClientGone as gone:
+            status = gone.status  # nobody to answer
         except ServingError as error:
             status = error.status
             await self._error(send, error)
         except Exception as error:  # noqa: BLE001 (a bug of ours: 500, logged, process lives on)
             status = 500
-            self._log({"event": "error", "path": path, "error": f"{type(error).__name__}: {error}"})
+            self._log(
+                "ERROR",
+                "internal error",
+                {"request_id": request_id.decode(), "path": path, "error": repr(error)},
+            )
             await _respond(send, 500, orjson.dumps({"error": "internal error"}), JSON_HEADERS)
         seconds = time.perf_counter() - started
         self.metrics.request(route, status, seconds)
         self._log(
+            "INFO",
+            "request",
             {
+                "request_id": request_id.decode(),
                 "method": method,
                 "path": path,
                 "status": status,
                 "ms": round(seconds * 1000, 3),
                 "rows": rows,
-            }
+            },
         )
 
     async def _get(self, path: str, send: Send) -> int:
@@ -172,7 +187,7 @@ class ServingApp:
         payload = codec.encode(predictions, answer, self.predictor)
         await _respond(send, 200, payload, [(b"content-type", answer.encode())])
         if self.settings.log_payloads:
-            self._log({"event": "payload", "request": body.decode("utf-8", "replace")})
+            self._log("INFO", "payload", {"request": body.decode("utf-8", "replace")})
         return 200, len(rows)
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
@@ -185,7 +200,7 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise ModelNotReady("the client went away")
+                raise ClientGone("the client went away before sending its body")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -195,7 +210,10 @@ class ServingApp:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _error(self, send: Send, error: ServingError) -> None:
-        await _respond(send, error.status, orjson.dumps({"error": error.message}), JSON_HEADERS)
+        headers = list(JSON_HEADERS)
+        if isinstance(error, MethodNotAllowed):
+            headers.append((b"allow", error.allow.encode()))
+        await _respond(send, error.status, orjson.dumps({"error": error.message}), headers)
 
     async def _publish_metrics(self) -> None:
         while self.shared is not None:
@@ -203,8 +221,31 @@ class ServingApp:
             await asyncio.sleep(1.0)
 
     @staticmethod
-    def _log(record: dict[str, Any]) -> None:
-        sys.stderr.write(orjson.dumps(record).decode() + "\n")
+    def _log(level: str, message: str, fields: dict[str, Any]) -> None:
+        sys.stderr.write(json_line(level, message, fields) + "\n")
+
+
+MAX_REQUEST_ID = 128
+
+
+def _request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The caller's X-Request-Id when it is a short printable token, else a new one, so that a
+    request can be found in the logs from either side."""
+    for name, value in headers:
+        if name == b"x-request-id":
+            if 0 < len(value) <= MAX_REQUEST_ID and all(32 < byte < 127 for byte in value):
+                return value
+            break
+    return os.urandom(8).hex().encode()
+
+
+def _with_header(send: Send, name: bytes, value: bytes) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (name, value)]
+        await send(message)
+
+    return sending
 
 
 def _text(value: bytes | None) -> str | None:

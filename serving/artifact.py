@@ -32,7 +32,6 @@ Task = Literal["classification", "regression"]
 FeatureType = Literal["numeric", "categorical"]
 
 
-
 def json_safe(value: Any) -> Any:
     """`value` with every non-finite float (NaN, infinity) as None: strict JSON parsers refuse
     them, and a metric that could not be computed is absent, not a number."""
@@ -48,6 +47,7 @@ def json_safe(value: Any) -> Any:
 def strict_json(value: Any, *, sort_keys: bool = False) -> str:
     """Indented JSON that any parser accepts: non-finite numbers become null."""
     return json.dumps(json_safe(value), indent=2, sort_keys=sort_keys, allow_nan=False)
+
 
 class ArtifactError(ValueError):
     """A model artifact is missing a file, is malformed, or does not match its checksum."""

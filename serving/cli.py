@@ -25,7 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault(name, "1")
 
     from serving.artifact import ArtifactError
-    from serving.server import configure_logging, serve
+    from serving.logs import configure_logging
+    from serving.server import serve
     from serving.settings import SettingsError, from_environment
     from serving.storage import StorageError
 

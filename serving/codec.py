@@ -50,11 +50,40 @@ def response_format(accept: str | None, fallback: str) -> str:
     raise NotAcceptable(f"cannot answer in {accept!r}; available: {', '.join(CONTENT_TYPES)}")
 
 
+MAX_NESTING = 32
+"""Deepest JSON nesting shown back in an error message; a value nested deeper than any row can
+be is refused as malformed (400) without being rendered."""
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply `value` nests, counted up to `limit` only: iterative, so a body built to
+    exhaust the interpreter's recursion cannot."""
+    depth, level = 0, [value]
+    while level and depth < limit:
+        children = [
+            child
+            for item in level
+            if isinstance(item, list | dict)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not any(isinstance(item, list | dict) for item in level):
+            break
+        depth, level = depth + 1, children
+    return depth
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message; refuses one nested too deeply to be any feature's."""
+    if isinstance(value, list | dict) and _depth(value, MAX_NESTING + 1) > MAX_NESTING:
+        raise InvalidInput(f"malformed JSON: a value nested more than {MAX_NESTING} levels deep")
+    return orjson.dumps(value).decode()
+
+
 def _check_number(value: Any, feature: Feature, row: int) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         if value is None and feature.nullable:
             return math.nan
-        shown = orjson.dumps(value).decode()
+        shown = _shown(value)
         raise UnprocessableInput(
             f"row {row}, feature {feature.name!r}: expected a number, got {shown}"
         )
@@ -131,7 +160,7 @@ def _plain_matrix(rows: list[Any], width: int) -> np.ndarray | None:
     (which also finds what is wrong, for the message)."""
     try:
         matrix = np.array(rows, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     if matrix.ndim != 2 or matrix.shape[1] != width or not np.isfinite(matrix).all():
         return None

@@ -34,7 +34,13 @@ class NotFound(ServingError):  # noqa: N818
 
 
 class MethodNotAllowed(ServingError):  # noqa: N818
+    """The route exists; `allow` is what it takes (sent as the Allow header)."""
+
     status = 405
+
+    def __init__(self, message: str, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
 
 
 class NotAcceptable(ServingError):  # noqa: N818
@@ -53,3 +59,10 @@ class ModelNotReady(ServingError):  # noqa: N818
     """Not loaded yet, or draining for shutdown."""
 
     status = 503
+
+
+class ClientGone(ServingError):  # noqa: N818
+    """The client disconnected before its request was read: nothing to answer, and not the
+    server's failure. Counted and logged as 499, nginx's status for it."""
+
+    status = 499

@@ -15,8 +15,8 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -25,6 +25,7 @@ from serving.app import ServingApp
 from serving.metrics import SharedMetrics
 from serving.model import Predictor, load_predictor
 from serving.settings import ServingSettings
+from serving.workdir import claimed_work_dir
 
 log = logging.getLogger("mlstack.serving")
 
@@ -55,11 +56,13 @@ def listen(settings: ServingSettings) -> socket.socket:
 
 
 def run_worker(
-    sock: socket.socket, settings: ServingSettings, predictor: Predictor, model_version: str
+    sock: socket.socket,
+    settings: ServingSettings,
+    predictor: Predictor,
+    model_version: str,
+    work_dir: Path,
 ) -> None:
-    app = ServingApp(
-        settings, predictor, model_version, SharedMetrics(settings.work_dir / "metrics")
-    )
+    app = ServingApp(settings, predictor, model_version, SharedMetrics(work_dir / "metrics"))
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -74,27 +77,52 @@ def run_worker(
 
 
 def serve(settings: ServingSettings) -> int:
+    with claimed_work_dir(settings.work_dir) as work_dir:
+        return _serve(settings, work_dir)
+
+
+def _serve(settings: ServingSettings, work_dir: Path) -> int:
     started = time.monotonic()
-    shutil.rmtree(settings.work_dir / "metrics", ignore_errors=True)
-    predictor = load_predictor(settings.model_uri, settings.work_dir)
+    shutil.rmtree(work_dir / "metrics", ignore_errors=True)
+    predictor = load_predictor(settings.model_uri, work_dir)
     model_version = os.environ.get("MLSTACK_MODEL_VERSION", "unknown")
     sock = listen(settings)
+    metadata = predictor.metadata
     log.info(
         "serving",
         extra={
+            "host": settings.host,
             "port": settings.port,
             "workers": settings.workers,
-            "load_s": time.monotonic() - started,
+            "model": metadata.model_name,
+            "model_version": model_version,
+            "model_sha256": metadata.model_sha256,
+            "fast_path": predictor.fast,
+            "work_dir": str(work_dir),
+            "load_s": round(time.monotonic() - started, 3),
         },
     )
     if settings.workers == 1:
-        run_worker(sock, settings, predictor, model_version)
-        return 0
-    return _supervise(sock, settings, predictor, model_version)
+        run_worker(sock, settings, predictor, model_version, work_dir)
+        code = 0
+    else:
+        code = _supervise(sock, settings, predictor, model_version, work_dir)
+    log.info(
+        "stopped",
+        extra={
+            "outcome": "drained" if code == 0 else "a worker failed or outlived the grace period",
+            "exit_code": code,
+        },
+    )
+    return code
 
 
 def _supervise(
-    sock: socket.socket, settings: ServingSettings, predictor: Predictor, model_version: str
+    sock: socket.socket,
+    settings: ServingSettings,
+    predictor: Predictor,
+    model_version: str,
+    work_dir: Path,
 ) -> int:
     children: set[int] = set()
     stopping = False
@@ -105,7 +133,7 @@ def _supervise(
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             try:
-                run_worker(sock, settings, predictor, model_version)
+                run_worker(sock, settings, predictor, model_version, work_dir)
             finally:
                 os._exit(0)
         children.add(pid)
@@ -148,11 +176,3 @@ def _supervise(
             log.warning("worker exited; starting another", extra={"pid": pid})
             spawn()
     return 1 if failed else 0
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format='{"level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}',
-    )

@@ -36,8 +36,10 @@ class ServingSettings:
     already waiting, adding no latency."""
     grace_seconds: float = 25.0
     """How long in-flight requests may take to finish after SIGTERM."""
-    work_dir: Path = Path("/tmp/mlstack-serving")  # noqa: S108 (the one writable path)
-    """Writable: where an archive or s3:// model is unpacked and worker metrics are shared."""
+    work_dir: Path | None = None
+    """Writable: where an archive or s3:// model is unpacked and worker metrics are shared
+    (MLSTACK_WORK_DIR). Unset: a fresh directory under the system's temporary directory,
+    removed when the server exits. A directory another server holds is refused."""
     log_payloads: bool = False
     """Log request bodies (never on by default: they may hold personal data)."""
 
@@ -82,6 +84,6 @@ def from_environment(env: Mapping[str, str] | None = None) -> ServingSettings:
         max_batch_rows=_int(env, "MLSTACK_MAX_BATCH_ROWS", 1024, 1, 1_000_000),
         batch_wait_ms=_float(env, "MLSTACK_BATCH_WAIT_MS", 0.0, 0.0, 1000.0),
         grace_seconds=_float(env, "MLSTACK_GRACE_SECONDS", 25.0, 0.0, 3600.0),
-        work_dir=Path(env.get("MLSTACK_WORK_DIR", "/tmp/mlstack-serving")),  # noqa: S108
+        work_dir=Path(env["MLSTACK_WORK_DIR"]) if env.get("MLSTACK_WORK_DIR") else None,
         log_payloads=log_payloads == "true",
     )

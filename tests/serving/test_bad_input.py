@@ -41,6 +41,8 @@ CASES: dict[str, tuple[str | None, bytes, dict[str, str], int, str]] = {
     "unsupported type": ("text/plain", CSV_ROW.encode(), {}, 415, "content type 'text/plain' is not supported; use one of application/json, text/csv"),
     "no content type": (None, CSV_ROW.encode(), {}, 415, "content type 'none' is not supported"),
     "unacceptable accept": ("application/json", json.dumps([ROW]).encode(), {"Accept": "application/xml"}, 406, "available: application/json, text/csv"),
+    "value nested 900 deep": ("application/json", ("[[" + "[" * 900 + "1" + "]" * 900 + "," + ",".join(["1"] * 29) + "]]").encode(), {}, 400, "nested more than 32 levels"),
+    "instances nested 300 deep": ("application/json", ('{"instances":[[' + ",".join(["[" * 300 + "1" + "]" * 300] * 30) + "]]}").encode(), {}, 400, "nested more than 32 levels"),
     "body over the limit": ("application/json", b"[" + b"1," * (3 * 1024 * 1024) + b"1]", {}, 413, "the limit is 6291456"),
 }  # fmt: skip
 
@@ -60,16 +62,19 @@ def test_bad_request_gets_its_status_and_message(linear_server: Server, case: st
     ("method", "path", "status", "fragment"),
     [
         ("GET", "/invocations", 405, "/invocations takes POST, not GET"),
-        ("POST", "/ping", 405, "/ping takes GET, not POST"),
+        ("POST", "/ping", 405, "/ping takes GET, HEAD, not POST"),
         ("GET", "/predict", 404, "no route /predict; routes: /invocations"),
     ],
 )
 def test_wrong_route_or_method(
     linear_server: Server, method: str, path: str, status: int, fragment: str
 ) -> None:
-    got, _, answer = linear_server.request(method, path, b"" if method == "POST" else None)
+    got, headers, answer = linear_server.request(method, path, b"" if method == "POST" else None)
     assert got == status
     assert fragment in json.loads(answer)["error"]
+    if status == 405:
+        # RFC 9110: a 405 names the methods the route takes.
+        assert headers["allow"] == fragment.split(" takes ")[1].split(", not")[0]
 
 
 def test_categorical_values_are_checked(mixed_server: Server) -> None:

@@ -1,0 +1,124 @@
+"""What an operator reads and relies on: JSON logs with request ids, one work directory per
+server, and requests that end early."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from serving.ports import free_port
+from tests.serving.conftest import Server, start_server, stop_server
+
+ROW = [14.0] * 30
+
+
+def log_lines(server: Server) -> list[dict[str, object]]:
+    return [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+
+
+def test_every_log_line_is_json_with_time_level_message_and_the_request_id(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path)
+    try:
+        status, headers, _ = server.post(
+            json.dumps([ROW]).encode(), **{"X-Request-Id": "from-the-caller-1"}
+        )
+        assert (status, headers["x-request-id"]) == (200, "from-the-caller-1")
+        # A message with quotes and a newline stays one valid JSON line.
+        bad = server.post(b'{"instances": "a \\"quoted\\"\\nvalue"}')
+        assert bad[0] == 422
+        generated = bad[1]["x-request-id"]
+        assert len(generated) == 16
+    finally:
+        assert stop_server(server) == 0
+    lines = log_lines(server)  # json.loads above fails on any line that is not JSON
+    assert all({"time", "level", "message"} <= set(line) for line in lines)
+    started = next(line for line in lines if line["message"] == "serving")
+    assert {"port", "workers", "model", "model_version", "model_sha256"} <= set(started)
+    assert started["port"] == server.port
+    requests = [
+        line for line in lines if line["message"] == "request" and line["path"] == "/invocations"
+    ]
+    assert [r["request_id"] for r in requests] == ["from-the-caller-1", generated]
+    stopped = lines[-1]
+    assert (stopped["message"], stopped["outcome"]) == ("stopped", "drained")
+
+
+def test_a_second_server_refuses_a_work_directory_in_use(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    first = start_server(str(trained_models["linear"]), tmp_path)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "serving", "serve"],
+            env={
+                **os.environ,
+                "MLSTACK_MODEL_URI": str(trained_models["linear"]),
+                "MLSTACK_PORT": str(free_port()),
+                "MLSTACK_HOST": "127.0.0.1",
+                "MLSTACK_WORK_DIR": str(tmp_path / "work"),  # the one the first server holds
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        stop_server(first)
+    assert result.returncode == 2
+    assert f"MLSTACK_WORK_DIR = '{tmp_path / 'work'}': in use by another server (pid" in (
+        result.stderr
+    )
+
+
+def test_without_a_work_directory_each_server_gets_its_own_and_removes_it(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    servers = [
+        start_server(str(trained_models["linear"]), tmp_path / name, MLSTACK_WORK_DIR="")
+        for name in ("a", "b")
+        if not (tmp_path / name).mkdir()
+    ]
+    try:
+        for server in servers:
+            assert server.post(json.dumps([ROW]).encode())[0] == 200
+        metrics = [s.request("GET", "/metrics")[2].decode() for s in servers]
+    finally:
+        for server in servers:
+            stop_server(server)
+    work_dirs = [
+        Path(str(next(line for line in log_lines(s) if line["message"] == "serving")["work_dir"]))
+        for s in servers
+    ]
+    assert work_dirs[0] != work_dirs[1]
+    assert not any(path.exists() for path in work_dirs)
+    # Each counts its own request only.
+    for text in metrics:
+        assert 'route="/invocations",status="200"} 1' in text.replace(" 1.0", " 1")
+
+
+def test_a_client_that_leaves_mid_body_is_not_counted_as_a_server_failure(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            client.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n[[1,2"
+            )
+        status, _, _ = server.post(json.dumps([ROW]).encode())
+        assert status == 200
+    finally:
+        stop_server(server)
+    statuses = [
+        line["status"]
+        for line in log_lines(server)
+        if line["message"] == "request" and line["path"] == "/invocations"
+    ]
+    assert statuses == [499, 200]
