@@ -79,10 +79,11 @@ def test_a_second_server_refuses_a_work_directory_in_use(
 def test_without_a_work_directory_each_server_gets_its_own_and_removes_it(
     trained_models: dict[str, Path], tmp_path: Path
 ) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
     servers = [
         start_server(str(trained_models["linear"]), tmp_path / name, MLSTACK_WORK_DIR="")
         for name in ("a", "b")
-        if not (tmp_path / name).mkdir()
     ]
     try:
         for server in servers:
