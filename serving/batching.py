@@ -34,6 +34,26 @@ class MicroBatcher:
         self.scheduled = False
 
     async def predict(self, rows: np.ndarray) -> Predictions:
+        """Predictions for `rows`; a request larger than `max_rows` is scored in chunks, one
+        at a time, so requests that arrive meanwhile are scored between them instead of
+        waiting for the whole of it."""
+        if len(rows) <= self.max_rows:
+            return await self._queued(rows)
+        parts = [
+            await self._queued(rows[start : start + self.max_rows])
+            for start in range(0, len(rows), self.max_rows)
+        ]
+        labels = np.concatenate([part.labels for part in parts])
+        if parts[0].probabilities is None:
+            return Predictions(labels, None)
+        return Predictions(
+            labels,
+            np.concatenate(
+                [part.probabilities for part in parts if part.probabilities is not None]
+            ),
+        )
+
+    async def _queued(self, rows: np.ndarray) -> Predictions:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Predictions] = loop.create_future()
         self.pending.append((rows, future))

@@ -18,7 +18,14 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mlstack-serve", description=__doc__)
+    from serving.settings import settings_help
+
+    parser = argparse.ArgumentParser(
+        prog="mlstack-serve",
+        description=__doc__,
+        epilog=settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", nargs="?", choices=["serve"], help="as SageMaker passes it")
     parser.parse_args(argv)
     for name in THREAD_VARIABLES:

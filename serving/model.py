@@ -38,14 +38,47 @@ class Predictions:
     probabilities: np.ndarray | None
 
 
+FOREST_CROSSOVER_ROWS = 500
+"""Above this many rows in one call, scikit-learn's compiled trees score a forest faster than
+walking every tree in numpy (measured: 7 ms against 12 ms at 1,000 rows, 6.6 against 7.2 at 500,
+for 100 trees of the demo model on one core)."""
+
+
+class _PipelineOnFirstUse:
+    """The fitted pipeline, loaded (with scikit-learn) only when a large call first needs it, so
+    a forest served from the fast path keeps its cold start free of scikit-learn."""
+
+    def __init__(self, directory: Path, classifier: bool) -> None:
+        self.directory = directory
+        self.classifier = classifier
+        self._evaluate: Evaluate | None = None
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if self._evaluate is None:
+            import sklearn
+
+            sklearn.set_config(assume_finite=True)
+            pipeline, _ = load_model_dir(self.directory)
+            self._evaluate = pipeline.predict_proba if self.classifier else pipeline.predict
+        return np.asarray(self._evaluate(rows))
+
+
 class Predictor:
     """What the server calls: rows in feature order in, predictions out."""
 
-    def __init__(self, evaluate: Evaluate, metadata: ModelMetadata, fast: bool) -> None:
+    def __init__(
+        self,
+        evaluate: Evaluate,
+        metadata: ModelMetadata,
+        fast: bool,
+        large: Evaluate | None = None,
+    ) -> None:
         self.evaluate = evaluate
         self.metadata = metadata
         self.fast = fast
         """Whether predictions come from the numpy fast path rather than scikit-learn."""
+        self.large = large
+        """What scores calls of more than FOREST_CROSSOVER_ROWS rows, when that is faster."""
         self.classifier = metadata.task == "classification"
         self.numeric_only = all(f.type == "numeric" for f in metadata.features)
         self.dtype: type = np.float64 if self.numeric_only else object
@@ -61,7 +94,8 @@ class Predictor:
         return cls(plain, metadata, fast=False)
 
     def predict(self, rows: np.ndarray) -> Predictions:
-        output = self.evaluate(rows)
+        large = self.large is not None and len(rows) > FOREST_CROSSOVER_ROWS
+        output = self.large(rows) if large and self.large is not None else self.evaluate(rows)
         if self.classifier:
             return Predictions(self.classes[output.argmax(axis=1)], output)
         return Predictions(np.asarray(output, dtype=np.float64), None)
@@ -123,7 +157,13 @@ def load_predictor(uri: str, work_dir: Path, large_batches: bool = False) -> Pre
     if fast_path is not None:
         # The whole artifact is checked, even the file the fast path makes unnecessary to load.
         verify_model_file(directory, metadata)
-        predictor = Predictor(CompiledModel.from_bytes(fast_path).evaluate, metadata, fast=True)
+        compiled = CompiledModel.from_bytes(fast_path)
+        large = (
+            _PipelineOnFirstUse(directory, metadata.task == "classification")
+            if compiled.kind.startswith("forest")
+            else None
+        )
+        predictor = Predictor(compiled.evaluate, metadata, fast=True, large=large)
     else:
         import sklearn
 
