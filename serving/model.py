@@ -139,6 +139,36 @@ def _local_model_dir(uri: str, work_dir: Path) -> Path:
     raise ArtifactError(f"no model at {uri}: expected {METADATA_FILE} or {TARBALL} there")
 
 
+def _check_against_metadata(predictor: Predictor, pipeline: Any | None) -> None:
+    """The model takes the features and gives the classes its metadata says, in that order;
+    otherwise it would fail on every request, or answer with its labels swapped."""
+    metadata = predictor.metadata
+    if pipeline is not None:
+        expected = getattr(pipeline, "n_features_in_", len(metadata.features))
+        if expected != len(metadata.features):
+            raise ArtifactError(
+                f"the model takes {expected} features, its metadata lists "
+                f"{len(metadata.features)}: the artifact is inconsistent"
+            )
+        if predictor.classifier and [str(c) for c in pipeline.classes_] != list(metadata.classes):
+            raise ArtifactError(
+                f"the model's classes {[str(c) for c in pipeline.classes_]} differ from its "
+                f"metadata's {list(metadata.classes)}: answers would be mislabelled"
+            )
+    try:
+        output = predictor.evaluate(predictor.example_row())
+    except Exception as error:
+        raise ArtifactError(
+            f"the model cannot score a row of its own metadata's features: {error}"
+        ) from error
+    width = output.shape[1] if output.ndim == 2 else 1
+    if predictor.classifier and width != len(metadata.classes):
+        raise ArtifactError(
+            f"the model gives {width} class probabilities, its metadata lists "
+            f"{len(metadata.classes)} classes: answers would be mislabelled"
+        )
+
+
 def load_predictor(uri: str, work_dir: Path, large_batches: bool = False) -> Predictor:
     """Load, verify the checksums, and make one prediction before anyone is told it is ready.
 
@@ -154,6 +184,7 @@ def load_predictor(uri: str, work_dir: Path, large_batches: bool = False) -> Pre
     if fast_path is not None and large_batches:
         use_fast = not CompiledModel.from_bytes(fast_path).kind.startswith("forest")
         fast_path = fast_path if use_fast else None
+    pipeline: Any = None
     if fast_path is not None:
         # The whole artifact is checked, even the file the fast path makes unnecessary to load.
         verify_model_file(directory, metadata)
@@ -171,6 +202,6 @@ def load_predictor(uri: str, work_dir: Path, large_batches: bool = False) -> Pre
         sklearn.set_config(assume_finite=True)
         pipeline, metadata = load_model_dir(directory)
         predictor = Predictor.from_pipeline(pipeline, metadata, fast=use_fast)
-    predictor.predict(predictor.example_row())
+    _check_against_metadata(predictor, pipeline)
     log.info("model loaded", extra={"model": metadata.model_name, "sha256": metadata.model_sha256})
     return predictor

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import numpy as np
+import pytest
 
 from serving.artifact import load_model_dir, pack
 from serving.ports import free_port
@@ -237,3 +241,52 @@ def test_the_fast_path_gives_scikit_learns_answers(
         assert plain_probabilities is not None
         assert np.allclose(fast_probabilities, plain_probabilities, atol=1e-9)
         assert list(fast.predict(rows).labels) == list(plain.predict(rows).labels)
+
+
+def _serve_once(model: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serving", "serve"],
+        env={
+            **os.environ,
+            "MLSTACK_MODEL_URI": str(model),
+            "MLSTACK_PORT": str(free_port()),
+            "MLSTACK_WORK_DIR": str(tmp_path / "w"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _swap_classes(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {**metadata, "classes": metadata["classes"][::-1]}
+
+
+def _drop_a_feature(metadata: dict[str, Any]) -> dict[str, Any]:
+    return {**metadata, "features": metadata["features"][:-1]}
+
+
+@pytest.mark.parametrize(
+    ("model", "edit", "message"),
+    [
+        ("boosting", _swap_classes, "answers would be mislabelled"),
+        ("boosting", _drop_a_feature, "the model takes 30 features, its metadata lists 29"),
+        ("linear", _drop_a_feature, "cannot score a row of its own metadata's features"),
+    ],
+)
+def test_metadata_that_disagrees_with_its_model_is_refused_at_start(
+    trained_models: dict[str, Path],
+    tmp_path: Path,
+    model: str,
+    edit: Callable[[dict[str, Any]], dict[str, Any]],
+    message: str,
+) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(trained_models[model], copy)
+    document = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps(edit(document)))
+    result = _serve_once(copy, tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
