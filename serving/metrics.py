@@ -93,11 +93,16 @@ class SharedMetrics:
         temporary.replace(self.path)
 
     def render(self, own: Metrics) -> bytes:
-        snapshots = [own.snapshot()]
+        """The sum of every worker's published snapshot, this one's published first.
+
+        Summing files only (never this worker's live numbers beside the others' older files)
+        keeps every counter monotonic whichever worker answers the scrape: each file only
+        grows, and a replaced worker's file stays, so its requests stay counted."""
+        self.publish(own)
+        snapshots = []
         for path in self.directory.glob("*.json"):
-            if path != self.path:
-                with contextlib.suppress(OSError, orjson.JSONDecodeError):
-                    snapshots.append(orjson.loads(path.read_bytes()))
+            with contextlib.suppress(OSError, orjson.JSONDecodeError):
+                snapshots.append(orjson.loads(path.read_bytes()))
         return render(snapshots, own)
 
 

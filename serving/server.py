@@ -29,6 +29,14 @@ from serving.workdir import claimed_work_dir
 
 log = logging.getLogger("mlstack.serving")
 
+# A worker that dies within WORKER_HEALTHY_SECONDS of starting is restarted after a growing
+# delay; after MAX_QUICK_RESTARTS in a row the server gives up and exits non-zero, so that the
+# orchestrator sees the failure instead of a process that forks forever.
+WORKER_HEALTHY_SECONDS = 10.0
+MAX_QUICK_RESTARTS = 5
+RESTART_BACKOFF_START = 0.1
+RESTART_BACKOFF_MAX = 5.0
+
 
 class DrainingServer(uvicorn.Server):
     """uvicorn, marking the app as draining the moment a shutdown signal arrives."""
@@ -127,16 +135,24 @@ def _supervise(
     children: set[int] = set()
     stopping = False
 
+    started: dict[int, float] = {}
+    quick_failures = 0
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
             try:
                 run_worker(sock, settings, predictor, model_version, work_dir)
+            except BaseException as error:  # noqa: BLE001 (reported to the parent by exit code)
+                log.error("worker failed", extra={"error": repr(error)})
+                code = 1
             finally:
-                os._exit(0)
+                os._exit(code)
         children.add(pid)
+        started[pid] = time.monotonic()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
@@ -170,9 +186,26 @@ def _supervise(
             time.sleep(0.05)
             continue
         children.discard(pid)
-        if os.waitstatus_to_exitcode(status) != 0:
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
             failed = True
-        if not stopping:
-            log.warning("worker exited; starting another", extra={"pid": pid})
-            spawn()
+        if stopping:
+            continue
+        lived = time.monotonic() - started.pop(pid, time.monotonic())
+        quick_failures = quick_failures + 1 if lived < WORKER_HEALTHY_SECONDS else 0
+        if quick_failures > MAX_QUICK_RESTARTS:
+            log.error(
+                "workers cannot start; stopping",
+                extra={"restarts": quick_failures - 1, "last_exit_code": code},
+            )
+            stop(signal.SIGTERM, None)
+            continue
+        delay = min(RESTART_BACKOFF_MAX, RESTART_BACKOFF_START * 2 ** max(quick_failures - 1, 0))
+        log.warning(
+            "worker exited; starting another",
+            extra={"pid": pid, "exit_code": code, "after_s": delay if quick_failures else 0},
+        )
+        if quick_failures:
+            time.sleep(delay)
+        spawn()
     return 1 if failed else 0

@@ -3,6 +3,7 @@ server, and requests that end early."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -123,3 +124,54 @@ def test_a_client_that_leaves_mid_body_is_not_counted_as_a_server_failure(
         if line["message"] == "request" and line["path"] == "/invocations"
     ]
     assert statuses == [499, 200]
+
+
+def test_workers_that_cannot_start_end_the_server_after_bounded_retries(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "metrics").write_text("a file where each worker needs a directory")
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "serve"],
+        env={
+            **os.environ,
+            "MLSTACK_MODEL_URI": str(trained_models["linear"]),
+            "MLSTACK_PORT": str(free_port()),
+            "MLSTACK_HOST": "127.0.0.1",
+            "MLSTACK_WORK_DIR": str(work),
+            "MLSTACK_WORKERS": "2",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    messages = [line["message"] for line in lines]
+    assert "workers cannot start; stopping" in messages
+    assert messages.count("worker exited; starting another") <= 6
+    assert "worker failed" in messages
+
+
+def test_request_counters_never_go_down_whichever_worker_answers_the_scrape(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path, MLSTACK_WORKERS="2")
+    totals: list[int] = []
+    try:
+        for _ in range(60):
+            assert server.post(json.dumps([ROW]).encode())[0] == 200
+            text = server.request("GET", "/metrics")[2].decode()
+            totals.append(
+                sum(
+                    int(float(line.rsplit(" ", 1)[1]))
+                    for line in text.splitlines()
+                    if line.startswith("mlstack_requests_total{")
+                )
+            )
+    finally:
+        stop_server(server)
+    assert all(later >= earlier for earlier, later in itertools.pairwise(totals))
+    assert totals[-1] > totals[0]
