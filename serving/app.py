@@ -30,6 +30,7 @@ from serving.errors import (
     ModelNotReady,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     ServingError,
 )
 from serving.logs import json_line
@@ -43,6 +44,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# A refused body up to this many times the limit is read to its end before the 413 is sent.
+DRAIN_FACTOR = 4
 ROUTES = {
     "/invocations": "POST",
     "/ping": "GET",
@@ -194,25 +197,53 @@ class ServingApp:
         limit = self.settings.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"body of {int(declared)} bytes; the limit is {limit}")
+            too_large = PayloadTooLarge(f"body of {int(declared)} bytes; the limit is {limit}")
+            if int(declared) <= limit * DRAIN_FACTOR:
+                await self._drain(receive, 0)
+            raise too_large
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone("the client went away before sending its body")
+            message = await self._next(receive)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
+                if message.get("more_body"):
+                    await self._drain(receive, size)
                 raise PayloadTooLarge(f"body over the limit of {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body"):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    async def _next(self, receive: Receive) -> Message:
+        """The next part of the body, within the body deadline."""
+        try:
+            message = await asyncio.wait_for(receive(), self.settings.body_timeout_seconds)
+        except TimeoutError:
+            raise RequestTimeout(
+                f"no part of the body arrived for {self.settings.body_timeout_seconds:g} s"
+            ) from None
+        if message["type"] == "http.disconnect":
+            raise ClientGone("the client went away before sending its body")
+        return message
+
+    async def _drain(self, receive: Receive, read: int) -> None:
+        """Read and drop the rest of a refused body (up to DRAIN_FACTOR times the limit), so
+        that the client, which may still be sending, receives the 413 instead of a reset."""
+        cap = self.settings.max_body_bytes * DRAIN_FACTOR
+        while read <= cap:
+            message = await self._next(receive)
+            read += len(message.get("body", b""))
+            if not message.get("more_body"):
+                return
+
     async def _error(self, send: Send, error: ServingError) -> None:
         headers = list(JSON_HEADERS)
         if isinstance(error, MethodNotAllowed):
             headers.append((b"allow", error.allow.encode()))
+        if isinstance(error, RequestTimeout | PayloadTooLarge):
+            # The rest of the body may still be on its way: this connection cannot be reused.
+            headers.append((b"connection", b"close"))
         await _respond(send, error.status, orjson.dumps({"error": error.message}), headers)
 
     async def _publish_metrics(self) -> None:

@@ -47,6 +47,10 @@ class NotAcceptable(ServingError):  # noqa: N818
     status = 406
 
 
+class RequestTimeout(ServingError):  # noqa: N818
+    status = 408
+
+
 class PayloadTooLarge(ServingError):  # noqa: N818
     status = 413
 

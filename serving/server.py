@@ -24,6 +24,7 @@ import uvicorn
 from serving.app import ServingApp
 from serving.metrics import SharedMetrics
 from serving.model import Predictor, load_predictor
+from serving.protocol import with_header_deadline
 from serving.settings import ServingSettings
 from serving.workdir import claimed_work_dir
 
@@ -74,7 +75,7 @@ def run_worker(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=with_header_deadline(settings.header_timeout_seconds),
         lifespan="off",
         access_log=False,
         log_level="warning",

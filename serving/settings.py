@@ -67,6 +67,20 @@ class ServingSettings:
         0.0,
         1000.0,
     )
+    header_timeout_seconds: float = _setting(
+        10.0,
+        "MLSTACK_HEADER_TIMEOUT_SECONDS",
+        "how long a request's headers may take to arrive; then 408 and the connection closes",
+        0.1,
+        3600.0,
+    )
+    body_timeout_seconds: float = _setting(
+        30.0,
+        "MLSTACK_BODY_TIMEOUT_SECONDS",
+        "longest wait for the next part of a request body; then 408",
+        0.1,
+        3600.0,
+    )
     grace_seconds: float = _setting(
         25.0,
         "MLSTACK_GRACE_SECONDS",

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from serving.ports import free_port
@@ -175,3 +176,60 @@ def test_request_counters_never_go_down_whichever_worker_answers_the_scrape(
         stop_server(server)
     assert all(later >= earlier for earlier, later in itertools.pairwise(totals))
     assert totals[-1] > totals[0]
+
+
+def _raw_exchange(port: int, head: bytes, body: bytes, wait: float = 0.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(head)
+        if wait:
+            time.sleep(wait)
+        client.sendall(body)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+        return received
+
+
+def test_a_body_over_the_limit_gets_its_413_even_from_a_closing_client(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path)
+    body = b"[" + b"1," * (4 * 1024 * 1024) + b"1]"  # 8 MiB, the limit is 6 MiB
+    try:
+        head = (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        answer = _raw_exchange(server.port, head, body)
+    finally:
+        stop_server(server)
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"the limit is 6291456" in answer
+
+
+def test_headers_and_bodies_that_never_finish_time_out(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(
+        str(trained_models["linear"]),
+        tmp_path,
+        MLSTACK_HEADER_TIMEOUT_SECONDS="0.5",
+        MLSTACK_BODY_TIMEOUT_SECONDS="0.5",
+    )
+    try:
+        slow_headers = _raw_exchange(server.port, b"POST /invocations HTTP/1.1\r\nHo", b"", 1.5)
+        slow_body = _raw_exchange(
+            server.port,
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n[[1,2",
+            b"",
+            1.5,
+        )
+        # The server still answers everyone else.
+        assert server.post(json.dumps([ROW]).encode())[0] == 200
+    finally:
+        stop_server(server)
+    assert slow_headers.startswith(b"HTTP/1.1 408 ")
+    assert b"headers did not arrive in time" in slow_headers
+    assert slow_body.startswith(b"HTTP/1.1 408 ")
+    assert b"no part of the body arrived for 0.5 s" in slow_body
