@@ -22,7 +22,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,24 @@ SETTING_FLAGS = (
 RUN_KEYS = ("model_package_group", "models_uri", "serving_image", "model_name")
 
 
+ENVIRONMENT_HELP = """environment variables:
+  MLSTACK_GIT_COMMIT      commit recorded as lineage (default: git rev-parse HEAD, else unknown)
+  MLSTACK_IMAGE_DIGEST    image digest recorded as lineage (default: empty)
+  MLSTACK_SERVING_IMAGE   --serving-image when the flag is not given
+  MLSTACK_OPT_ML          root of the SageMaker layout (default /opt/ml)
+  SM_CHANNEL_TRAIN, SM_MODEL_DIR, SM_OUTPUT_DATA_DIR, SM_OUTPUT_DIR
+                          SageMaker's overrides of the input, model and output paths
+  AWS_ENDPOINT_URL        send S3 and SageMaker calls to an emulator
+
+exit status: 0 done; 1 input refused; 3 the quality gate refused the version;
+4 storage or registry failure. Progress goes to stderr, the JSON result to stdout."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlstack-train",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=ENVIRONMENT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", nargs="?", choices=["train"], help="as SageMaker passes it")
@@ -54,20 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-package-group", help="register the version into this group")
     parser.add_argument("--serving-image", help="image URI the registered version is served by")
     parser.add_argument("--model-name", help="name recorded when not registering")
+    from training.settings import ALGORITHMS, describe_setting
+
     for flag in SETTING_FLAGS:
-        parser.add_argument(f"--{flag.replace('_', '-')}", dest=flag, metavar="VALUE")
-    parser.add_argument(
-        "--keep-rejected", action="store_true", help="register a refused version as Rejected"
-    )
-    parser.add_argument(
-        "--auto-approve", action="store_true", help="register a passing version as Approved"
-    )
-    parser.add_argument(
-        "--accept-schema-change",
-        action="store_true",
-        help="register a version whose features or classes differ from the approved version's "
-        "(without it the gate refuses what it cannot compare)",
-    )
+        parser.add_argument(
+            f"--{flag.replace('_', '-')}",
+            dest=flag,
+            metavar="{" + ",".join(ALGORITHMS) + "}" if flag == "algorithm" else "VALUE",
+            help=describe_setting(flag),
+        )
+    for flag in ("keep_rejected", "auto_approve", "accept_schema_change"):
+        parser.add_argument(
+            f"--{flag.replace('_', '-')}", action="store_true", help=describe_setting(flag)
+        )
     return parser
 
 
@@ -193,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failure_file = None if args.data else _sagemaker_output() / "failure"
     try:
         request = _request(args)
-        outcome = run_training(request)
+        outcome = run_training(request, _progress_printer())
     except GateRefusedError as refused:
         print(strict_json(describe(refused.outcome)))
         kept = "registered as Rejected" if refused.outcome.registered else "not registered"
@@ -206,6 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(failure_file, f"failed: {type(error).__name__}: {error}", EXIT_FAILED)
     print(strict_json(describe(outcome)))
     return 0
+
+
+def _progress_printer() -> Callable[[str], None]:
+    """Steps on stderr with the seconds since the start; stdout keeps the JSON result alone."""
+    started = time.monotonic()
+
+    def say(step: str) -> None:
+        print(f"mlstack-train: [{time.monotonic() - started:5.1f} s] {step}", file=sys.stderr)
+
+    return say
 
 
 def _fail(failure_file: Path | None, message: str, code: int) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,8 +139,17 @@ def schema_difference(
     return None
 
 
-def run_training(request: TrainingRequest) -> TrainingOutcome:
-    """Validate, train, evaluate, gate, then publish and register; raises before publishing."""
+Progress = Callable[[str], None]
+
+
+def _quiet(_step: str) -> None:
+    return None
+
+
+def run_training(request: TrainingRequest, progress: Progress = _quiet) -> TrainingOutcome:
+    """Validate, train, evaluate, gate, then publish and register; raises before publishing.
+
+    `progress` hears each step as it starts (the CLI prints them on stderr)."""
     if request.model_package_group and not (request.models_uri and request.serving_image):
         raise ValueError(
             "registering needs models_uri (where the artifact goes) and serving_image "
@@ -149,9 +159,14 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
     if registry is not None:
         registry.check_group()
     _check_inputs_exist(request)
+    progress(f"reading {request.data_uri} and {request.spec_uri}")
     spec = load_spec(storage.read_bytes(request.spec_uri).decode("utf-8"))
-    data = datasets.load(storage.read_bytes(request.data_uri), request.data_uri, spec)
+    raw = storage.read_bytes(request.data_uri)
+    progress(f"validating {len(raw):,} bytes against the spec")
+    data = datasets.load(raw, request.data_uri, spec)
+    progress(f"fitting {request.hyperparameters.algorithm} on {data.rows:,} rows")
     trained = train(data, spec.features, spec.task, request.hyperparameters)
+    progress("evaluating against the baseline and the approved version")
 
     approved, approved_metrics, incomparable = _approved_metrics(registry, trained, spec)
     gate = decide(
@@ -258,10 +273,12 @@ def run_training(request: TrainingRequest) -> TrainingOutcome:
     )
     artifact_uri = storage.join(model_prefix, TARBALL)
     report_prefix = storage.join(model_prefix, "runs", request.run_id)
+    progress(f"publishing to {model_prefix}")
     storage.write_bytes(artifact_uri, pack(request.model_dir), "application/gzip")
     published = [_publish(path, report_prefix) for path in written]
     registered = None
     if registry is not None and request.serving_image:
+        progress(f"registering into {registry.group} as {status}")
         try:
             registered = registry.register(
                 serving_image=request.serving_image,

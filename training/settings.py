@@ -7,7 +7,7 @@ flags as strings too. Each bad value is reported with its name, the value and wh
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
 Algorithm = Literal["linear", "hgb", "forest"]
@@ -18,41 +18,60 @@ class SettingsError(ValueError):
     """A hyperparameter or gate setting is invalid; the message lists each one."""
 
 
+def _setting(default: Any, help: str) -> Any:
+    """A field whose help `mlstack-train --help` shows beside its default and allowed values."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True, kw_only=True)
 class Hyperparameters:
     """How the model is trained. Same values and data give the same model, byte for byte."""
 
-    algorithm: Algorithm = "hgb"
-    """linear: logistic or ridge regression; hgb: histogram gradient boosting; forest: a
-    random forest."""
-    seed: int = 42
-    test_size: float = 0.2
-    """Share of rows held out for evaluation."""
-    regularization: float = 1.0
-    """linear only: C of logistic regression, alpha of ridge."""
-    learning_rate: float = 0.1
-    max_iter: int = 200
-    max_leaf_nodes: int = 31
-    l2_regularization: float = 0.0
-    n_estimators: int = 100
-    """forest only: the number of trees."""
+    algorithm: Algorithm = _setting(  # noqa: RUF009 (returns a dataclasses.field)
+        "hgb",
+        "linear: logistic or ridge regression; hgb: histogram gradient boosting; forest: a "
+        "random forest",
+    )
+    seed: int = _setting(42, "seeds the split and the model")
+    test_size: float = _setting(0.2, "share of rows held out for evaluation")
+    regularization: float = _setting(1.0, "linear: C of logistic regression, alpha of ridge")
+    learning_rate: float = _setting(0.1, "hgb: shrinkage of each tree's contribution")
+    max_iter: int = _setting(200, "hgb: boosting rounds; linear: solver iterations")
+    max_leaf_nodes: int = _setting(31, "hgb: leaves per tree")
+    l2_regularization: float = _setting(0.0, "hgb: L2 penalty on leaf values")
+    n_estimators: int = _setting(100, "forest: the number of trees")
 
 
 @dataclass(frozen=True, kw_only=True)
 class GateSettings:
     """When a trained version may be registered, and how."""
 
-    min_improvement: float = 0.01
-    """How much the primary metric must beat the dummy baseline by (in metric units)."""
-    max_regression: float = 0.01
-    """How much worse than the approved version the primary metric may be."""
-    keep_rejected: bool = False
-    """Register a version that fails the gate as Rejected, to keep the record."""
-    auto_approve: bool = False
-    """Register a version that passes as Approved instead of PendingManualApproval."""
-    accept_schema_change: bool = False
-    """Accept a version whose features, their order or its classes differ from the approved
-    version's; without it such a version is refused, since the two cannot be compared."""
+    min_improvement: float = _setting(
+        0.01, "how much the primary metric must beat the dummy baseline by (metric units)"
+    )
+    max_regression: float = _setting(
+        0.01, "how much worse than the approved version the primary metric may be"
+    )
+    keep_rejected: bool = _setting(
+        False, "register a version that fails the gate as Rejected, to keep the record"
+    )
+    auto_approve: bool = _setting(
+        False, "register a version that passes as Approved instead of PendingManualApproval"
+    )
+    accept_schema_change: bool = _setting(
+        False,
+        "register a version whose features, their order or classes differ from the approved "
+        "version's (otherwise the gate refuses what it cannot compare)",
+    )
+
+
+def describe_setting(name: str) -> str:
+    """A setting's help, default and allowed values, as `--help` shows them."""
+    for entry in (*fields(Hyperparameters), *fields(GateSettings)):
+        if entry.name == name:
+            allowed = getattr(_PARSERS[name], "allowed", "")
+            return f"{entry.metadata['help']} (default {entry.default}; {allowed})"
+    raise KeyError(name)
 
 
 T = TypeVar("T")

@@ -131,3 +131,4 @@ def test_the_commit_is_read_from_the_repository_training_starts_in(
         assert load_model_dir(cwd / "out" / "model")[1].git_commit == expected
         assert "fatal" not in result.stderr
         assert json.loads(result.stdout)["model"] == "model", "stdout holds the JSON result only"
+        assert "fitting linear on 569 rows" in result.stderr, "progress goes to stderr"
