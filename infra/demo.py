@@ -19,7 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from serving.ports import free_port
 
@@ -76,6 +76,24 @@ def _post(url: str, body: bytes, content_type: str) -> Any:
         return response.read().decode()
 
 
+def _train(python: str, data: Path, work: Path, env: dict[str, str], result: IO[str]) -> None:
+    """The training command as a user runs it; its JSON result goes to a file, progress to the
+    terminal."""
+    subprocess.run(  # noqa: S603
+        [
+            python, "-m", "training",
+            "--data", str(data / "breast_cancer.csv"),
+            "--output-dir", str(work / "training"),
+            "--models-uri", f"s3://{BUCKET}/models",
+            "--model-package-group", GROUP,
+            "--serving-image", SERVING_IMAGE,
+        ],
+        env=env,
+        check=True,
+        stdout=result,
+    )  # fmt: skip
+
+
 def run_demo(work: Path) -> int:
     import boto3
 
@@ -101,26 +119,14 @@ def run_demo(work: Path) -> int:
 
         _say("training the demo model (breast cancer dataset shipped with scikit-learn)")
         data = work / "data"
-        subprocess.run([python, "-m", "training.demo", str(data)], env=env, check=True)  # noqa: S603
         subprocess.run(  # noqa: S603
-            [
-                python,
-                "-m",
-                "training",
-                "--data",
-                str(data / "breast_cancer.csv"),
-                "--output-dir",
-                str(work / "training"),
-                "--models-uri",
-                f"s3://{BUCKET}/models",
-                "--model-package-group",
-                GROUP,
-                "--serving-image",
-                SERVING_IMAGE,
-            ],
+            [python, "-m", "training.demo", str(data)],
             env=env,
             check=True,
+            stdout=subprocess.DEVNULL,
         )
+        with (work / "training.json").open("w") as result:
+            _train(python, data, work, env, result)
         [summary] = sagemaker.list_model_packages(ModelPackageGroupName=GROUP)[
             "ModelPackageSummaryList"
         ]
@@ -159,13 +165,16 @@ def run_demo(work: Path) -> int:
                 metadata = json.loads(response.read())
             _say(f"serving {metadata['model']} version {metadata['model_version']}, "
                  f"trained on data sha256 {metadata['lineage']['data_sha256'][:12]}…")  # fmt: skip
-    _say(f"done; logs and artifacts in {work}")
     return 0
 
 
 def main(keep: Path | None = None) -> int:
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-        return run_demo(keep)
+        code = run_demo(keep)
+        _say(f"done; logs and artifacts kept in {keep}")
+        return code
     with tempfile.TemporaryDirectory(prefix="mlstack-demo-") as scratch:
-        return run_demo(Path(scratch))
+        code = run_demo(Path(scratch))
+    _say("done (mlstack demo --keep DIR keeps the logs and artifacts)")
+    return code
