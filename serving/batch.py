@@ -32,6 +32,7 @@ import orjson
 
 from serving import storage
 from serving.model import Predictor, load_predictor
+from serving.settings import model_uri_from
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -220,9 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="directory or s3:// prefix")
     parser.add_argument(
         "--model",
-        default=os.environ.get("MLSTACK_MODEL_URI")
-        or os.environ.get("SM_MODEL_DIR", "/opt/ml/model"),
-        help="model directory, model.tar.gz or s3:// URI",
+        default=model_uri_from(os.environ),
+        help="model directory, model.tar.gz or s3:// URI (default: as the server reads it, "
+        "MLSTACK_MODEL_URI, else SM_MODEL_DIR, else /opt/ml/model)",
     )
     parser.add_argument("--id-column", help="column that identifies a row; default: its number")
     parser.add_argument(

@@ -120,6 +120,12 @@ def _parse(raw: str, kind: Any, env: str, low: Any, high: Any) -> Any:
     return raw
 
 
+def model_uri_from(env: Mapping[str, str]) -> str:
+    """Where the model is: MLSTACK_MODEL_URI, else SageMaker's SM_MODEL_DIR, else its default
+    directory. The server and the batch scorer both read it here."""
+    return env.get("MLSTACK_MODEL_URI") or env.get("SM_MODEL_DIR") or DEFAULT_MODEL_DIR
+
+
 def from_environment(env: Mapping[str, str] | None = None) -> ServingSettings:
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
@@ -127,7 +133,7 @@ def from_environment(env: Mapping[str, str] | None = None) -> ServingSettings:
         name = setting.metadata["env"]
         raw = env.get(name)
         if setting.name == "model_uri":
-            raw = raw or env.get("SM_MODEL_DIR")
+            raw = model_uri_from(env)
         if setting.name == "port" and "SAGEMAKER_BIND_TO_PORT" in env:
             name, raw = "SAGEMAKER_BIND_TO_PORT", env["SAGEMAKER_BIND_TO_PORT"]
         if raw is None or raw == "":
