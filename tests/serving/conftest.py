@@ -93,6 +93,27 @@ def start_server(model_uri: str, work_dir: Path, **env: str) -> Server:
     raise RuntimeError(f"server not ready in 60 s: {log.read_text()}")
 
 
+def serve_until_exit(
+    model_uri: str, work_dir: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a server expected to stop by itself (it refuses to start, or gives up)."""
+    return subprocess.run(
+        [sys.executable, "-m", "serving", "serve"],
+        env={
+            **os.environ,
+            "MLSTACK_MODEL_URI": model_uri,
+            "MLSTACK_PORT": str(free_port()),
+            "MLSTACK_HOST": "127.0.0.1",
+            "MLSTACK_WORK_DIR": str(work_dir),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def stop_server(server: Server) -> int:
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)

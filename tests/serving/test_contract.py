@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ import pytest
 
 from serving.artifact import load_model_dir, pack
 from serving.ports import free_port
-from tests.serving.conftest import Server, start_server, stop_server
+from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
 
 
 def expected(model_dir: Path, rows: list[list[float]]) -> tuple[list[str], np.ndarray]:
@@ -162,19 +161,7 @@ def test_a_model_whose_file_does_not_match_its_checksum_is_refused(
         (broken / item.name).write_bytes(item.read_bytes())
     with (broken / "model.joblib").open("ab") as handle:
         handle.write(b"tampered")
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "serve"],
-        env={
-            **os.environ,
-            "MLSTACK_MODEL_URI": str(broken),
-            "MLSTACK_PORT": str(free_port()),
-            "MLSTACK_WORK_DIR": str(tmp_path / "w"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = serve_until_exit(str(broken), tmp_path / "w")
     assert result.returncode == 2
     assert "the file is not the model that was evaluated" in result.stderr
 
@@ -243,22 +230,6 @@ def test_the_fast_path_gives_scikit_learns_answers(
         assert list(fast.predict(rows).labels) == list(plain.predict(rows).labels)
 
 
-def _serve_once(model: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "serving", "serve"],
-        env={
-            **os.environ,
-            "MLSTACK_MODEL_URI": str(model),
-            "MLSTACK_PORT": str(free_port()),
-            "MLSTACK_WORK_DIR": str(tmp_path / "w"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def _swap_classes(metadata: dict[str, Any]) -> dict[str, Any]:
     return {**metadata, "classes": metadata["classes"][::-1]}
 
@@ -286,7 +257,7 @@ def test_metadata_that_disagrees_with_its_model_is_refused_at_start(
     shutil.copytree(trained_models[model], copy)
     document = json.loads((copy / "metadata.json").read_text())
     (copy / "metadata.json").write_text(json.dumps(edit(document)))
-    result = _serve_once(copy, tmp_path)
+    result = serve_until_exit(str(copy), tmp_path / "w")
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from serving.ports import free_port
-from tests.serving.conftest import Server, start_server, stop_server
+from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
 
 ROW = [14.0] * 30
 
@@ -56,20 +52,8 @@ def test_a_second_server_refuses_a_work_directory_in_use(
 ) -> None:
     first = start_server(str(trained_models["linear"]), tmp_path)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "serving", "serve"],
-            env={
-                **os.environ,
-                "MLSTACK_MODEL_URI": str(trained_models["linear"]),
-                "MLSTACK_PORT": str(free_port()),
-                "MLSTACK_HOST": "127.0.0.1",
-                "MLSTACK_WORK_DIR": str(tmp_path / "work"),  # the one the first server holds
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        # The work directory the first server holds.
+        result = serve_until_exit(str(trained_models["linear"]), tmp_path / "work")
     finally:
         stop_server(first)
     assert result.returncode == 2
@@ -133,21 +117,7 @@ def test_workers_that_cannot_start_end_the_server_after_bounded_retries(
     work = tmp_path / "work"
     work.mkdir()
     (work / "metrics").write_text("a file where each worker needs a directory")
-    result = subprocess.run(
-        [sys.executable, "-m", "serving", "serve"],
-        env={
-            **os.environ,
-            "MLSTACK_MODEL_URI": str(trained_models["linear"]),
-            "MLSTACK_PORT": str(free_port()),
-            "MLSTACK_HOST": "127.0.0.1",
-            "MLSTACK_WORK_DIR": str(work),
-            "MLSTACK_WORKERS": "2",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = serve_until_exit(str(trained_models["linear"]), work, MLSTACK_WORKERS="2")
     assert result.returncode == 1
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     messages = [line["message"] for line in lines]
