@@ -38,10 +38,10 @@ class Predictions:
     probabilities: np.ndarray | None
 
 
-FOREST_CROSSOVER_ROWS = 500
+FOREST_CROSSOVER_ROWS = 700
 """Above this many rows in one call, scikit-learn's compiled trees score a forest faster than
-walking every tree in numpy (measured: 7 ms against 12 ms at 1,000 rows, 6.6 against 7.2 at 500,
-for 100 trees of the demo model on one core)."""
+walking every tree in numpy: for the demo's 100 trees on one core, 7.1 against 9-12 ms at 500
+rows, 16-17 against 10-11 ms at 1,000 (`bench/bench_forest_crossover.py`, bench/README.md)."""
 
 
 class _PipelineOnFirstUse:
