@@ -79,6 +79,8 @@ def run_worker(
         lifespan="off",
         access_log=False,
         log_level="warning",
+        # uvicorn's own handlers would print plain text; its records go to our JSON formatter.
+        log_config=None,
         timeout_graceful_shutdown=math.ceil(settings.grace_seconds),
         timeout_keep_alive=75,  # above common load balancers' idle timeout (60 s)
     )

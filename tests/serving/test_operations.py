@@ -32,10 +32,15 @@ def test_every_log_line_is_json_with_time_level_message_and_the_request_id(
         assert bad[0] == 422
         generated = bad[1]["x-request-id"]
         assert len(generated) == 16
+        # Not HTTP at all: uvicorn itself answers and logs it, through the same formatter.
+        assert _raw_exchange(server.port, b"NOT HTTP AT ALL\r\n\r\n", b"").startswith(
+            b"HTTP/1.1 400"
+        )
     finally:
         assert stop_server(server) == 0
     lines = log_lines(server)  # json.loads above fails on any line that is not JSON
     assert all({"time", "level", "message"} <= set(line) for line in lines)
+    assert any(line["message"] == "Invalid HTTP request received." for line in lines)
     started = next(line for line in lines if line["message"] == "serving")
     assert {"port", "workers", "model", "model_version", "model_sha256"} <= set(started)
     assert started["port"] == server.port
