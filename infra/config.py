@@ -288,8 +288,6 @@ class StackConfig:
     """Everything one stack is configured with, checked."""
 
     environment: str
-    region: str
-    """`aws:region`; empty when the stack leaves it to the environment (AWS_REGION)."""
     deletion_protection: bool
     network: NetworkConfig
     storage: StorageConfig
@@ -613,7 +611,7 @@ def load_config(
     """
     read = _Reader(values, schema if schema is not None else load_schema())
     environment = read.string("environment", check_environment)
-    region = _read_region(read)
+    _check_region(read)
     deletion_protection = read.boolean("deletionProtection")
 
     network = NetworkConfig(
@@ -691,7 +689,6 @@ def load_config(
     )
     config = StackConfig(
         environment=environment,
-        region=region,
         deletion_protection=deletion_protection,
         network=network,
         storage=storage,
@@ -707,16 +704,16 @@ def load_config(
     return config
 
 
-def _read_region(read: _Reader) -> str:
+def _check_region(read: _Reader) -> None:
+    """`aws:region` is the provider's setting; it is only checked here, since the provider skips
+    region validation and a misspelt region would fail at the first API call."""
     region = read.provider_values.get("aws:region")
     if region is None:
-        return ""
+        return
     allowed = check_region(region) if isinstance(region, str) else "an AWS region name"
     if allowed is not None:
         read.failed.add("aws:region")
         read.problems.append(f"aws:region = {_show(region)}: allowed: {allowed}")
-        return ""
-    return str(region)
 
 
 def _check_combinations(config: StackConfig, read: _Reader) -> None:

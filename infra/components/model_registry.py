@@ -55,13 +55,6 @@ class ModelRegistry(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:registry:ModelRegistry", name, None, opts)
         self.groups = {}
-        readers: pulumi.Output[list[str]] = pulumi.Output.all(*args.reader_arns)
-        if not args.reader_arns:
-            invoke = pulumi.InvokeOutputOptions(parent=self)
-            readers = pulumi.Output.all(
-                aws.get_partition_output(opts=invoke).partition,
-                aws.get_caller_identity_output(opts=invoke).account_id,
-            ).apply(lambda values: [f"arn:{values[0]}:iam::{values[1]}:root"])
         names = {
             model: naming.model_package_group(model, args.environment) for model in args.models
         }
@@ -75,28 +68,46 @@ class ModelRegistry(pulumi.ComponentResource):
                 opts=kept_resource(self, group_name if group_name in kept else None),
             )
             self.groups[model] = group
-            if not args.access_policy:
-                continue
-            aws.sagemaker.ModelPackageGroupPolicy(
-                f"{name}-{model}",
-                model_package_group_name=group.model_package_group_name,
-                resource_policy=pulumi.Output.all(
-                    group.arn,
-                    pulumi.Output.all(*args.writer_arns),
-                    readers,
-                ).apply(
-                    lambda values: json.dumps(
-                        model_registry_policy(
-                            group_arn=values[0], writer_arns=values[1], reader_arns=values[2]
-                        ),
-                        sort_keys=True,
-                    )
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+        if args.access_policy:
+            readers = self._readers(args.reader_arns)
+            for model, group in self.groups.items():
+                self._access_policy(f"{name}-{model}", group, args.writer_arns, readers)
         self.group_names = {m: g.model_package_group_name for m, g in self.groups.items()}
         self.group_arns = [group.arn for group in self.groups.values()]
         self.register_outputs({"groups": self.group_names})
+
+    def _readers(self, reader_arns: Sequence[pulumi.Input[str]]) -> pulumi.Output[list[str]]:
+        """Who may look versions up: the given principals, else this account."""
+        if reader_arns:
+            return pulumi.Output.all(*reader_arns)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        return pulumi.Output.all(
+            aws.get_partition_output(opts=invoke).partition,
+            aws.get_caller_identity_output(opts=invoke).account_id,
+        ).apply(lambda values: [f"arn:{values[0]}:iam::{values[1]}:root"])
+
+    def _access_policy(
+        self,
+        name: str,
+        group: aws.sagemaker.ModelPackageGroup,
+        writer_arns: Sequence[pulumi.Input[str]],
+        readers: pulumi.Output[list[str]],
+    ) -> None:
+        aws.sagemaker.ModelPackageGroupPolicy(
+            name,
+            model_package_group_name=group.model_package_group_name,
+            resource_policy=pulumi.Output.all(
+                group.arn, pulumi.Output.all(*writer_arns), readers
+            ).apply(
+                lambda values: json.dumps(
+                    model_registry_policy(
+                        group_arn=values[0], writer_arns=values[1], reader_arns=values[2]
+                    ),
+                    sort_keys=True,
+                )
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _kept_groups(self, group_names: list[str]) -> set[str]:
         """Which of these groups already exist, kept by an earlier `pulumi destroy`."""

@@ -359,8 +359,8 @@ def test_the_program_reads_keys_the_engine_passes_in_pulumi_config(
 def test_provider_settings_and_declared_keys_pass() -> None:
     values = load_stack_settings("dev").values
     assert {"aws:region", "aws:defaultTags"} <= set(values)
-    assert load_config(values).region == "eu-west-1"
-    assert load_config({**values, "aws:region": "cn-north-1"}).region == "cn-north-1"
+    assert load_config(values).environment == "dev"
+    assert load_config({**values, "aws:region": "cn-north-1"}).environment == "dev"
 
 
 def test_the_default_kubernetes_version_is_the_newest_under_standard_support_today() -> None:
