@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import NOT_DEPLOYED_YET
+from infra.config import CLUSTER_ONLY, NOT_DEPLOYED_YET
 from infra.offline.runner import ProgramRun
 from infra.paths import stack_file as stack_file_path
 from infra.plan import render_tree
@@ -177,3 +177,12 @@ def test_plan_says_once_which_keys_have_no_effect_yet() -> None:
     warnings = [line for line in result.stderr.splitlines() if "no effect yet" in line]
     assert len(warnings) == 1
     assert all(key in warnings[0] for key in NOT_DEPLOYED_YET)
+
+
+def test_plan_of_a_stack_without_the_cluster_names_the_keys_that_then_do_nothing() -> None:
+    result = plan("local")
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if "no effect yet" in line]
+    _, _, cluster_part = warning.partition("with mlstack:cluster false, these have none: ")
+    assert cluster_part.split(", ") == list(CLUSTER_ONLY)
+    assert "with mlstack:cluster false" not in plan("dev").stderr

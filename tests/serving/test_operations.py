@@ -208,3 +208,29 @@ def test_headers_and_bodies_that_never_finish_time_out(
     assert b"headers did not arrive in time" in slow_headers
     assert slow_body.startswith(b"HTTP/1.1 408 ")
     assert b"no part of the body arrived for 0.5 s" in slow_body
+
+
+def test_max_batch_rows_bounds_every_model_call_of_one_large_request(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path, MLSTACK_MAX_BATCH_ROWS="16")
+    try:
+        status, _, body = server.post(json.dumps([ROW] * 40).encode())
+        assert status == 200
+        assert len(json.loads(body)["predictions"]) == 40
+        text = server.request("GET", "/metrics")[2].decode()
+    finally:
+        stop_server(server)
+    calls = {
+        line.split("{")[0].split("_")[-1]: line.rsplit(" ", 1)[1]
+        for line in text.splitlines()
+        if line.startswith(("mlstack_batch_rows_count", "mlstack_batch_rows_sum"))
+    }
+    # The warm-up prediction happens before the workers fork: only the request's calls count.
+    assert (int(calls["count"]), float(calls["sum"])) == (3, 40.0)
+    [up_to_16] = [
+        line
+        for line in text.splitlines()
+        if line.startswith("mlstack_batch_rows_bucket") and 'le="16"' in line
+    ]
+    assert up_to_16.endswith(" 3"), "every call at most 16 rows"
