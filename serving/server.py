@@ -96,7 +96,7 @@ def _serve(settings: ServingSettings, work_dir: Path) -> int:
     started = time.monotonic()
     shutil.rmtree(work_dir / "metrics", ignore_errors=True)
     predictor = load_predictor(settings.model_uri, work_dir)
-    model_version = os.environ.get("MLSTACK_MODEL_VERSION", "unknown")
+    model_version = settings.model_version
     sock = listen(settings)
     metadata = predictor.metadata
     log.info(

@@ -35,6 +35,11 @@ class ServingSettings:
         "MLSTACK_MODEL_URI",
         "a model directory, a model.tar.gz, or an s3:// URI of one (else SM_MODEL_DIR)",
     )
+    model_version: str = _setting(
+        "unknown",
+        "MLSTACK_MODEL_VERSION",
+        "the model package version served, shown in /metadata, /metrics and the logs",
+    )
     host: str = _setting(
         "0.0.0.0",  # noqa: S104 (a container listens on all its interfaces)
         "MLSTACK_HOST",

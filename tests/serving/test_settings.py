@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import fields
+
 import pytest
 
-from serving.settings import SettingsError, from_environment
+from serving.settings import ServingSettings, SettingsError, from_environment
 
 
 def test_defaults_follow_the_sagemaker_contract() -> None:
@@ -39,3 +43,17 @@ def test_a_bad_value_names_the_variable_and_what_is_allowed(
     with pytest.raises(SettingsError) as caught:
         from_environment(env)
     assert str(caught.value) == message
+
+
+def test_help_lists_every_setting_with_its_variable_and_default() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "serving", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for setting in fields(ServingSettings):
+        assert setting.metadata["env"] in result.stdout, setting.name
+    assert "MLSTACK_MODEL_VERSION    default 'unknown'" in result.stdout
+    assert from_environment({"MLSTACK_MODEL_VERSION": "7"}).model_version == "7"
