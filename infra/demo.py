@@ -135,11 +135,11 @@ def run_demo(work: Path) -> int:
         sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
         described = sagemaker.describe_model_package(ModelPackageName=arn)
         model_url = described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-        _say(f"serving {model_url} on http://127.0.0.1:{serving_port}")
+        _say(f"serving {arn} ({model_url}) on http://127.0.0.1:{serving_port}")
         serving_env = {
             **env,
-            "MLSTACK_MODEL_URI": model_url,
-            "MLSTACK_MODEL_VERSION": str(described.get("ModelPackageVersion", "1")),
+            # The registry names the model data and the version, as a deployment's does.
+            "MLSTACK_MODEL_PACKAGE": arn,
             "MLSTACK_PORT": str(serving_port),
             "MLSTACK_HOST": "127.0.0.1",
             "MLSTACK_WORK_DIR": str(work / "serving"),

@@ -33,6 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from serving.artifact import ArtifactError
     from serving.logs import configure_logging
+    from serving.registry import RegistryError
     from serving.server import serve
     from serving.settings import SettingsError, from_environment
     from serving.storage import StorageError
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     try:
         return serve(from_environment())
-    except (SettingsError, ArtifactError, StorageError) as error:
+    except (SettingsError, ArtifactError, StorageError, RegistryError) as error:
         print(f"mlstack-serve: cannot start: {error}", file=sys.stderr)
         return 2
     except OSError as error:

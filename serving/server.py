@@ -16,16 +16,19 @@ import shutil
 import signal
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from serving.app import ServingApp
+from serving.artifact import ArtifactError
 from serving.metrics import SharedMetrics
 from serving.model import Predictor, load_predictor
 from serving.protocol import with_header_deadline
-from serving.settings import ServingSettings
+from serving.registry import ModelPackage, resolve_reference, sagemaker_client
+from serving.settings import ServingSettings, SettingsError
 from serving.workdir import claimed_work_dir
 
 log = logging.getLogger("mlstack.serving")
@@ -95,10 +98,19 @@ def serve(settings: ServingSettings) -> int:
 def _serve(settings: ServingSettings, work_dir: Path) -> int:
     started = time.monotonic()
     shutil.rmtree(work_dir / "metrics", ignore_errors=True)
+    package = None
+    if settings.model_package:
+        package = resolve_reference(sagemaker_client(), settings.model_package)
+        settings = _serving_package(settings, package)
     predictor = load_predictor(settings.model_uri, work_dir)
+    metadata = predictor.metadata
+    if package is not None and package.model_sha256 not in ("", metadata.model_sha256):
+        raise ArtifactError(
+            f"{package.arn} records model sha256 {package.model_sha256[:12]}…, but its model "
+            f"data {package.model_data_url} holds {metadata.model_sha256[:12]}…"
+        )
     model_version = settings.model_version
     sock = listen(settings)
-    metadata = predictor.metadata
     log.info(
         "serving",
         extra={
@@ -107,6 +119,8 @@ def _serve(settings: ServingSettings, work_dir: Path) -> int:
             "workers": settings.workers,
             "model": metadata.model_name,
             "model_version": model_version,
+            "model_package": package.arn if package else None,
+            "approval_status": package.approval_status if package else None,
             "model_sha256": metadata.model_sha256,
             "fast_path": predictor.fast,
             "work_dir": str(work_dir),
@@ -126,6 +140,17 @@ def _serve(settings: ServingSettings, work_dir: Path) -> int:
         },
     )
     return code
+
+
+def _serving_package(settings: ServingSettings, package: ModelPackage) -> ServingSettings:
+    """The registry names the model data and the version; a version set beside it must agree."""
+    if settings.model_version not in (ServingSettings.model_version, str(package.version)):
+        raise SettingsError(
+            f"MLSTACK_MODEL_VERSION = {settings.model_version!r}, but MLSTACK_MODEL_PACKAGE "
+            f"{settings.model_package!r} is version {package.version}; allowed: leave "
+            "MLSTACK_MODEL_VERSION unset"
+        )
+    return replace(settings, model_uri=package.model_data_url, model_version=str(package.version))
 
 
 def _supervise(

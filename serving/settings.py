@@ -40,6 +40,12 @@ class ServingSettings:
         "MLSTACK_MODEL_VERSION",
         "the model package version served, shown in /metadata, /metrics and the logs",
     )
+    model_package: str = _setting(
+        "",
+        "MLSTACK_MODEL_PACKAGE",
+        "serve a registered version instead: a model package ARN or <group>/<version>; its "
+        "model data and version come from the registry (then leave MLSTACK_MODEL_URI unset)",
+    )
     host: str = _setting(
         "0.0.0.0",  # noqa: S104 (a container listens on all its interfaces)
         "MLSTACK_HOST",
@@ -146,7 +152,18 @@ def from_environment(env: Mapping[str, str] | None = None) -> ServingSettings:
         values[setting.name] = _parse(
             raw, setting.type, name, setting.metadata["low"], setting.metadata["high"]
         )
+    if values.get("model_package"):
+        _check_package_alone(env, values["model_package"])
     return ServingSettings(**values)
+
+
+def _check_package_alone(env: Mapping[str, str], package: str) -> None:
+    """A registered version names its own model data; a second source would be ambiguous."""
+    if env.get("MLSTACK_MODEL_URI"):
+        raise SettingsError(
+            f"MLSTACK_MODEL_PACKAGE = {package!r} and MLSTACK_MODEL_URI = "
+            f"{env['MLSTACK_MODEL_URI']!r} both name a model; allowed: one of them"
+        )
 
 
 def settings_help() -> str:

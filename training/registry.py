@@ -6,20 +6,25 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from serving.registry import (
+    METRIC_PREFIX,
+    ModelPackage,
+    RegistryError,
+    describe_model_package,
+    sagemaker_client,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
+__all__ = ["ModelRegistry", "RegisteredVersion", "RegistryError"]
+
 CONTENT_TYPES = ["application/json", "text/csv"]
-METRIC_PREFIX = "metric."
 # SageMaker's limits on customer metadata values.
 MAX_METADATA_VALUE = 256
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval", "Rejected")
-
-
-class RegistryError(RuntimeError):
-    """The registry refused or could not be reached; the message says which group and why."""
 
 
 @dataclass(frozen=True)
@@ -27,16 +32,6 @@ class RegisteredVersion:
     arn: str
     version: int
     approval_status: str
-
-
-@dataclass(frozen=True)
-class ApprovedVersion:
-    """The version a stack may be serving: the newest Approved one."""
-
-    arn: str
-    version: int
-    model_data_url: str
-    metrics: dict[str, float]
 
 
 def _version_of(arn: str) -> int:
@@ -52,11 +47,7 @@ class ModelRegistry:
 
     @cached_property
     def client(self) -> SageMakerClient:
-        if self._client is not None:
-            return self._client
-        import boto3
-
-        return boto3.client("sagemaker")
+        return self._client if self._client is not None else sagemaker_client()
 
     def check_group(self) -> None:
         """Fail before anything is published when the group does not exist or is unreadable."""
@@ -68,7 +59,8 @@ class ModelRegistry:
                 "the stack created (see the modelPackageGroups output)"
             ) from error
 
-    def latest_approved(self) -> ApprovedVersion | None:
+    def latest_approved(self) -> ModelPackage | None:
+        """The version a stack may be serving: the newest Approved one."""
         summaries = self.client.list_model_packages(
             ModelPackageGroupName=self.group,
             ModelApprovalStatus="Approved",
@@ -78,20 +70,7 @@ class ModelRegistry:
         )["ModelPackageSummaryList"]
         if not summaries:
             return None
-        arn = summaries[0]["ModelPackageArn"]
-        described: Any = self.client.describe_model_package(ModelPackageName=arn)
-        container = described["InferenceSpecification"]["Containers"][0]
-        properties = described.get("CustomerMetadataProperties", {})
-        return ApprovedVersion(
-            arn=arn,
-            version=int(described.get("ModelPackageVersion") or _version_of(arn)),
-            model_data_url=container["ModelDataUrl"],
-            metrics={
-                key.removeprefix(METRIC_PREFIX): float(value)
-                for key, value in properties.items()
-                if key.startswith(METRIC_PREFIX)
-            },
-        )
+        return describe_model_package(self.client, summaries[0]["ModelPackageArn"])
 
     def register(
         self,

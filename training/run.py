@@ -26,13 +26,14 @@ from serving.artifact import (
     write_model_dir,
 )
 from serving.fastpath import compile_pipeline
+from serving.registry import ModelPackage
 from training import dataset as datasets
 from training.errors import InputError
 from training.evaluation import evaluate
 from training.gate import GateDecision, decide
 from training.model import TrainedModel, train
 from training.plots import evaluation_plots
-from training.registry import ApprovedVersion, ModelRegistry, RegisteredVersion
+from training.registry import ModelRegistry, RegisteredVersion
 from training.report import baseline_statistics, model_card
 from training.settings import GateSettings, Hyperparameters
 from training.spec import DatasetSpec, dump_spec, load_spec
@@ -102,7 +103,7 @@ def _library_versions() -> dict[str, str]:
 
 def _approved_metrics(
     registry: ModelRegistry | None, trained: TrainedModel, spec: DatasetSpec
-) -> tuple[ApprovedVersion | None, dict[str, float] | None, str | None]:
+) -> tuple[ModelPackage | None, dict[str, float] | None, str | None]:
     """The approved version, its metrics on *this* run's hold-out set (so the comparison is
     fair), and why it cannot be compared when its inputs or classes differ from this run's."""
     approved = registry.latest_approved() if registry else None

@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy as np
 import pytest
 import yaml
@@ -54,14 +56,20 @@ class Server:
         return self.request("POST", "/invocations", body, {"Content-Type": content_type, **headers})
 
 
+def _model_env(model_uri: str | None) -> dict[str, str]:
+    """This environment, with MLSTACK_MODEL_URI set only when a model location is given (a
+    server told MLSTACK_MODEL_PACKAGE instead must not see one)."""
+    env = {k: v for k, v in os.environ.items() if k != "MLSTACK_MODEL_URI"}
+    return env if model_uri is None else {**env, "MLSTACK_MODEL_URI": model_uri}
+
+
 def _spawn(
-    model_uri: str, port: int, work_dir: Path, output: Any, env: dict[str, str]
+    model_uri: str | None, port: int, work_dir: Path, output: Any, env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "serving", "serve"],
         env={
-            **os.environ,
-            "MLSTACK_MODEL_URI": model_uri,
+            **_model_env(model_uri),
             "MLSTACK_PORT": str(port),
             "MLSTACK_HOST": "127.0.0.1",
             "MLSTACK_WORK_DIR": str(work_dir / "work"),
@@ -73,7 +81,7 @@ def _spawn(
     )
 
 
-def start_server(model_uri: str, work_dir: Path, **env: str) -> Server:
+def start_server(model_uri: str | None, work_dir: Path, **env: str) -> Server:
     port = free_port()
     log = work_dir / "server.log"
     with log.open("wb") as output:
@@ -94,14 +102,13 @@ def start_server(model_uri: str, work_dir: Path, **env: str) -> Server:
 
 
 def serve_until_exit(
-    model_uri: str, work_dir: Path, **env: str
+    model_uri: str | None, work_dir: Path, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run a server expected to stop by itself (it refuses to start, or gives up)."""
     return subprocess.run(
         [sys.executable, "-m", "serving", "serve"],
         env={
-            **os.environ,
-            "MLSTACK_MODEL_URI": model_uri,
+            **_model_env(model_uri),
             "MLSTACK_PORT": str(free_port()),
             "MLSTACK_HOST": "127.0.0.1",
             "MLSTACK_WORK_DIR": str(work_dir),
@@ -123,6 +130,57 @@ def stop_server(server: Server) -> int:
             server.process.kill()
             server.process.wait()
     return server.process.returncode
+
+
+@dataclass
+class Emulator:
+    """A moto_server on 127.0.0.1: what a server process reaches through AWS_ENDPOINT_URL."""
+
+    endpoint: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a server process needs to talk to it (and nothing that reaches AWS)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    emulator = Emulator(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{emulator.endpoint}/moto-api/", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield emulator
+    finally:
+        process.terminate()
+        process.wait()
 
 
 @pytest.fixture(scope="session")

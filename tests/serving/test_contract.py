@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 
 from serving.artifact import load_model_dir, pack
-from serving.ports import free_port
-from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
+from tests.serving.conftest import Emulator, Server, serve_until_exit, start_server, stop_server
 
 
 def expected(model_dir: Path, rows: list[list[float]]) -> tuple[list[str], np.ndarray]:
@@ -167,45 +163,19 @@ def test_a_model_whose_file_does_not_match_its_checksum_is_refused(
 
 
 def test_a_model_tarball_from_s3_is_downloaded_once_and_served(
-    trained_models: dict[str, Path], demo_rows: list[list[float]], tmp_path: Path
+    trained_models: dict[str, Path],
+    demo_rows: list[list[float]],
+    tmp_path: Path,
+    emulator: Emulator,
 ) -> None:
-    port = free_port()
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    aws = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="demo/model.tar.gz", Body=pack(trained_models["linear"]))
+    server = start_server("s3://models/demo/model.tar.gz", tmp_path, **emulator.env)
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        for _ in range(100):
-            try:
-                s3.create_bucket(Bucket="models")
-                break
-            except Exception:  # noqa: BLE001 (the emulator is still starting)
-                time.sleep(0.1)
-        s3.put_object(Bucket="models", Key="demo/model.tar.gz", Body=pack(trained_models["linear"]))
-        server = start_server(
-            "s3://models/demo/model.tar.gz", tmp_path, AWS_ENDPOINT_URL=endpoint, **aws
-        )
-        try:
-            status, _, body = server.post(json.dumps(demo_rows[:2]).encode())
-        finally:
-            stop_server(server)
+        status, _, body = server.post(json.dumps(demo_rows[:2]).encode())
     finally:
-        emulator.terminate()
-        emulator.wait()
+        stop_server(server)
     assert status == 200
     assert json.loads(body)["predictions"] == expected(trained_models["linear"], demo_rows[:2])[0]
 
