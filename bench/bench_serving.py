@@ -515,6 +515,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per scenario")
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--scenarios", default="", help="comma-separated titles; default all")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
@@ -528,9 +529,15 @@ def main() -> None:
             "logistic, 1 row": (models["logistic"], rows[:1]),
             "logistic, 100 rows": (models["logistic"], rows[:100]),
             "random forest (100 trees), 1 row": (models["forest"], rows[:1]),
+            "random forest (100 trees), 100 rows": (models["forest"], rows[:100]),
         }
+        chosen = args.scenarios.split(",") if args.scenarios else list(scenarios)
+        unknown = sorted(set(chosen) - set(scenarios))
+        if unknown:
+            parser.error(f"--scenarios: unknown {unknown}; allowed: {list(scenarios)}")
         results: dict[str, dict[str, dict[str, Any]]] = {}
-        for scenario, (model, request_rows) in scenarios.items():
+        for scenario in chosen:
+            model, request_rows = scenarios[scenario]
             results[scenario] = {}
             for name in names:
                 try:
