@@ -515,7 +515,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per scenario")
     parser.add_argument("--servers", default=",".join(SERVERS))
-    parser.add_argument("--scenarios", default="", help="comma-separated titles; default all")
+    parser.add_argument(
+        "--scenarios",
+        default="",
+        help="comma-separated: logistic-1, logistic-100, forest-1, forest-100; default all",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
@@ -526,18 +530,18 @@ def main() -> None:
         work = Path(scratch)
         models, rows = train_models(work)
         scenarios = {
-            "logistic, 1 row": (models["logistic"], rows[:1]),
-            "logistic, 100 rows": (models["logistic"], rows[:100]),
-            "random forest (100 trees), 1 row": (models["forest"], rows[:1]),
-            "random forest (100 trees), 100 rows": (models["forest"], rows[:100]),
+            "logistic-1": ("logistic, 1 row", models["logistic"], rows[:1]),
+            "logistic-100": ("logistic, 100 rows", models["logistic"], rows[:100]),
+            "forest-1": ("random forest (100 trees), 1 row", models["forest"], rows[:1]),
+            "forest-100": ("random forest (100 trees), 100 rows", models["forest"], rows[:100]),
         }
         chosen = args.scenarios.split(",") if args.scenarios else list(scenarios)
         unknown = sorted(set(chosen) - set(scenarios))
         if unknown:
             parser.error(f"--scenarios: unknown {unknown}; allowed: {list(scenarios)}")
         results: dict[str, dict[str, dict[str, Any]]] = {}
-        for scenario in chosen:
-            model, request_rows = scenarios[scenario]
+        for key in chosen:
+            scenario, model, request_rows = scenarios[key]
             results[scenario] = {}
             for name in names:
                 try:
