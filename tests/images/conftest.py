@@ -35,6 +35,8 @@ def images(engine: Engine) -> dict[str, str]:
         engine.build(image, tag, base)
         SIZES[image] = engine.image_size(tag)
         tags[image] = tag
+    # Earlier builds' layers: vfs stores each in full, so they would fill the disk run by run.
+    engine.docker("image", "prune", "--force")
     return tags
 
 
