@@ -26,7 +26,7 @@ PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi")
 
 NOT_DEPLOYED_YET = (
     "servingTarget",
-    "servingModelVersion",
+    "servingModelVersions",
     "servingMinReplicas",
     "servingMaxReplicas",
     "servingCpuMillicores",
@@ -255,7 +255,8 @@ class ServingConfig:
     """Which model version is served, where, and at what size."""
 
     target: ServingTarget
-    model_version: int
+    model_versions: Mapping[str, int]
+    """The pinned model package version of each model that is served, by model name."""
     min_replicas: int
     max_replicas: int
     cpu_millicores: int
@@ -566,6 +567,19 @@ def check_model_name(value: str) -> str | None:
     )
 
 
+def check_pin(value: str) -> str | None:
+    """`<model>=<version>`: a model name and a registered version number."""
+    model, equals, version = value.partition("=")
+    if equals and check_model_name(model) is None and version.isdigit() and int(version) >= 1:
+        return None
+    return "<model>=<version>, a model of mlstack:models and a version from 1, such as demo=3"
+
+
+def _pins(entries: tuple[str, ...]) -> dict[str, int]:
+    valid = (entry.partition("=") for entry in entries if check_pin(entry) is None)
+    return {model: int(version) for model, _, version in valid}
+
+
 def parse_label(value: str) -> tuple[str, str] | None:
     match = _LABEL.match(value)
     return (match["key"], match["value"]) if match else None
@@ -668,7 +682,7 @@ def load_config(
     )
     serving = ServingConfig(
         target=read.choice("servingTarget", SERVING_TARGETS),
-        model_version=read.integer("servingModelVersion", 0, 1_000_000),
+        model_versions=_pins(read.strings("servingModelVersions", check_pin)),
         min_replicas=read.integer("servingMinReplicas", 1, 100),
         max_replicas=read.integer("servingMaxReplicas", 1, 100),
         cpu_millicores=read.integer("servingCpuMillicores", 100, 16_000),
@@ -726,6 +740,7 @@ def _check_combinations(config: StackConfig, read: _Reader) -> None:
     _check_deletion_settings(config, read)
     _check_replicas(config.serving, read)
     _check_models(config, read)
+    _check_pins(config, read)
     _check_egress(config.network, read)
 
 
@@ -815,6 +830,22 @@ def _check_models(config: StackConfig, read: _Reader) -> None:
                 f"a name short enough that its model package group "
                 f"'{naming.model_package_group(model, config.environment)}' fits in "
                 f"{MAX_GROUP_NAME} characters",
+            )
+
+
+def _check_pins(config: StackConfig, read: _Reader) -> None:
+    if not read.valid("servingModelVersions", "models"):
+        return
+    entries = read.strings("servingModelVersions")
+    models = [entry.partition("=")[0] for entry in entries]
+    for model in sorted({m for m in models if models.count(m) > 1}):
+        read.fail("servingModelVersions", model, "one version per model")
+    for model in config.serving.model_versions:
+        if model not in config.registry.models:
+            read.fail(
+                "servingModelVersions",
+                f"{model}={config.serving.model_versions[model]}",
+                f"a model listed in mlstack:models ({', '.join(config.registry.models)})",
             )
 
 

@@ -39,8 +39,16 @@ def test_every_stack_file_reads_as_a_valid_config(stack: str) -> None:
     assert config.environment == stack
 
 
+def test_pinned_versions_are_read_per_model() -> None:
+    config = load_config(
+        {**VALID, "mlstack:models": ["demo", "churn"], "mlstack:servingModelVersions": ["churn=12"]}
+    )
+    assert config.serving.model_versions == {"churn": 12}
+
+
 def test_defaults_from_pulumi_yaml_fill_what_a_stack_leaves_out() -> None:
     config = load_config(VALID)
+    assert config.serving.model_versions == {}
     assert config.network.vpc_cidr == "10.40.0.0/16"
     assert config.network.nat_gateways == "single"
     assert config.cluster.node_instance_types == ("m6i.large",)
@@ -197,6 +205,22 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         ("mlstack:registryReaderArns", "IAM role or user ARN"),
     ),
     "duplicate model": ({"models": ["churn", "churn"]}, ("mlstack:models", "each model name once")),
+    "pinned version without a model": (
+        {"servingModelVersions": ["3"]},
+        ("mlstack:servingModelVersions", "'3'", "<model>=<version>", "demo=3"),
+    ),
+    "pinned version zero": (
+        {"servingModelVersions": ["demo=0"]},
+        ("mlstack:servingModelVersions", "'demo=0'", "a version from 1"),
+    ),
+    "pinned model not in models": (
+        {"servingModelVersions": ["churn=2"]},
+        ("mlstack:servingModelVersions", "'churn=2'", "a model listed in mlstack:models (demo)"),
+    ),
+    "two pins for one model": (
+        {"servingModelVersions": ["demo=2", "demo=3"]},
+        ("mlstack:servingModelVersions", "'demo'", "one version per model"),
+    ),
     "cron with six fields": (
         {"trainingSchedule": "0 0 3 * * 1"},
         ("mlstack:trainingSchedule", "'0 0 3 * * 1'", "5-field cron"),
