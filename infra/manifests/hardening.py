@@ -1,0 +1,69 @@
+"""The pod and container settings every workload of the stack runs with: the restricted Pod
+Security Standard, plus a read-only root filesystem. Written once, used by every workload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra import naming
+
+RUN_AS = 10001
+"""The images' user (see the Dockerfiles)."""
+
+PART_OF = "mlstack"
+
+
+def labels(component: str, instance: str) -> dict[str, str]:
+    """The recommended `app.kubernetes.io/*` labels; the selector uses name and instance."""
+    return {
+        "app.kubernetes.io/name": f"mlstack-{component}",
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def selector(component: str, instance: str) -> dict[str, str]:
+    """Labels that never change for a workload: a Deployment's selector is immutable."""
+    return {
+        "app.kubernetes.io/name": f"mlstack-{component}",
+        "app.kubernetes.io/instance": instance,
+    }
+
+
+def metadata(name: str, component: str, instance: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": naming.WORKLOAD_NAMESPACE,
+        "labels": labels(component, instance),
+        **extra,
+    }
+
+
+def pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(cpu_millicores: int, memory_mib: int) -> dict[str, Any]:
+    """Requests equal to limits (Guaranteed QoS): a model server's latency should not depend on
+    what its neighbours do, and its worker count is sized from the CPU it is given."""
+    amounts = {"cpu": f"{cpu_millicores}m", "memory": f"{memory_mib}Mi"}
+    return {"requests": dict(amounts), "limits": dict(amounts)}

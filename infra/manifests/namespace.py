@@ -1,0 +1,55 @@
+"""The workloads' namespace, their service accounts, and the namespace's default-deny policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra import naming
+from infra.manifests.hardening import PART_OF
+
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def namespace() -> dict[str, Any]:
+    """Pods that break the restricted Pod Security Standard are refused at admission."""
+    standard = {
+        f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": naming.WORKLOAD_NAMESPACE,
+            "labels": {**standard, "app.kubernetes.io/part-of": PART_OF},
+        },
+    }
+
+
+def service_account(name: str, role_arn: str) -> dict[str, Any]:
+    """A workload's identity: IRSA gives its pods the role, and no Kubernetes API token is
+    mounted (the workloads never call the API server)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": name,
+            "namespace": naming.WORKLOAD_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": PART_OF},
+            "annotations": {IRSA_ANNOTATION: role_arn},
+        },
+        "automountServiceAccountToken": False,
+    }
+
+
+def default_deny() -> dict[str, Any]:
+    """Nothing reaches a pod of the namespace unless a policy of its own admits it."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "default-deny-ingress",
+            "namespace": naming.WORKLOAD_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": PART_OF},
+        },
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
