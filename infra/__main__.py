@@ -5,15 +5,28 @@ import pulumi
 from infra import naming, outputs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
+from infra.components.images import Images, ImagesArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
+from infra.components.kubernetes_serving import KubernetesServing, KubernetesServingArgs
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.config import from_pulumi
+from infra.image_sources import source_tag
+from infra.pinned_versions import registry_client, resolve_pinned_versions
 
 config = from_pulumi()
 cluster_name = naming.cluster_name(config.environment)
+serve_on_cluster = config.cluster.enabled and config.serving.target in ("kubernetes", "both")
+# Before anything is declared: a pin the registry cannot serve stops the program here.
+served = (
+    resolve_pinned_versions(
+        registry_client(config.region), config.environment, config.serving.model_versions
+    )
+    if serve_on_cluster and config.serving.model_versions
+    else {}
+)
 
 key = EnvironmentKey(
     "key",
@@ -100,6 +113,38 @@ images = ContainerRegistry(
         force_delete=config.storage.force_destroy_buckets,
     ),
 )
+built: Images | None = None
+if cluster is not None and identities is not None:
+    built = Images(
+        "build",
+        ImagesArgs(
+            repository_urls=images.urls,
+            registry_id=images.repositories["serving"].registry_id,
+            tags={
+                image: source_tag(image)
+                for image in naming.IMAGES
+                if image not in config.registry.image_digests
+            },
+            prebuilt=config.registry.image_digests,
+        ),
+    )
+    if serve_on_cluster:
+        KubernetesServing(
+            "serving",
+            KubernetesServingArgs(
+                provider=cluster.provider,
+                serving_image=built.refs["serving"],
+                serving_role_arn=identities.serving.arn,
+                training_role_arn=identities.training.arn,
+                packages=served,
+                region=config.region,
+                min_replicas=config.serving.min_replicas,
+                max_replicas=config.serving.max_replicas,
+                cpu_millicores=config.serving.cpu_millicores,
+                memory_mib=config.serving.memory_mib,
+                client_namespaces=config.serving.client_namespaces,
+            ),
+        )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)
 pulumi.export(outputs.KMS_KEY_ARN, key.arn)
@@ -120,3 +165,9 @@ if network is not None and cluster is not None and identities is not None:
     pulumi.export(outputs.OIDC_PROVIDER_ARN, cluster.oidc_provider.arn)
     pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)
     pulumi.export(outputs.SERVING_ROLE_ARN, identities.serving.arn)
+if built is not None:
+    pulumi.export(outputs.TRAINING_IMAGE, built.refs["training"])
+    pulumi.export(outputs.SERVING_IMAGE, built.refs["serving"])
+pulumi.export(
+    outputs.SERVED_MODEL_VERSIONS, {model: package.arn for model, package in served.items()}
+)

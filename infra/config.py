@@ -25,12 +25,6 @@ from infra.schema import NAMESPACE, ConfigKey, load_schema
 PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi")
 
 NOT_DEPLOYED_YET = (
-    "servingTarget",
-    "servingModelVersions",
-    "servingMinReplicas",
-    "servingMaxReplicas",
-    "servingCpuMillicores",
-    "servingMemoryMib",
     "servingInstanceType",
     "dataCapturePercent",
     "trainingSchedule",
@@ -40,8 +34,8 @@ NOT_DEPLOYED_YET = (
     "alarmEmail",
     "latencyP99AlarmMs",
 )
-"""Keys that are checked but that no resource reads yet: model endpoints, scheduled training and
-alarms are not deployed by this version. `no_effect_warning` names them on every run."""
+"""Keys that are checked but that no resource reads yet: SageMaker endpoints, scheduled training
+and alarms are not deployed by this version. `no_effect_warning` names them on every run."""
 
 CLUSTER_ONLY = (
     "vpcCidr",
@@ -68,9 +62,18 @@ CLUSTER_ONLY = (
     "gpuMaxSize",
     "logRetentionDays",
     "registryReaderArns",
+    "imageDigests",
+    "servingTarget",
+    "servingModelVersions",
+    "servingMinReplicas",
+    "servingMaxReplicas",
+    "servingCpuMillicores",
+    "servingMemoryMib",
+    "servingClientNamespaces",
 )
-"""Keys of the network, the cluster and the registry's resource policy: no effect when the stack
-leaves the cluster out (`mlstack:cluster` false)."""
+"""Keys of the network, the cluster, the registry's resource policy, the images and the serving
+workloads: no effect when the stack leaves the cluster out (`mlstack:cluster` false), since
+models are served on the cluster only (SageMaker endpoints are not deployed by this version)."""
 
 NatPolicy = Literal["none", "single", "per-az"]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
@@ -245,6 +248,8 @@ class RegistryConfig:
 
     image_retention_count: int
     untagged_image_expiry_days: int
+    image_digests: Mapping[str, str]
+    """Prebuilt images by name (`serving`, `training`): `sha256:<digest>`; the others are built."""
     models: tuple[str, ...]
     reader_arns: tuple[str, ...]
     """Principals that may look up model versions; empty means the stack's own account."""
@@ -261,6 +266,8 @@ class ServingConfig:
     max_replicas: int
     cpu_millicores: int
     memory_mib: int
+    client_namespaces: tuple[str, ...]
+    """Namespaces whose pods may call the models on the cluster."""
     instance_type: str
     data_capture_percent: int
 
@@ -289,6 +296,9 @@ class StackConfig:
     """Everything one stack is configured with, checked."""
 
     environment: str
+    region: str
+    """`aws:region`, which the program reads too (the registry lookups); empty when the stack
+    leaves it to the provider's environment."""
     deletion_protection: bool
     network: NetworkConfig
     storage: StorageConfig
@@ -558,6 +568,16 @@ def check_principal_arn(value: str) -> str | None:
     return "an IAM role or user ARN: arn:aws:iam::<12-digit account>:role/<name>"
 
 
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def check_namespace_name(value: str) -> str | None:
+    if _DNS_LABEL.match(value):
+        return None
+    return "a Kubernetes namespace name: lowercase letters, digits and '-', at most 63"
+
+
 def check_model_name(value: str) -> str | None:
     if _MODEL_NAME.match(value):
         return None
@@ -578,6 +598,19 @@ def check_pin(value: str) -> str | None:
 def _pins(entries: tuple[str, ...]) -> dict[str, int]:
     valid = (entry.partition("=") for entry in entries if check_pin(entry) is None)
     return {model: int(version) for model, _, version in valid}
+
+
+def check_image_digest(value: str) -> str | None:
+    """`<image>=sha256:<64 hex digits>`, one of the images the stack builds."""
+    image, equals, digest = value.partition("=")
+    if equals and image in naming.IMAGES and _DIGEST.match(digest):
+        return None
+    return f"<image>=sha256:<64 hex digits>, the image one of {', '.join(naming.IMAGES)}"
+
+
+def _image_digests(entries: tuple[str, ...]) -> dict[str, str]:
+    valid = (entry.partition("=") for entry in entries if check_image_digest(entry) is None)
+    return {image: digest for image, _, digest in valid}
 
 
 def parse_label(value: str) -> tuple[str, str] | None:
@@ -677,6 +710,7 @@ def load_config(
     registry = RegistryConfig(
         image_retention_count=read.integer("imageRetentionCount", 1, 1000),
         untagged_image_expiry_days=read.integer("untaggedImageExpiryDays", 1, 90),
+        image_digests=_image_digests(read.strings("imageDigests", check_image_digest)),
         models=read.strings("models", check_model_name),
         reader_arns=read.strings("registryReaderArns", check_principal_arn),
     )
@@ -687,6 +721,7 @@ def load_config(
         max_replicas=read.integer("servingMaxReplicas", 1, 100),
         cpu_millicores=read.integer("servingCpuMillicores", 100, 16_000),
         memory_mib=read.integer("servingMemoryMib", 128, 65_536),
+        client_namespaces=read.strings("servingClientNamespaces", check_namespace_name),
         instance_type=read.string("servingInstanceType", check_sagemaker_instance),
         data_capture_percent=read.integer("dataCapturePercent", 0, 100),
     )
@@ -701,8 +736,10 @@ def load_config(
         alarm_email=read.string("alarmEmail", check_email),
         latency_p99_alarm_ms=read.integer("latencyP99AlarmMs", 1, 60_000),
     )
+    region = read.provider_values.get("aws:region")
     config = StackConfig(
         environment=environment,
+        region=region if isinstance(region, str) else "",
         deletion_protection=deletion_protection,
         network=network,
         storage=storage,
@@ -852,8 +889,8 @@ def _check_pins(config: StackConfig, read: _Reader) -> None:
 def no_effect_warning(config: StackConfig) -> str:
     """One line naming the keys no resource reads, so nobody takes them as deployed."""
     warning = (
-        "these keys are checked but have no effect yet (no model endpoint, training schedule or "
-        "alarm is deployed by this version): " + ", ".join(NOT_DEPLOYED_YET)
+        "these keys are checked but have no effect yet (no SageMaker endpoint, training schedule "
+        "or alarm is deployed by this version): " + ", ".join(NOT_DEPLOYED_YET)
     )
     if not config.cluster.enabled:
         warning += "; and with mlstack:cluster false, these have none: " + ", ".join(CLUSTER_ONLY)

@@ -14,6 +14,10 @@ WORKLOAD_NAMESPACE = "mlstack"
 """The Kubernetes namespace the training and serving workloads run in."""
 TRAINING_SERVICE_ACCOUNT = "training"
 SERVING_SERVICE_ACCOUNT = "serving"
+IMAGES = ("training", "serving")
+"""The images the stack builds, each from `<image>/Dockerfile`, into its own repository."""
+BUILD_CACHE_TAG = "buildcache"
+"""The one tag each image repository lets a push replace: the registry build cache."""
 
 
 def cluster_name(environment: str) -> str:

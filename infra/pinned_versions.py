@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import pulumi
+
 from infra import naming
 from serving.registry import ModelPackage, RegistryError, find_version
 
@@ -21,8 +23,9 @@ PINS_KEY = "mlstack:servingModelVersions"
 SERVABLE_STATUS = "Approved"
 
 
-class PinnedVersionError(ValueError):
-    """A pinned version does not exist, cannot be read, or is not Approved."""
+class PinnedVersionError(pulumi.RunError):
+    """A pinned version does not exist, cannot be read, or is not Approved (a RunError: the
+    CLI shows the message alone, without a traceback)."""
 
 
 def resolve_pinned_versions(
@@ -47,7 +50,8 @@ def resolve_pinned_versions(
 
 
 def registry_client(region: str) -> SageMakerClient:
-    """The registry of the stack's region, with the credentials the deployment runs with."""
+    """The registry of the stack's region (empty: boto3's own default), with the credentials the
+    deployment runs with."""
     import boto3
 
-    return boto3.client("sagemaker", region_name=region)
+    return boto3.client("sagemaker", region_name=region or None)

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra import naming
 from infra.documents.ecr import image_lifecycle_policy
-
-IMAGES = ("training", "serving")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +29,7 @@ class ContainerRegistryArgs:
 
 
 class ContainerRegistry(pulumi.ComponentResource):
-    """One ECR repository per image in `IMAGES`."""
+    """One ECR repository per image in `naming.IMAGES`."""
 
     repositories: dict[str, aws.ecr.Repository]
     urls: dict[str, pulumi.Output[str]]
@@ -47,10 +46,14 @@ class ContainerRegistry(pulumi.ComponentResource):
             sort_keys=True,
         )
         self.repositories = {}
-        for image in IMAGES:
+        for image in naming.IMAGES:
             repository = aws.ecr.Repository(
                 f"{name}-{image}",
-                image_tag_mutability="IMMUTABLE",
+                # Every tag is immutable except the build cache, which each build rewrites.
+                image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+                image_tag_mutability_exclusion_filters=[
+                    {"filter": naming.BUILD_CACHE_TAG, "filter_type": "WILDCARD"}
+                ],
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}],
                 force_delete=args.force_delete,

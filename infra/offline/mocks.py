@@ -54,6 +54,8 @@ class RecordedResource:
     dependencies: frozenset[str] = frozenset()
     """URNs of the resources this one was declared to depend on."""
     retain_on_delete: bool = False
+    provider: str = ""
+    """The provider reference (`<provider URN>::<id>`) the resource was declared with, if any."""
 
 
 def normalise_numbers(value: Any) -> Any:
@@ -142,6 +144,7 @@ class AwsAnswers:
                 "aws:ecr/repository:Repository": self._ecr_repository,
                 "aws:sagemaker/modelPackageGroup:ModelPackageGroup": self._model_package_group,
                 "aws:iam/serviceLinkedRole:ServiceLinkedRole": self._service_linked_role,
+                "docker-build:index:Image": self._image,
             }
         )
 
@@ -213,6 +216,13 @@ class AwsAnswers:
         name = str(inputs.get("modelPackageGroupName", ""))
         return {"arn": self.arn(type_, f"model-package-group/{name}")}
 
+    def _image(self, _physical: str, _type: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """A digest that is a function of the tags (the source revision), as a reproducible
+        build's would be of its sources."""
+        tags = [str(tag) for tag in inputs.get("tags") or []]
+        digest = "sha256:" + hashlib.sha256("\n".join(tags).encode()).hexdigest()
+        return {"digest": digest, "ref": f"{tags[0]}@{digest}" if tags else digest}
+
     def _bucket(self, physical: str, _type: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "bucket": physical,
@@ -270,6 +280,15 @@ class AwsAnswers:
             "aws:resourcegroupstaggingapi/getResources:getResources": lambda: self._tagged(
                 args, region
             ),
+        }
+        answers["aws:ecr/getAuthorizationToken:getAuthorizationToken"] = lambda: {
+            "authorizationToken": "QVdTOm9mZmxpbmU=",  # base64 of AWS:offline
+            "userName": "AWS",
+            "password": "offline",
+            "proxyEndpoint": f"https://{self.account_id}.dkr.ecr.{region}.{dns_suffix}",
+            "expiresAt": "2030-01-01T00:00:00Z",
+            "registryId": str(args.get("registryId") or self.account_id),
+            "id": region,
         }
         answers["aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"] = lambda: (
             self._instance_type_offerings(args, region)
@@ -406,6 +425,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     import_id=args.resource_id or "",
                     dependencies=request.dependencies,
                     retain_on_delete=request.retain_on_delete,
+                    provider=request.provider,
                 )
             )
         if self.preview and not args.resource_id:
@@ -423,6 +443,7 @@ class _Request:
     protect: bool
     dependencies: frozenset[str]
     retain_on_delete: bool
+    provider: str
 
 
 class RecordingMonitor(MockMonitor):
@@ -444,5 +465,6 @@ class RecordingMonitor(MockMonitor):
             protect=bool(request.protect),
             dependencies=frozenset(request.dependencies),
             retain_on_delete=bool(request.retainOnDelete),
+            provider=str(request.provider),
         )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]

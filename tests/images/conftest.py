@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from infra import naming
 from tests.images.engine import Engine, EngineUnavailableError, base_image, running_engine
 from training.demo import write_demo_dataset
 
-IMAGES = ("serving", "training")
 SIZES: dict[str, int] = {}
 """Each built image's size in bytes, reported at the end of the run."""
 
@@ -30,7 +30,7 @@ def images(engine: Engine) -> dict[str, str]:
     """Both images, from their Dockerfiles and the repository root, on the stand-in base."""
     base = base_image(engine)
     tags = {}
-    for image in IMAGES:
+    for image in naming.IMAGES:
         tag = f"mlstack-{image}:test"
         engine.build(image, tag, base)
         SIZES[image] = engine.image_size(tag)

@@ -46,8 +46,15 @@ def test_pinned_versions_are_read_per_model() -> None:
     assert config.serving.model_versions == {"churn": 12}
 
 
+def test_prebuilt_image_digests_are_read_per_image() -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    config = load_config({**VALID, "mlstack:imageDigests": [f"serving={digest}"]})
+    assert config.registry.image_digests == {"serving": digest}
+
+
 def test_defaults_from_pulumi_yaml_fill_what_a_stack_leaves_out() -> None:
     config = load_config(VALID)
+    assert config.registry.image_digests == {}
     assert config.serving.model_versions == {}
     assert config.network.vpc_cidr == "10.40.0.0/16"
     assert config.network.nat_gateways == "single"
@@ -220,6 +227,14 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "two pins for one model": (
         {"servingModelVersions": ["demo=2", "demo=3"]},
         ("mlstack:servingModelVersions", "'demo'", "one version per model"),
+    ),
+    "image digest for an image the stack does not build": (
+        {"imageDigests": ["batch=sha256:" + "a" * 64]},
+        ("mlstack:imageDigests", "'batch=sha256:", "the image one of training, serving"),
+    ),
+    "image digest that is a tag": (
+        {"imageDigests": ["serving=v1.2"]},
+        ("mlstack:imageDigests", "'serving=v1.2'", "<image>=sha256:<64 hex digits>"),
     ),
     "cron with six fields": (
         {"trainingSchedule": "0 0 3 * * 1"},

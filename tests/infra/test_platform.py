@@ -337,7 +337,11 @@ def test_image_repositories_scan_keep_tags_immutable_encrypt_and_prune(
     assert sorted(r.name for r in repositories) == ["images-serving", "images-training"]
     keep = run.settings.values["mlstack:imageRetentionCount"]
     for repository in repositories:
-        assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+        # Every tag immutable but the build cache's, which each build rewrites.
+        assert repository.inputs["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+        assert repository.inputs["imageTagMutabilityExclusionFilters"] == [
+            {"filter": "buildcache", "filterType": "WILDCARD"}
+        ]
         assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
         assert repository.inputs["encryptionConfigurations"] == [
             {"encryptionType": "KMS", "kmsKey": run.outputs[outputs.KMS_KEY_ARN]}

@@ -1,0 +1,138 @@
+"""The program serving pinned model versions on the cluster: resolved through the registry
+(moto), declared through the cluster's provider, and rolled by a pin change alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import boto3
+import pulumi
+import pytest
+from moto import mock_aws
+
+from infra import outputs
+from infra.offline.mocks import RecordedResource
+from infra.offline.runner import ProgramRun
+from tests.aws import SERVING_IMAGE, use_emulator_credentials
+from training.registry import ModelRegistry
+
+from .conftest import RunStack
+
+REGION = "eu-west-1"  # the dev and staging stack files'
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """demo-dev and demo-staging: versions 1 and 2 Approved, 3 pending approval."""
+    use_emulator_credentials(monkeypatch, REGION)
+    with mock_aws():
+        client = boto3.client("sagemaker", region_name=REGION)
+        for environment in ("dev", "staging"):
+            group = f"demo-{environment}"
+            client.create_model_package_group(ModelPackageGroupName=group)
+            for version, status in ((1, "Approved"), (2, "Approved"), (3, "PendingManualApproval")):
+                ModelRegistry(group, client).register(
+                    serving_image=SERVING_IMAGE,
+                    model_data_url=f"s3://models/demo/v{version}/model.tar.gz",
+                    evaluation_url=f"s3://models/demo/v{version}/runs/r/evaluation.json",
+                    approval_status=status,
+                    description="test",
+                    metrics={"roc_auc": 0.9},
+                    lineage={"model_sha256": str(version) * 64},
+                    commit="abc",
+                )
+        yield
+
+
+def kubernetes(run: ProgramRun) -> dict[str, RecordedResource]:
+    return {
+        f"{r.resource_type}/{r.inputs['metadata']['name']}": r
+        for r in run.resources
+        if r.resource_type.startswith("kubernetes:") and r.custom
+    }
+
+
+def deployment(run: ProgramRun) -> Mapping[str, Any]:
+    [found] = run.of_type("kubernetes:apps/v1:Deployment")
+    return found.inputs
+
+
+def test_a_pinned_version_is_served_by_the_image_the_stack_built(
+    registry: None, run_stack: RunStack
+) -> None:
+    run = run_stack("dev", servingModelVersions=["demo=2"])
+    declared = kubernetes(run)
+    assert sorted(declared) == [
+        "kubernetes:apps/v1:Deployment/serving-demo",
+        "kubernetes:autoscaling/v2:HorizontalPodAutoscaler/serving-demo",
+        "kubernetes:core/v1:Namespace/mlstack",
+        "kubernetes:core/v1:Service/serving-demo",
+        "kubernetes:core/v1:ServiceAccount/serving",
+        "kubernetes:core/v1:ServiceAccount/training",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy/default-deny-ingress",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy/serving-demo",
+    ]  # dev runs one replica: no disruption budget
+    [container] = deployment(run)["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MLSTACK_MODEL_URI"] == "s3://models/demo/v2/model.tar.gz"
+    assert env["MLSTACK_MODEL_VERSION"] == "2"
+    assert container["image"] == run.outputs[outputs.SERVING_IMAGE]
+    assert "@sha256:" in container["image"]
+    accounts = {
+        name.rsplit("/", 1)[1]: r.inputs["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        for name, r in declared.items()
+        if "ServiceAccount" in name
+    }
+    assert accounts == {
+        "serving": run.outputs[outputs.SERVING_ROLE_ARN],
+        "training": run.outputs[outputs.TRAINING_ROLE_ARN],
+    }
+    provider = next(r for r in run.resources if r.resource_type == "pulumi:providers:kubernetes")
+    assert all(r.provider.startswith(f"{provider.urn}::") for r in declared.values())
+    assert run.outputs[outputs.SERVED_MODEL_VERSIONS]["demo"].endswith("model-package/demo-dev/2")
+
+
+def test_changing_only_the_pin_changes_only_the_deployments_pod_template(
+    registry: None, run_stack: RunStack
+) -> None:
+    before = run_stack("staging", servingModelVersions=["demo=1"])
+    after = run_stack("staging", servingModelVersions=["demo=2"])
+    inputs_before = {r.urn: r.inputs for r in before.resources}
+    changed = [r for r in after.resources if inputs_before.get(r.urn) != r.inputs]
+    assert [r.resource_type for r in changed] == ["kubernetes:apps/v1:Deployment"]
+    [was] = [inputs_before[r.urn] for r in changed]
+    now = changed[0].inputs
+    assert now["spec"]["selector"] == was["spec"]["selector"]
+    assert {k: v for k, v in now["spec"].items() if k != "template"} == {
+        k: v for k, v in was["spec"].items() if k != "template"
+    }
+    assert {r.urn for r in after.resources} == set(inputs_before)  # nothing added or replaced
+    budget = kubernetes(after)["kubernetes:policy/v1:PodDisruptionBudget/serving-demo"]
+    assert budget.inputs["spec"]["minAvailable"] == 1  # staging: two replicas, one may go
+
+
+@pytest.mark.parametrize(
+    ("pin", "message"),
+    [
+        (
+            "demo=9",
+            "demo=9: model package group 'demo-dev' has no version 9; versions there: 1, 2, 3",
+        ),
+        ("demo=3", "demo=3: version 3 of model package group 'demo-dev' is PendingManualApproval"),
+    ],
+    ids=["missing", "not approved"],
+)
+def test_a_pin_the_registry_cannot_serve_stops_the_program(
+    registry: None, run_stack: RunStack, pin: str, message: str
+) -> None:
+    with pytest.raises(pulumi.RunError) as stopped:
+        run_stack("dev", servingModelVersions=[pin])
+    assert message in str(stopped.value)
+
+
+def test_serving_on_sagemaker_only_declares_nothing_to_serve_on_the_cluster(
+    registry: None, run_stack: RunStack
+) -> None:
+    run = run_stack("dev", servingModelVersions=["demo=2"], servingTarget="sagemaker")
+    assert not [r for r in run.resources if r.resource_type.startswith("kubernetes:") and r.custom]
