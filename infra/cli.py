@@ -20,15 +20,29 @@ from infra.stackfiles import StackFileError
 def _plan(args: argparse.Namespace) -> int:
     import pulumi
 
+    from infra.config import load_config
+    from infra.offline.registry import offline_registry
     from infra.offline.runner import run_program
     from infra.plan import render_json, render_tree
+    from infra.stackfiles import load_stack_settings
     from mlstack_policy.rules import evaluate
 
     try:
-        run = run_program(args.stack, overrides=_overrides(args.set))
+        overrides = _overrides(args.set)
+        config = load_config({**load_stack_settings(args.stack).values, **overrides})
+        with offline_registry(
+            config.environment,
+            config.serving.model_versions,
+            config.region,
+            endpoint=args.registry_endpoint,
+            answers_file=args.registry_answers,
+        ) as registry:
+            run = run_program(args.stack, overrides=overrides)
     except (StackFileError, ConfigError, pulumi.RunError, ValueError) as error:
         print(f"mlstack plan {args.stack}: {error}", file=sys.stderr)
         return 2
+    if config.serving.model_versions:
+        print(f"mlstack plan {args.stack}: {registry}", file=sys.stderr)
     violations = evaluate(run.resources)
     text = render_json(run, violations) if args.json else render_tree(run, violations)
     if not _write(text):
@@ -100,6 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override one config value for this plan, e.g. --set gpuNodeGroup=true",
+    )
+    registry = plan.add_mutually_exclusive_group()
+    registry.add_argument(
+        "--registry-endpoint",
+        metavar="URL",
+        help="resolve the pinned model versions against the registry at URL (an emulator, "
+        "such as the moto_server of `mlstack demo --keep`)",
+    )
+    registry.add_argument(
+        "--registry-answers",
+        type=Path,
+        metavar="FILE",
+        help="resolve them from recorded answers: YAML of group -> version -> status, "
+        "model_data_url, model_sha256, metrics (default: every pinned version taken as "
+        "Approved, with placeholder model data)",
     )
     plan.set_defaults(handler=_plan)
     demo = commands.add_parser(

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
+
+from serving.ports import free_port
 
 REGION = "us-east-1"
 MODELS_BUCKET = "mlstack-models-test"
@@ -46,3 +55,55 @@ def use_emulator_credentials(env: pytest.MonkeyPatch, region: str = REGION) -> N
         env.setenv(name, value)
     env.delenv("AWS_ENDPOINT_URL", raising=False)
     env.delenv("AWS_PROFILE", raising=False)
+
+
+@dataclass
+class Emulator:
+    """A moto_server on 127.0.0.1: what a server process reaches through AWS_ENDPOINT_URL."""
+
+    endpoint: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a server process needs to talk to it (and nothing that reaches AWS)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint,
+            region_name=region,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+
+@contextmanager
+def running_emulator() -> Iterator[Emulator]:
+    """moto_server in its own process on a free loopback port, for the block's duration."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    emulator = Emulator(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{emulator.endpoint}/moto-api/", timeout=1).close()  # noqa: S310
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield emulator
+    finally:
+        process.terminate()
+        process.wait()

@@ -11,7 +11,15 @@ import pytest
 from moto import mock_aws
 
 from serving import storage
-from tests.aws import GROUP, MODELS_BUCKET, REGION, Aws, use_emulator_credentials
+from tests.aws import (
+    GROUP,
+    MODELS_BUCKET,
+    REGION,
+    Aws,
+    Emulator,
+    running_emulator,
+    use_emulator_credentials,
+)
 from training.demo import write_demo_dataset
 
 
@@ -53,3 +61,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
 def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The demo CSV and its spec, written once per session."""
     return write_demo_dataset(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A moto_server on 127.0.0.1: what a separate process reaches through AWS_ENDPOINT_URL."""
+    with running_emulator() as running:
+        yield running

@@ -16,6 +16,7 @@ from infra.offline.runner import ProgramRun
 from infra.paths import stack_file as stack_file_path
 from infra.plan import render_tree
 from mlstack_policy.rules import Violation
+from tests.aws import Emulator
 
 MLSTACK = Path(sys.executable).parent / "mlstack"
 
@@ -186,3 +187,65 @@ def test_plan_of_a_stack_without_the_cluster_names_the_keys_that_then_do_nothing
     _, _, cluster_part = warning.partition("with mlstack:cluster false, these have none: ")
     assert cluster_part.split(", ") == list(CLUSTER_ONLY)
     assert "with mlstack:cluster false" not in plan("dev").stderr
+
+
+def served_version(result: subprocess.CompletedProcess[str]) -> str:
+    line = next(line for line in result.stdout.splitlines() if "MLSTACK_MODEL_VERSION" in line)
+    return line.split("value: ")[1].strip(" '}")
+
+
+def test_plan_with_a_pin_and_no_registry_says_it_used_placeholders() -> None:
+    result = plan("dev", "--set", "servingModelVersions=[demo=3]")
+    assert result.returncode == 0, result.stderr
+    assert "model versions: offline placeholders, every pinned version taken as Approved" in (
+        result.stderr
+    )
+    assert served_version(result) == "3"
+
+
+def test_plan_resolves_pins_from_recorded_answers_and_refuses_an_unapproved_one(
+    tmp_path: Path,
+) -> None:
+    answers = tmp_path / "registry.yaml"
+    answers.write_text(
+        "demo-dev:\n"
+        "  1: {status: Approved, model_data_url: 's3://models/demo/one/model.tar.gz'}\n"
+        "  2: {status: PendingManualApproval}\n"
+    )
+    served = plan(
+        "dev", "--set", "servingModelVersions=[demo=1]", "--registry-answers", str(answers)
+    )
+    assert served.returncode == 0, served.stderr
+    assert f"model versions: recorded answers in {answers}" in served.stderr
+    assert "s3://models/demo/one/model.tar.gz" in served.stdout
+    refused = plan(
+        "dev", "--set", "servingModelVersions=[demo=2]", "--registry-answers", str(answers)
+    )
+    assert_one_line_exit_2(
+        refused, "demo=2: version 2 of model package group 'demo-dev' is PendingManualApproval"
+    )
+
+
+def test_plan_resolves_pins_against_an_emulator(emulator: Emulator) -> None:
+    sagemaker = emulator.client("sagemaker", "eu-west-1")  # the dev stack's region
+    sagemaker.create_model_package_group(ModelPackageGroupName="demo-dev")
+    for status in ("Approved", "Approved"):
+        sagemaker.create_model_package(
+            ModelPackageGroupName="demo-dev",
+            InferenceSpecification={
+                "Containers": [{"Image": "serving", "ModelDataUrl": "s3://models/m.tar.gz"}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus=status,
+        )
+    result = plan(
+        "dev", "--set", "servingModelVersions=[demo=2]", "--registry-endpoint", emulator.endpoint
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"model versions: asked of the registry at {emulator.endpoint}" in result.stderr
+    assert served_version(result) == "2"
+    missing = plan(
+        "dev", "--set", "servingModelVersions=[demo=5]", "--registry-endpoint", emulator.endpoint
+    )
+    assert_one_line_exit_2(missing, "model package group 'demo-dev' has no version 5")

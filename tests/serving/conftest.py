@@ -8,13 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
 import yaml
@@ -130,57 +128,6 @@ def stop_server(server: Server) -> int:
             server.process.kill()
             server.process.wait()
     return server.process.returncode
-
-
-@dataclass
-class Emulator:
-    """A moto_server on 127.0.0.1: what a server process reaches through AWS_ENDPOINT_URL."""
-
-    endpoint: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        """What a server process needs to talk to it (and nothing that reaches AWS)."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    emulator = Emulator(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{emulator.endpoint}/moto-api/", timeout=1).close()  # noqa: S310
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield emulator
-    finally:
-        process.terminate()
-        process.wait()
 
 
 @pytest.fixture(scope="session")

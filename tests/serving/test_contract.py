@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from serving.artifact import load_model_dir, pack
-from tests.serving.conftest import Emulator, Server, serve_until_exit, start_server, stop_server
+from tests.aws import Emulator
+from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
 
 
 def expected(model_dir: Path, rows: list[list[float]]) -> tuple[list[str], np.ndarray]:

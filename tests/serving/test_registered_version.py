@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from serving.artifact import load_model_dir, pack
-from tests.serving.conftest import Emulator, serve_until_exit, start_server, stop_server
+from tests.aws import Emulator
+from tests.serving.conftest import serve_until_exit, start_server, stop_server
 from training.registry import ModelRegistry
 
 GROUP = "breast-cancer-dev"
