@@ -43,6 +43,14 @@ def _plan(args: argparse.Namespace) -> int:
         return 2
     if config.serving.model_versions:
         print(f"mlstack plan {args.stack}: {registry}", file=sys.stderr)
+    if args.k8s_yaml is not None:
+        from infra.k8s_yaml import write_objects
+
+        written = write_objects(run, args.k8s_yaml)
+        print(
+            f"mlstack plan {args.stack}: {len(written)} Kubernetes objects in {args.k8s_yaml}",
+            file=sys.stderr,
+        )
     violations = evaluate(run.resources)
     text = render_json(run, violations) if args.json else render_tree(run, violations)
     if not _write(text):
@@ -114,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="override one config value for this plan, e.g. --set gpuNodeGroup=true",
+    )
+    plan.add_argument(
+        "--k8s-yaml",
+        type=Path,
+        metavar="DIR",
+        help="also write every Kubernetes object as YAML, one file each, into DIR",
     )
     registry = plan.add_mutually_exclusive_group()
     registry.add_argument(

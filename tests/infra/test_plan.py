@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from infra.config import CLUSTER_ONLY, NOT_DEPLOYED_YET
 from infra.offline.runner import ProgramRun
@@ -249,3 +250,24 @@ def test_plan_resolves_pins_against_an_emulator(emulator: Emulator) -> None:
         "dev", "--set", "servingModelVersions=[demo=5]", "--registry-endpoint", emulator.endpoint
     )
     assert_one_line_exit_2(missing, "model package group 'demo-dev' has no version 5")
+
+
+def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path: Path) -> None:
+    (tmp_path / "gone--deployment--old.yaml").write_text("kind: Deployment\n")
+    result = plan("staging", "--set", "servingModelVersions=[demo=2]", "--k8s-yaml", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    written = {path.name: yaml.safe_load(path.read_text()) for path in tmp_path.iterdir()}
+    assert sorted(written) == [
+        "cluster--namespace--mlstack.yaml",
+        "mlstack--deployment--serving-demo.yaml",
+        "mlstack--horizontalpodautoscaler--serving-demo.yaml",
+        "mlstack--networkpolicy--default-deny-ingress.yaml",
+        "mlstack--networkpolicy--serving-demo.yaml",
+        "mlstack--poddisruptionbudget--serving-demo.yaml",
+        "mlstack--service--serving-demo.yaml",
+        "mlstack--serviceaccount--serving.yaml",
+        "mlstack--serviceaccount--training.yaml",
+    ]
+    deployment = written["mlstack--deployment--serving-demo.yaml"]
+    assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
+    assert f"{len(written)} Kubernetes objects in {tmp_path}" in result.stderr
