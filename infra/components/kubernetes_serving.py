@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import pulumi
@@ -53,6 +52,9 @@ _RESOURCES: dict[str, tuple[Callable[..., pulumi.CustomResource], tuple[str, ...
     "HorizontalPodAutoscaler": (k8s.autoscaling.v2.HorizontalPodAutoscaler, ("metadata", "spec")),
     "PodDisruptionBudget": (k8s.policy.v1.PodDisruptionBudget, ("metadata", "spec")),
 }
+_SERVING_IMAGE = "<serving image digest, known once built>"
+_SERVING_ROLE = "<serving role ARN>"
+_TRAINING_ROLE = "<training role ARN>"
 _ARGUMENTS = {
     "metadata": "metadata",
     "spec": "spec",
@@ -71,51 +73,42 @@ class KubernetesServing(pulumi.ComponentResource):
         super().__init__("mlstack:kubernetes:Serving", name, None, opts)
         self._provider = args.provider
         self.objects = {}
-        namespace = self._declare(name, namespace_manifests.namespace())
+        # Values known only at deploy time go into the objects through these placeholders, so
+        # everything else stays known in a preview (and a reviewer sees it).
+        slots: dict[str, pulumi.Input[str]] = {
+            _SERVING_IMAGE: args.serving_image,
+            _SERVING_ROLE: args.serving_role_arn,
+            _TRAINING_ROLE: args.training_role_arn,
+        }
+        namespace = self._declare(name, namespace_manifests.namespace(), slots)
         in_namespace = [namespace]
-        self._declare(name, namespace_manifests.default_deny(), depends_on=in_namespace)
+        self._declare(name, namespace_manifests.default_deny(), slots, in_namespace)
         accounts = [
             self._declare(
-                name,
-                namespace_manifests.service_account(account, ""),
-                pulumi.Output.from_input(role_arn).apply(
-                    partial(namespace_manifests.service_account, account)
-                ),
-                depends_on=in_namespace,
+                name, namespace_manifests.service_account(account, role), slots, in_namespace
             )
-            for account, role_arn in (
-                (naming.SERVING_SERVICE_ACCOUNT, args.serving_role_arn),
-                (naming.TRAINING_SERVICE_ACCOUNT, args.training_role_arn),
+            for account, role in (
+                (naming.SERVING_SERVICE_ACCOUNT, _SERVING_ROLE),
+                (naming.TRAINING_SERVICE_ACCOUNT, _TRAINING_ROLE),
             )
         ]
-        image = pulumi.Output.from_input(args.serving_image)
         for model, package in args.packages.items():
-            rendered = serving_objects(_workload(args, model, package, ""))
-            for index, placeholder in enumerate(rendered):
-                self._declare(
-                    name,
-                    placeholder,
-                    image.apply(partial(_serving_object, args, model, package, index)),
-                    depends_on=[namespace, *accounts],
-                )
+            for manifest in serving_objects(_workload(args, model, package, _SERVING_IMAGE)):
+                self._declare(name, manifest, slots, [namespace, *accounts])
         self.register_outputs({"objects": sorted(self.objects)})
 
     def _declare(
         self,
         name: str,
-        shape: Manifest,
-        manifest: pulumi.Output[Manifest] | None = None,
+        manifest: Manifest,
+        slots: Mapping[str, pulumi.Input[str]],
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> pulumi.CustomResource:
-        """One object. Its kind and name come from `shape`, a rendering with the deploy-time
-        values left blank (the builders never derive either from them); its fields from
-        `manifest`, the rendering with those values, or `shape` itself when it has none."""
-        kind, object_name = shape["kind"], shape["metadata"]["name"]
-        source = manifest if manifest is not None else pulumi.Output.from_input(shape)
+        kind, object_name = manifest["kind"], manifest["metadata"]["name"]
         resource_class, fields = _RESOURCES[kind]
         resource = resource_class(
             f"{name}-{kind.lower()}-{object_name}",
-            **{_ARGUMENTS[field]: source.apply(partial(_field, field)) for field in fields},
+            **{_ARGUMENTS[field]: _filled(manifest.get(field), slots) for field in fields},
             opts=pulumi.ResourceOptions(
                 parent=self, provider=self._provider, depends_on=list(depends_on)
             ),
@@ -124,14 +117,15 @@ class KubernetesServing(pulumi.ComponentResource):
         return resource
 
 
-def _field(name: str, manifest: Manifest) -> Any:
-    return manifest.get(name)
-
-
-def _serving_object(
-    args: KubernetesServingArgs, model: str, package: ModelPackage, index: int, image: str
-) -> Manifest:
-    return serving_objects(_workload(args, model, package, image))[index]
+def _filled(value: Any, slots: Mapping[str, pulumi.Input[str]]) -> Any:
+    """`value` with each placeholder string replaced by its deploy-time value."""
+    if isinstance(value, str):
+        return slots.get(value, value)
+    if isinstance(value, dict):
+        return {key: _filled(item, slots) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_filled(item, slots) for item in value]
+    return value
 
 
 def _workload(

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.config import load_config
+from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
 from infra.paths import known_stacks
 from infra.stackfiles import load_stack_settings
@@ -24,6 +25,19 @@ RunStack = Callable[..., ProgramRun]
 def stack_runs() -> dict[str, ProgramRun]:
     """One run of the program per stack file, shared by tests that only read it."""
     return {stack: run_program(stack) for stack in STACKS}
+
+
+def run_served(stack: str, version: int = 1) -> ProgramRun:
+    """The stack with the demo model pinned, its registry answered offline (placeholders)."""
+    config = load_config(load_stack_settings(stack).values)
+    with offline_registry(config.environment, {"demo": version}, config.region):
+        return run_program(stack, overrides={"mlstack:servingModelVersions": [f"demo={version}"]})
+
+
+@pytest.fixture(scope="session")
+def served_runs() -> dict[str, ProgramRun]:
+    """One run per stack serving a pinned model: the Kubernetes workloads included."""
+    return {stack: run_served(stack) for stack in STACKS}
 
 
 @pytest.fixture

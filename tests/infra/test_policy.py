@@ -25,6 +25,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from infra.offline.mocks import RecordedResource
+from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
 from infra.paths import PROJECT_ROOT
 from mlstack_policy import eks
@@ -41,6 +42,13 @@ Breakage = Callable[[Resources], tuple[Resources, str]]
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_passes_every_rule(stack_runs: dict[str, ProgramRun], stack: str) -> None:
     assert evaluate(stack_runs[stack].resources) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_serving_a_model_passes_every_rule(
+    served_runs: dict[str, ProgramRun], stack: str
+) -> None:
+    assert evaluate(served_runs[stack].resources) == []
 
 
 def _first(resources: Resources, resource_type: str) -> RecordedResource:
@@ -68,6 +76,8 @@ def _itself(_resources: Resources, target: RecordedResource) -> str:
 
 
 BUCKET_OF = _owner("aws:s3/bucket:Bucket", "bucket", "bucket")
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONTAINER = ("spec", "template", "spec", "containers", "0")
 VPC_OF = _owner("aws:ec2/vpc:Vpc", "vpcId", "id")
 REPOSITORY_OF = _owner("aws:ecr/repository:Repository", "repository", "name")
 
@@ -220,6 +230,16 @@ BREAKAGES: Mapping[str, Breakage] = {
         IRSA_ROLE, _document_edit("assumeRolePolicy", _trust_any_service_account)
     )(_irsa_roles_first(resources)),
     "MLSTACK.LOGS.1": _change("aws:cloudwatch/logGroup:LogGroup", _set(("retentionInDays",), 0)),
+    "MLSTACK.K8S.1": _change(
+        DEPLOYMENT, _set((*CONTAINER, "securityContext", "readOnlyRootFilesystem"), False)
+    ),
+    "MLSTACK.K8S.2": _change(DEPLOYMENT, _set((*CONTAINER, "readinessProbe"), None)),
+    "MLSTACK.K8S.3": _change(DEPLOYMENT, _set((*CONTAINER, "image"), "mlstack-serving:latest")),
+    "MLSTACK.K8S.4": _change(
+        "kubernetes:policy/v1:PodDisruptionBudget",
+        _set(("spec", "selector", "matchLabels", "app.kubernetes.io/instance"), "other"),
+        _owner(DEPLOYMENT, "metadata", "metadata"),
+    ),
 }
 # Settings that live in their own resources: leaving the resource out must fire the rule too.
 MISSING_SETTINGS: Mapping[str, Breakage] = {
@@ -233,6 +253,14 @@ MISSING_SETTINGS: Mapping[str, Breakage] = {
         BUCKET_OF,
     ),
     "EC2.2": _remove("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", VPC_OF),
+    "MLSTACK.K8S.4": lambda resources: (
+        [
+            r
+            for r in resources
+            if r.name != _first(resources, DEPLOYMENT).name.replace("deployment", "networkpolicy")
+        ],
+        _first(resources, DEPLOYMENT).name,
+    ),
 }
 
 
@@ -250,9 +278,9 @@ def test_every_rule_has_a_test_that_makes_it_fire() -> None:
 
 @pytest.mark.parametrize("rule_id", list(BREAKAGES))
 def test_a_rule_fires_on_exactly_the_resource_that_breaks_it(
-    stack_runs: dict[str, ProgramRun], rule_id: str
+    served_runs: dict[str, ProgramRun], rule_id: str
 ) -> None:
-    broken, blamed = BREAKAGES[rule_id](list(stack_runs["prod"].resources))
+    broken, blamed = BREAKAGES[rule_id](list(served_runs["prod"].resources))
     violations = evaluate(broken)
     assert [(v.rule_id, v.resource_name) for v in violations] == [(rule_id, blamed)]
     assert violations[0].message
@@ -260,22 +288,31 @@ def test_a_rule_fires_on_exactly_the_resource_that_breaks_it(
 
 @pytest.mark.parametrize("rule_id", list(MISSING_SETTINGS))
 def test_a_rule_fires_when_the_resource_holding_its_setting_is_missing(
-    stack_runs: dict[str, ProgramRun], rule_id: str
+    served_runs: dict[str, ProgramRun], rule_id: str
 ) -> None:
-    broken, blamed = MISSING_SETTINGS[rule_id](list(stack_runs["prod"].resources))
+    broken, blamed = MISSING_SETTINGS[rule_id](list(served_runs["prod"].resources))
     assert [(v.rule_id, v.resource_name) for v in evaluate(broken)] == [(rule_id, blamed)]
 
 
 # In the preview of a new stack, these rules read documents built from ARNs of resources not yet
 # created, so they can only judge during `pulumi up` (still before the resource is created).
-JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3"}
-STACK_RULES = {"S3.5", "S3.8", "S3.12", "S3.13", "S3.14", "S3.17", "EC2.2", "EC2.6", "ECR.3"}
+# MLSTACK.K8S.3 reads the image digest, known once `pulumi up` has built the image.
+JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3", "MLSTACK.K8S.3"}
+# A stack rule whose references are labels, known before anything exists.
+STACK_RULES_JUDGED_AT_PREVIEW = {"MLSTACK.K8S.4"}
+STACK_RULES = {
+    "S3.5", "S3.8", "S3.12", "S3.13", "S3.14", "S3.17", "EC2.2", "EC2.6", "ECR.3", "MLSTACK.K8S.4",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def preview() -> ProgramRun:
-    """prod as `pulumi preview` of a brand-new stack sees it: every id and ARN unknown."""
-    return run_program("prod", preview=True)
+    """prod serving a model, as `pulumi preview` of a brand-new stack sees it: every id and ARN
+    unknown, and the image digest too (images are built on `pulumi up` only)."""
+    with offline_registry("prod", {"demo": 1}, "eu-west-1"):
+        return run_program(
+            "prod", preview=True, overrides={"mlstack:servingModelVersions": ["demo=1"]}
+        )
 
 
 def test_rules_that_need_several_resources_are_stack_rules_and_the_rest_resource_rules() -> None:
@@ -295,7 +332,9 @@ def test_a_preview_of_a_new_stack_really_has_unknown_references(preview: Program
 def test_the_preview_of_a_new_stack_passes_and_says_which_rules_wait(preview: ProgramRun) -> None:
     violations, undecided = evaluate_preview(preview.resources)
     assert violations == []
-    assert {u.rule_id for u in undecided} == JUDGED_AT_UP | STACK_RULES
+    assert {u.rule_id for u in undecided} == JUDGED_AT_UP | (
+        STACK_RULES - STACK_RULES_JUDGED_AT_PREVIEW
+    )
 
 
 def _known_document(prop: str, document: dict[str, Any]) -> Callable[[dict[str, Any]], None]:

@@ -186,7 +186,8 @@ def stack_rule(
 
 def all_rules() -> tuple[Rule, ...]:
     """Every rule, ordered by id."""
-    from mlstack_policy import ec2, ecr, eks, iam, kms, logs, s3  # noqa: F401  (registers rules)
+    from mlstack_policy import ec2, ecr, eks, iam, kms, kubernetes, logs, s3  # noqa: F401
+    # (importing a module registers its rules)
 
     return tuple(_RULES[rule_id] for rule_id in sorted(_RULES, key=_natural_order))
 
