@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from infra import outputs
+from infra.image_sources import source_tag
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
 from tests.aws import SERVING_IMAGE, use_emulator_credentials
@@ -136,3 +137,40 @@ def test_serving_on_sagemaker_only_declares_nothing_to_serve_on_the_cluster(
 ) -> None:
     run = run_stack("dev", servingModelVersions=["demo=2"], servingTarget="sagemaker")
     assert not [r for r in run.resources if r.resource_type.startswith("kubernetes:") and r.custom]
+
+
+def test_client_namespaces_from_the_stack_are_the_only_ones_admitted(
+    registry: None, run_stack: RunStack
+) -> None:
+    run = run_stack("dev", servingModelVersions=["demo=1"], servingClientNamespaces=["apps"])
+    policy = kubernetes(run)["kubernetes:networking.k8s.io/v1:NetworkPolicy/serving-demo"]
+    [rule] = policy.inputs["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}
+    ]
+
+
+def test_a_prebuilt_digest_is_deployed_instead_of_building_that_image(run_stack: RunStack) -> None:
+    digest = "sha256:" + "ab" * 32
+    run = run_stack("dev", imageDigests=[f"serving={digest}"])
+    built = [r.name for r in run.of_type("docker-build:index:Image")]
+    assert built == ["build-training"]
+    assert run.outputs[outputs.SERVING_IMAGE].endswith(f"@{digest}")
+    assert run.outputs[outputs.SERVING_IMAGE].startswith(
+        run.outputs[outputs.SERVING_REPOSITORY_URL]
+    )
+
+
+def test_images_are_built_on_up_only_tagged_with_their_sources_and_cached_in_the_registry(
+    run_stack: RunStack,
+) -> None:
+    run = run_stack("dev")
+    [image] = [r for r in run.of_type("docker-build:index:Image") if r.name == "build-serving"]
+    repository = run.outputs[outputs.SERVING_REPOSITORY_URL]
+    assert image.inputs["tags"] == [f"{repository}:{source_tag('serving')}"]
+    assert image.inputs["push"] is True
+    assert image.inputs["buildOnPreview"] is False
+    assert image.inputs["platforms"] == ["linux/amd64"]
+    assert image.inputs["dockerfile"]["location"].endswith("serving/Dockerfile")
+    assert image.inputs["cacheTo"][0]["registry"]["ref"] == f"{repository}:buildcache"
+    assert run.outputs[outputs.SERVING_IMAGE] == f"{repository}@{image.props['digest']}"
