@@ -34,8 +34,6 @@ from serving import storage
 from serving.model import Predictor, load_predictor
 from serving.settings import model_uri_from
 
-SUFFIXES = (".csv", ".parquet", ".pq")
-
 
 class BatchInputError(ValueError):
     """An input file does not fit the model."""
@@ -47,23 +45,6 @@ class FileResult:
     rows: int
     seconds: float
     skipped: bool
-
-
-def list_inputs(location: str) -> list[str]:
-    """Input files under a path, directory or s3:// prefix, sorted."""
-    if storage.is_s3(location):
-        bucket, prefix = storage.split_s3(location)
-        paginator = storage.s3_client().get_paginator("list_objects_v2")
-        keys = [
-            item["Key"]
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
-            for item in page.get("Contents", [])
-        ]
-        return sorted(f"s3://{bucket}/{key}" for key in keys if key.endswith(SUFFIXES))
-    path = Path(location)
-    if path.is_file():
-        return [str(path)]
-    return sorted(str(p) for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
 
 
 def _output_name(source: str) -> str:
@@ -239,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mlstack-batch-") as scratch:
         try:
             predictor = load_predictor(args.model, Path(scratch) / "model", large_batches=True)
-            inputs = list_inputs(args.input)
+            inputs = storage.list_data_files(args.input)
         except (ArtifactError, storage.StorageError, OSError) as error:
             print(f"serving.batch: cannot start: {error}", file=sys.stderr)
             return 2

@@ -110,3 +110,28 @@ def upload(path: Path, uri: str) -> None:
         s3_client().upload_file(str(path), bucket, key)
     except Exception as error:
         raise StorageError(f"cannot write {uri}: {error}") from error
+
+
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+"""The table formats training reads and batch scoring scores."""
+
+
+def list_data_files(location: str) -> list[str]:
+    """Data files (`DATA_SUFFIXES`) under a path, directory or s3:// prefix, sorted; a file is
+    itself."""
+    if is_s3(location):
+        bucket, prefix = split_s3(location)
+        try:
+            paginator = s3_client().get_paginator("list_objects_v2")
+            keys = [
+                item["Key"]
+                for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+            ]
+        except Exception as error:
+            raise StorageError(f"cannot list {location}: {error}") from error
+        return sorted(f"s3://{bucket}/{key}" for key in keys if key.endswith(DATA_SUFFIXES))
+    path = Path(location)
+    if path.is_file():
+        return [str(path)]
+    return sorted(str(p) for p in path.rglob("*") if p.suffix in DATA_SUFFIXES and p.is_file())

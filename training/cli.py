@@ -8,7 +8,8 @@ Two ways in, one run:
   `/opt/ml/output/data/`, and a failure to `/opt/ml/output/failure` with a non-zero exit.
   `SM_CHANNEL_TRAIN`, `SM_MODEL_DIR`, `SM_OUTPUT_DATA_DIR` and `SM_OUTPUT_DIR` override those
   paths, as the SageMaker toolkits set them.
-- **Plain paths or s3:// URIs** with flags, on a laptop or in a Kubernetes Job.
+- **Plain paths or s3:// URIs** with flags, on a laptop or in a Kubernetes Job; `--data` may
+  name a directory or an s3:// prefix ending in `/` that holds one data file and `dataset.yaml`.
 
 Exit status: 0 done; 1 the data, spec or settings were refused, or a file named does not exist;
 3 the quality gate refused the version (nothing registered, or registered as Rejected with
@@ -62,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", nargs="?", choices=["train"], help="as SageMaker passes it")
-    parser.add_argument("--data", help="dataset file (CSV or Parquet): a path or s3:// URI")
-    parser.add_argument("--spec", help="dataset spec (YAML); default: dataset.yaml beside --data")
+    parser.add_argument(
+        "--data",
+        help="dataset file (CSV or Parquet), a path or s3:// URI; or a directory or s3:// prefix "
+        "ending in / that holds exactly one, with dataset.yaml (as a SageMaker channel)",
+    )
+    parser.add_argument("--spec", help="dataset spec (YAML); default: dataset.yaml beside the data")
     parser.add_argument("--output-dir", type=Path, help="writes model/ and report/ under it")
     parser.add_argument("--models-uri", help="s3:// prefix the artifacts are published under")
     parser.add_argument("--model-package-group", help="register the version into this group")
@@ -114,23 +119,28 @@ def _sagemaker_output() -> Path:
 def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
     """Data, spec, model dir, report dir and settings from the training contract."""
     channel = Path(os.environ.get("SM_CHANNEL_TRAIN", OPT_ML / "input" / "data" / "train"))
-    candidates = sorted(
-        p for p in channel.glob("*") if p.suffix in (".csv", ".parquet", ".pq") and p.is_file()
-    )
-    if len(candidates) != 1:
-        raise InputError(
-            f"channel 'train' at {channel} holds {len(candidates)} data files; allowed: exactly "
-            "one .csv or .parquet file, with dataset.yaml beside it"
-        )
     config = OPT_ML / "input" / "config" / "hyperparameters.json"
     settings = _hyperparameters(config) if config.is_file() else {}
     return (
-        str(candidates[0]),
+        _channel_data(f"{channel}/", "channel 'train'"),
         str(channel / "dataset.yaml"),
         Path(os.environ.get("SM_MODEL_DIR", OPT_ML / "model")),
         Path(os.environ.get("SM_OUTPUT_DATA_DIR", _sagemaker_output() / "data")),
         settings,
     )
+
+
+def _channel_data(location: str, what: str) -> str:
+    """The one data file of a directory or s3:// prefix (`location` ends in /)."""
+    from serving.storage import list_data_files
+
+    found = list_data_files(location)
+    if len(found) != 1:
+        raise InputError(
+            f"{what} at {location} holds {len(found)} data files; allowed: exactly one .csv or "
+            ".parquet file, with dataset.yaml beside it"
+        )
+    return found[0]
 
 
 def _hyperparameters(path: Path) -> dict[str, Any]:
@@ -159,6 +169,8 @@ def _request(args: argparse.Namespace) -> Any:
         if not args.output_dir:
             raise InputError("--output-dir: required with --data (model/ and report/ go under it)")
         data = args.data
+        if data.endswith("/") or (not is_s3(data) and Path(data).is_dir()):
+            data = _channel_data(data.rstrip("/") + "/", "--data")
         spec = args.spec or (
             data.rsplit("/", 1)[0] + "/dataset.yaml"
             if is_s3(data)

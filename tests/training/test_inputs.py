@@ -10,6 +10,7 @@ import yaml
 from sklearn.datasets import load_diabetes
 
 from serving.artifact import load_model_dir
+from tests.aws import MODELS_BUCKET, Aws
 from training.cli import main
 from training.settings import SettingsError, parse_settings
 from training.spec import SpecError, load_spec
@@ -137,3 +138,31 @@ def test_categorical_features_train_and_predict_from_plain_rows(tmp_path: Path) 
     assert metadata.features[0].categories == ("red", "green", "blue")
     rows = np.asarray([["red", 5.0], ["blue", 5.0]], dtype=object)
     assert list(model.predict(rows)) == ["yes", "no"]
+
+
+def test_data_given_as_a_directory_or_s3_prefix_is_its_one_data_file(
+    aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, spec_file = demo_dataset
+    for key, source in (("demo/breast_cancer.csv", data), ("demo/dataset.yaml", spec_file)):
+        aws.s3.put_object(Bucket=MODELS_BUCKET, Key=f"data/{key}", Body=source.read_bytes())
+    prefix = f"s3://{MODELS_BUCKET}/data/demo/"
+    assert main(["--data", prefix, "--output-dir", str(tmp_path / "s3")]) == 0
+    _, metadata = load_model_dir(tmp_path / "s3" / "model")
+    assert metadata.data_uri == f"{prefix}breast_cancer.csv"
+    assert main(["--data", str(data.parent), "--output-dir", str(tmp_path / "dir")]) == 0
+
+
+def test_a_data_directory_with_two_data_files_is_refused_naming_them_both(
+    demo_dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, spec_file = demo_dataset
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_bytes(data.read_bytes())
+    (folder / "dataset.yaml").write_bytes(spec_file.read_bytes())
+    assert main(["--data", f"{folder}/", "--output-dir", str(tmp_path / "out")]) == 1
+    assert (
+        f"--data at {folder}/ holds 2 data files; allowed: exactly one" in capsys.readouterr().err
+    )
