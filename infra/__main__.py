@@ -7,7 +7,12 @@ from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from infra.components.images import Images, ImagesArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
-from infra.components.kubernetes_serving import KubernetesServing, KubernetesServingArgs
+from infra.components.kubernetes_workloads import (
+    KubernetesWorkloads,
+    KubernetesWorkloadsArgs,
+    ServingArgs,
+    TrainingArgs,
+)
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.storage import Storage, StorageArgs
@@ -115,36 +120,53 @@ images = ContainerRegistry(
 )
 built: Images | None = None
 if cluster is not None and identities is not None:
+    tags = {
+        image: source_tag(image)
+        for image in naming.IMAGES
+        if image not in config.registry.image_digests
+    }
     built = Images(
         "build",
         ImagesArgs(
             repository_urls=images.urls,
             registry_id=images.repositories["serving"].registry_id,
-            tags={
-                image: source_tag(image)
-                for image in naming.IMAGES
-                if image not in config.registry.image_digests
-            },
+            tags=tags,
             prebuilt=config.registry.image_digests,
         ),
     )
-    if serve_on_cluster:
-        KubernetesServing(
-            "serving",
-            KubernetesServingArgs(
-                provider=cluster.provider,
-                serving_image=built.refs["serving"],
-                serving_role_arn=identities.serving.arn,
-                training_role_arn=identities.training.arn,
+    KubernetesWorkloads(
+        "kubernetes",
+        KubernetesWorkloadsArgs(
+            provider=cluster.provider,
+            region=config.region,
+            serving_image=built.refs["serving"],
+            training_image=built.refs["training"],
+            serving_role_arn=identities.serving.arn,
+            training_role_arn=identities.training.arn,
+            serving=ServingArgs(
                 packages=served,
-                region=config.region,
                 min_replicas=config.serving.min_replicas,
                 max_replicas=config.serving.max_replicas,
                 cpu_millicores=config.serving.cpu_millicores,
                 memory_mib=config.serving.memory_mib,
                 client_namespaces=config.serving.client_namespaces,
-            ),
-        )
+            )
+            if serve_on_cluster
+            else None,
+            training=TrainingArgs(
+                models=config.registry.models,
+                schedule=config.training.schedule,
+                environment=config.environment,
+                source_revision=tags.get("training", ""),
+                data_bucket=storage.data.name,
+                models_bucket=storage.models.name,
+                max_runtime_minutes=config.training.max_runtime_minutes,
+                auto_approve=config.training.auto_approve,
+            )
+            if config.training.schedule
+            else None,
+        ),
+    )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)
 pulumi.export(outputs.KMS_KEY_ARN, key.arn)

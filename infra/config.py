@@ -27,15 +27,12 @@ PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi")
 NOT_DEPLOYED_YET = (
     "servingInstanceType",
     "dataCapturePercent",
-    "trainingSchedule",
     "trainingInstanceType",
-    "trainingMaxRuntimeMinutes",
-    "autoApproveModels",
     "alarmEmail",
     "latencyP99AlarmMs",
 )
-"""Keys that are checked but that no resource reads yet: SageMaker endpoints, scheduled training
-and alarms are not deployed by this version. `no_effect_warning` names them on every run."""
+"""Keys that are checked but that no resource reads yet: SageMaker endpoints and training jobs,
+and alarms, are not deployed by this version. `no_effect_warning` names them on every run."""
 
 CLUSTER_ONLY = (
     "vpcCidr",
@@ -70,10 +67,14 @@ CLUSTER_ONLY = (
     "servingCpuMillicores",
     "servingMemoryMib",
     "servingClientNamespaces",
+    "trainingSchedule",
+    "trainingMaxRuntimeMinutes",
+    "autoApproveModels",
 )
-"""Keys of the network, the cluster, the registry's resource policy, the images and the serving
-workloads: no effect when the stack leaves the cluster out (`mlstack:cluster` false), since
-models are served on the cluster only (SageMaker endpoints are not deployed by this version)."""
+"""Keys of the network, the cluster, the registry's resource policy, the images and the
+workloads (serving and scheduled training): no effect when the stack leaves the cluster out
+(`mlstack:cluster` false), since models are served and trained on the cluster only (SageMaker
+endpoints and training jobs are not deployed by this version)."""
 
 NatPolicy = Literal["none", "single", "per-az"]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
@@ -889,8 +890,8 @@ def _check_pins(config: StackConfig, read: _Reader) -> None:
 def no_effect_warning(config: StackConfig) -> str:
     """One line naming the keys no resource reads, so nobody takes them as deployed."""
     warning = (
-        "these keys are checked but have no effect yet (no SageMaker endpoint, training schedule "
-        "or alarm is deployed by this version): " + ", ".join(NOT_DEPLOYED_YET)
+        "these keys are checked but have no effect yet (no SageMaker endpoint, SageMaker "
+        "training job or alarm is deployed by this version): " + ", ".join(NOT_DEPLOYED_YET)
     )
     if not config.cluster.enabled:
         warning += "; and with mlstack:cluster false, these have none: " + ", ".join(CLUSTER_ONLY)

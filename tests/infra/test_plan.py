@@ -259,6 +259,7 @@ def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path
     written = {path.name: yaml.safe_load(path.read_text()) for path in tmp_path.iterdir()}
     assert sorted(written) == [
         "cluster--namespace--mlstack.yaml",
+        "mlstack--cronjob--training-demo.yaml",
         "mlstack--deployment--serving-demo.yaml",
         "mlstack--horizontalpodautoscaler--serving-demo.yaml",
         "mlstack--networkpolicy--default-deny-ingress.yaml",

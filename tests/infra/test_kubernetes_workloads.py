@@ -67,6 +67,7 @@ def test_a_pinned_version_is_served_by_the_image_the_stack_built(
     assert sorted(declared) == [
         "kubernetes:apps/v1:Deployment/serving-demo",
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler/serving-demo",
+        "kubernetes:batch/v1:CronJob/training-demo",
         "kubernetes:core/v1:Namespace/mlstack",
         "kubernetes:core/v1:Service/serving-demo",
         "kubernetes:core/v1:ServiceAccount/serving",
@@ -136,7 +137,9 @@ def test_serving_on_sagemaker_only_declares_nothing_to_serve_on_the_cluster(
     registry: None, run_stack: RunStack
 ) -> None:
     run = run_stack("dev", servingModelVersions=["demo=2"], servingTarget="sagemaker")
-    assert not [r for r in run.resources if r.resource_type.startswith("kubernetes:") and r.custom]
+    declared = sorted(kubernetes(run))
+    assert not [name for name in declared if "serving-demo" in name]
+    assert "kubernetes:batch/v1:CronJob/training-demo" in declared  # training still runs there
 
 
 def test_client_namespaces_from_the_stack_are_the_only_ones_admitted(
@@ -174,3 +177,33 @@ def test_images_are_built_on_up_only_tagged_with_their_sources_and_cached_in_the
     assert image.inputs["dockerfile"]["location"].endswith("serving/Dockerfile")
     assert image.inputs["cacheTo"][0]["registry"]["ref"] == f"{repository}:buildcache"
     assert run.outputs[outputs.SERVING_IMAGE] == f"{repository}@{image.props['digest']}"
+
+
+def test_scheduled_training_runs_the_training_image_on_the_stacks_schedule(
+    run_stack: RunStack,
+) -> None:
+    run = run_stack("dev", trainingMaxRuntimeMinutes=90, autoApproveModels=True)
+    [job] = run.of_type("kubernetes:batch/v1:CronJob")
+    spec = job.inputs["spec"]
+    assert spec["schedule"] == "0 3 * * *"  # the dev stack file's
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 90 * 60
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "training"
+    [container] = pod["containers"]
+    assert container["image"] == run.outputs[outputs.TRAINING_IMAGE]
+    arguments = container["args"]
+    value = dict(zip(arguments[::2], arguments[1::2], strict=False))
+    assert value["--data"] == f"s3://{run.outputs[outputs.DATA_BUCKET]}/demo/"
+    assert value["--models-uri"] == f"s3://{run.outputs[outputs.MODELS_BUCKET]}/models"
+    assert value["--model-package-group"] == "demo-dev"
+    assert value["--serving-image"] == run.outputs[outputs.SERVING_IMAGE]
+    assert arguments[-1] == "--auto-approve"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MLSTACK_GIT_COMMIT"] == source_tag("training")
+
+
+def test_without_a_schedule_training_is_on_demand_only(run_stack: RunStack) -> None:
+    run = run_stack("dev", trainingSchedule="")
+    assert run.of_type("kubernetes:batch/v1:CronJob") == []
+    assert run.of_type("kubernetes:core/v1:ServiceAccount")  # its identity is still there

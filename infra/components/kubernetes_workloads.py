@@ -1,9 +1,10 @@
-"""Serving on the cluster: the workloads' namespace and identities, and each pinned model's
-Deployment, Service, autoscaler, disruption budget and network policy.
+"""The workloads on the cluster: their namespace and identities, each pinned model's serving
+(Deployment, Service, autoscaler, disruption budget, network policy) and each model's scheduled
+training (CronJob).
 
 The objects come from the pure builders in `infra.manifests`; this component only fills in what
-is known at deploy time (image digest, role ARNs) and declares them through the cluster's
-provider.
+is known at deploy time (image digests, role ARNs, bucket names) and declares them through the
+cluster's provider.
 """
 
 from __future__ import annotations
@@ -18,25 +19,48 @@ import pulumi_kubernetes as k8s
 from infra import naming
 from infra.manifests import namespace as namespace_manifests
 from infra.manifests.serving import ServingWorkload, serving_objects
+from infra.manifests.training import TrainingSchedule, cron_job
 from serving.registry import ModelPackage
 
 Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
-class KubernetesServingArgs:
-    provider: k8s.Provider
-    serving_image: pulumi.Input[str]
-    serving_role_arn: pulumi.Input[str]
-    training_role_arn: pulumi.Input[str]
+class ServingArgs:
     packages: Mapping[str, ModelPackage]
     """The pinned version of each model to serve, resolved through the registry."""
-    region: str
     min_replicas: int
     max_replicas: int
     cpu_millicores: int
     memory_mib: int
     client_namespaces: Sequence[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingArgs:
+    models: Sequence[str]
+    schedule: str
+    """Five-field cron (UTC); one CronJob per model."""
+    environment: str
+    source_revision: str
+    data_bucket: pulumi.Input[str]
+    models_bucket: pulumi.Input[str]
+    max_runtime_minutes: int
+    auto_approve: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class KubernetesWorkloadsArgs:
+    provider: k8s.Provider
+    region: str
+    serving_image: pulumi.Input[str]
+    training_image: pulumi.Input[str]
+    serving_role_arn: pulumi.Input[str]
+    training_role_arn: pulumi.Input[str]
+    serving: ServingArgs | None
+    """None when models are not served on the cluster (`servingTarget: sagemaker`)."""
+    training: TrainingArgs | None
+    """None when training runs on demand only (no `trainingSchedule`)."""
 
 
 # kind -> (resource class, the manifest's top-level fields it takes besides apiVersion/kind)
@@ -51,10 +75,14 @@ _RESOURCES: dict[str, tuple[Callable[..., pulumi.CustomResource], tuple[str, ...
     "Service": (k8s.core.v1.Service, ("metadata", "spec")),
     "HorizontalPodAutoscaler": (k8s.autoscaling.v2.HorizontalPodAutoscaler, ("metadata", "spec")),
     "PodDisruptionBudget": (k8s.policy.v1.PodDisruptionBudget, ("metadata", "spec")),
+    "CronJob": (k8s.batch.v1.CronJob, ("metadata", "spec")),
 }
 _SERVING_IMAGE = "<serving image digest, known once built>"
+_TRAINING_IMAGE = "<training image digest, known once built>"
 _SERVING_ROLE = "<serving role ARN>"
 _TRAINING_ROLE = "<training role ARN>"
+_DATA_BUCKET = "<data bucket>"
+_MODELS_BUCKET = "<models bucket>"
 _ARGUMENTS = {
     "metadata": "metadata",
     "spec": "spec",
@@ -62,24 +90,28 @@ _ARGUMENTS = {
 }
 
 
-class KubernetesServing(pulumi.ComponentResource):
+class KubernetesWorkloads(pulumi.ComponentResource):
     """`objects`: every declared Kubernetes object, by `<kind>/<name>`."""
 
     objects: dict[str, pulumi.CustomResource]
 
     def __init__(
-        self, name: str, args: KubernetesServingArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: KubernetesWorkloadsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mlstack:kubernetes:Serving", name, None, opts)
+        super().__init__("mlstack:kubernetes:Workloads", name, None, opts)
         self._provider = args.provider
         self.objects = {}
         # Values known only at deploy time go into the objects through these placeholders, so
         # everything else stays known in a preview (and a reviewer sees it).
         slots: dict[str, pulumi.Input[str]] = {
             _SERVING_IMAGE: args.serving_image,
+            _TRAINING_IMAGE: args.training_image,
             _SERVING_ROLE: args.serving_role_arn,
             _TRAINING_ROLE: args.training_role_arn,
         }
+        if args.training is not None:
+            slots[_DATA_BUCKET] = args.training.data_bucket
+            slots[_MODELS_BUCKET] = args.training.models_bucket
         namespace = self._declare(name, namespace_manifests.namespace(), slots)
         in_namespace = [namespace]
         self._declare(name, namespace_manifests.default_deny(), slots, in_namespace)
@@ -92,9 +124,16 @@ class KubernetesServing(pulumi.ComponentResource):
                 (naming.TRAINING_SERVICE_ACCOUNT, _TRAINING_ROLE),
             )
         ]
-        for model, package in args.packages.items():
-            for manifest in serving_objects(_workload(args, model, package, _SERVING_IMAGE)):
-                self._declare(name, manifest, slots, [namespace, *accounts])
+        workloads = [namespace, *accounts]
+        if args.serving is not None:
+            for model, package in args.serving.packages.items():
+                for manifest in serving_objects(_workload(args, args.serving, model, package)):
+                    self._declare(name, manifest, slots, workloads)
+        if args.training is not None:
+            for model in args.training.models:
+                self._declare(
+                    name, cron_job(_schedule(args, args.training, model)), slots, workloads
+                )
         self.register_outputs({"objects": sorted(self.objects)})
 
     def _declare(
@@ -118,9 +157,14 @@ class KubernetesServing(pulumi.ComponentResource):
 
 
 def _filled(value: Any, slots: Mapping[str, pulumi.Input[str]]) -> Any:
-    """`value` with each placeholder string replaced by its deploy-time value."""
+    """`value` with each placeholder replaced by its deploy-time value, inside strings too."""
     if isinstance(value, str):
-        return slots.get(value, value)
+        for token, replacement in slots.items():
+            if token in value:
+                before, _, after = value.partition(token)
+                parts = [_filled(before, slots), replacement, _filled(after, slots)]
+                return pulumi.Output.concat(*(part for part in parts if part != ""))
+        return value
     if isinstance(value, dict):
         return {key: _filled(item, slots) for key, item in value.items()}
     if isinstance(value, list):
@@ -129,7 +173,7 @@ def _filled(value: Any, slots: Mapping[str, pulumi.Input[str]]) -> Any:
 
 
 def _workload(
-    args: KubernetesServingArgs, model: str, package: ModelPackage, image: str
+    args: KubernetesWorkloadsArgs, serving: ServingArgs, model: str, package: ModelPackage
 ) -> ServingWorkload:
     return ServingWorkload(
         model=model,
@@ -137,11 +181,29 @@ def _workload(
         package_arn=package.arn,
         model_data_url=package.model_data_url,
         model_sha256=package.model_sha256,
-        image=image,
+        image=_SERVING_IMAGE,
         region=args.region,
-        min_replicas=args.min_replicas,
-        max_replicas=args.max_replicas,
-        cpu_millicores=args.cpu_millicores,
-        memory_mib=args.memory_mib,
-        client_namespaces=tuple(args.client_namespaces),
+        min_replicas=serving.min_replicas,
+        max_replicas=serving.max_replicas,
+        cpu_millicores=serving.cpu_millicores,
+        memory_mib=serving.memory_mib,
+        client_namespaces=tuple(serving.client_namespaces),
+    )
+
+
+def _schedule(
+    args: KubernetesWorkloadsArgs, training: TrainingArgs, model: str
+) -> TrainingSchedule:
+    return TrainingSchedule(
+        model=model,
+        schedule=training.schedule,
+        image=_TRAINING_IMAGE,
+        serving_image=_SERVING_IMAGE,
+        source_revision=training.source_revision,
+        data_uri=f"s3://{_DATA_BUCKET}/{model}/",
+        models_uri=f"s3://{_MODELS_BUCKET}/models",
+        group=naming.model_package_group(model, training.environment),
+        region=args.region,
+        max_runtime_minutes=training.max_runtime_minutes,
+        auto_approve=training.auto_approve,
     )

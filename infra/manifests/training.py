@@ -1,0 +1,122 @@
+"""One model's scheduled training on Kubernetes: a CronJob running the training image.
+
+Each run reads the model's data prefix in the data bucket (one data file and its
+`dataset.yaml`), publishes artifacts under the models bucket and registers the version into the
+environment's model package group; the quality gate decides its approval status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infra import naming
+from infra.manifests import hardening
+
+COMPONENT = "training"
+CPU_MILLICORES = 2000
+MEMORY_MIB = 4096
+"""A training pod's size: the demo-scale tables fit; larger ones belong on SageMaker training."""
+RETRIES = 2
+FINISHED_JOB_TTL_SECONDS = 7 * 24 * 3600
+REFUSED_EXIT_CODES = [1, 3]
+"""The training CLI's "input refused" and "quality gate refused": retrying cannot change them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingSchedule:
+    model: str
+    schedule: str
+    """Five-field cron, UTC."""
+    image: str
+    """The training image by digest."""
+    serving_image: str
+    """The serving image by digest, which each registered version names."""
+    source_revision: str
+    """The commit the training image was built from, recorded as each version's lineage."""
+    data_uri: str
+    """`s3://<data bucket>/<model>/`: one data file and its dataset.yaml."""
+    models_uri: str
+    group: str
+    region: str
+    max_runtime_minutes: int
+    auto_approve: bool
+
+    @property
+    def name(self) -> str:
+        return f"training-{self.model}"
+
+
+def _arguments(schedule: TrainingSchedule) -> list[str]:
+    arguments = [
+        "--data", schedule.data_uri,
+        "--output-dir", "/tmp/run",  # noqa: S108 (an emptyDir)
+        "--models-uri", schedule.models_uri,
+        "--model-package-group", schedule.group,
+        "--serving-image", schedule.serving_image,
+        "--model-name", schedule.model,
+    ]  # fmt: skip
+    return [*arguments, "--auto-approve"] if schedule.auto_approve else arguments
+
+
+def cron_job(schedule: TrainingSchedule) -> dict[str, Any]:
+    environment = {
+        "MLSTACK_GIT_COMMIT": schedule.source_revision,
+        # The whole reference: the repository and the digest.
+        "MLSTACK_IMAGE_DIGEST": schedule.image,
+        "AWS_REGION": schedule.region,
+        "AWS_DEFAULT_REGION": schedule.region,
+    }
+    container = {
+        "name": COMPONENT,
+        "image": schedule.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": _arguments(schedule),
+        "env": [{"name": key, "value": value} for key, value in environment.items()],
+        "resources": hardening.resources(CPU_MILLICORES, MEMORY_MIB),
+        "securityContext": hardening.container_security_context(),
+        "volumeMounts": [{"name": "work", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir)
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": hardening.metadata(schedule.name, COMPONENT, schedule.model),
+        "spec": {
+            "schedule": schedule.schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": RETRIES,
+                    "activeDeadlineSeconds": schedule.max_runtime_minutes * 60,
+                    "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
+                    "podFailurePolicy": {
+                        "rules": [
+                            {
+                                "action": "FailJob",
+                                "onExitCodes": {
+                                    "containerName": COMPONENT,
+                                    "operator": "In",
+                                    "values": REFUSED_EXIT_CODES,
+                                },
+                            }
+                        ]
+                    },
+                    "template": {
+                        "metadata": {"labels": hardening.labels(COMPONENT, schedule.model)},
+                        "spec": {
+                            "serviceAccountName": naming.TRAINING_SERVICE_ACCOUNT,
+                            "automountServiceAccountToken": False,
+                            "restartPolicy": "Never",
+                            "securityContext": hardening.pod_security_context(),
+                            "containers": [container],
+                            "volumes": [{"name": "work", "emptyDir": {"sizeLimit": "8Gi"}}],
+                        },
+                    },
+                }
+            },
+        },
+    }
