@@ -156,6 +156,7 @@ def running_engine(cache: Path | None = None) -> Iterator[Engine]:
     root = unpack(cache)
     state = cache / "state"
     state.mkdir(parents=True, exist_ok=True)
+    _stop_leftover(state)
     engine = Engine(root, state / "docker.sock")
     log = (state / "dockerd.log").open("ab")
     # vfs: no overlay filesystem needed; no bridge or iptables: containers use the host network.
@@ -200,6 +201,27 @@ def running_engine(cache: Path | None = None) -> Iterator[Engine]:
             process.wait()
         log.close()
         _unmount_under(state)
+
+
+def _stop_leftover(state: Path) -> None:
+    """A dockerd of this cache that an interrupted run left behind holds the data root; stop it
+    (it is ours: nothing else uses this directory)."""
+    try:
+        pid = int((state / "docker.pid").read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"dockerd" not in command or str(state).encode() not in command:
+        return  # the pid is another process's now
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.2)
+    _unmount_under(state)
 
 
 def _unmount_under(directory: Path) -> None:
