@@ -7,7 +7,11 @@ default from `aws eks describe-addon-versions --kubernetes-version X.Y --addon-n
 Where the pins come from (none could be checked against AWS from the machine that wrote them):
 1.33 and 1.34 are the defaults `describe-addon-versions` reported when those versions were added;
 1.35's are the defaults it reported on 2026-10-02 for vpc-cni, coredns, kube-proxy and the Pod
-Identity agent, and the EBS CSI driver version public 1.35 clusters run.
+Identity agent, and the EBS CSI driver version public 1.35 clusters run. metrics-server (an
+EKS community add-on) is v0.8.1-eksbuild.6, the 1.35 default a public deployment recorded from
+`describe-addon-versions`; the same build is pinned for 1.33 and 1.34 on the assumption that the
+community add-on's builds span those versions, which is unchecked: confirm it before deploying
+either.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from types import MappingProxyType
 
 from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR, SupportWindow
 
-ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")
+ADDONS = (
+    "vpc-cni",
+    "coredns",
+    "kube-proxy",
+    "eks-pod-identity-agent",
+    "aws-ebs-csi-driver",
+    # Serves the resource metrics the serving HorizontalPodAutoscalers scale on.
+    "metrics-server",
+)
 
 ADDON_VERSIONS = MappingProxyType(
     {
@@ -26,6 +38,7 @@ ADDON_VERSIONS = MappingProxyType(
             "kube-proxy": "v1.33.3-eksbuild.11",
             "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
             "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
+            "metrics-server": "v0.8.1-eksbuild.6",
         },
         "1.34": {
             "vpc-cni": "v1.20.4-eksbuild.1",
@@ -33,6 +46,7 @@ ADDON_VERSIONS = MappingProxyType(
             "kube-proxy": "v1.34.0-eksbuild.5",
             "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
             "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
+            "metrics-server": "v0.8.1-eksbuild.6",
         },
         "1.35": {
             "vpc-cni": "v1.22.4-eksbuild.3",
@@ -40,6 +54,7 @@ ADDON_VERSIONS = MappingProxyType(
             "kube-proxy": "v1.35.3-eksbuild.29",
             "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
             "aws-ebs-csi-driver": "v1.64.0-eksbuild.1",
+            "metrics-server": "v0.8.1-eksbuild.6",
         },
     }
 )

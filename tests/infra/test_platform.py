@@ -256,6 +256,16 @@ def test_addons_are_pinned_to_the_clusters_kubernetes_version(
     )
 
 
+def test_the_metrics_the_serving_autoscalers_need_are_served_once_nodes_exist(
+    stack_runs: dict[str, ProgramRun],
+) -> None:
+    run = stack_runs["prod"]
+    [metrics] = [a for a in run.of_type(ADDON) if a.inputs["addonName"] == "metrics-server"]
+    node_groups = {n.urn for n in run.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert node_groups
+    assert node_groups <= metrics.dependencies
+
+
 def test_cni_and_ebs_csi_use_their_own_irsa_roles_not_the_node_role(
     stack_runs: dict[str, ProgramRun],
 ) -> None:
