@@ -207,3 +207,26 @@ def test_without_a_schedule_training_is_on_demand_only(run_stack: RunStack) -> N
     run = run_stack("dev", trainingSchedule="")
     assert run.of_type("kubernetes:batch/v1:CronJob") == []
     assert run.of_type("kubernetes:core/v1:ServiceAccount")  # its identity is still there
+
+
+def test_serving_size_keys_reach_the_pods_and_the_autoscaler(
+    registry: None, run_stack: RunStack
+) -> None:
+    run = run_stack(
+        "dev",
+        servingModelVersions=["demo=1"],
+        servingCpuMillicores=3000,
+        servingMemoryMib=3072,
+        servingMinReplicas=2,
+        servingMaxReplicas=5,
+    )
+    [container] = deployment(run)["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"] == {"cpu": "3000m", "memory": "3072Mi"}
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["MLSTACK_WORKERS"] == "3"
+    [autoscaler] = run.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert (autoscaler.inputs["spec"]["minReplicas"], autoscaler.inputs["spec"]["maxReplicas"]) == (
+        2,
+        5,
+    )
+    assert run.of_type("kubernetes:policy/v1:PodDisruptionBudget")  # two replicas: a budget
