@@ -4,6 +4,7 @@ import pulumi
 
 from infra import naming, outputs
 from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
 from infra.components.images import Images, ImagesArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
@@ -99,6 +100,21 @@ if config.cluster.enabled:
             oidc_issuer=cluster.oidc_issuer,
         ),
     )
+    # Controllers need nodes to run on: declared once the node groups exist.
+    on_nodes = pulumi.ResourceOptions(depends_on=list(cluster.node_groups.values()))
+    ClusterAddons(
+        "cluster-addons",
+        ClusterAddonsArgs(
+            provider=cluster.provider,
+            cluster_name=cluster_name,
+            kubernetes_version=config.cluster.kubernetes_version,
+            region=config.region,
+            oidc_provider_arn=cluster.oidc_provider.arn,
+            oidc_issuer=cluster.oidc_issuer,
+            gpu_group=next((group for group in config.cluster.node_groups if group.gpu), None),
+        ),
+        on_nodes,
+    )
 model_registry = ModelRegistry(
     "models",
     ModelRegistryArgs(
@@ -166,6 +182,7 @@ if cluster is not None and identities is not None:
             if config.training.schedule
             else None,
         ),
+        on_nodes,
     )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)

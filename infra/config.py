@@ -166,6 +166,11 @@ class Taint:
     value: str
     effect: str
 
+    @property
+    def kubernetes_effect(self) -> str:
+        """The effect as Kubernetes spells it (NoSchedule, ...), for tolerations."""
+        return next(name for name, eks in TAINT_EFFECTS.items() if eks == self.effect)
+
 
 @dataclass(frozen=True, kw_only=True)
 class NodeGroupConfig:
@@ -236,7 +241,13 @@ class ClusterConfig:
             desired_size=0,
             max_size=self.gpu_max_size,
             disk_size_gib=max(self.node_disk_size_gib, GPU_MIN_DISK_GIB),
-            labels=(("mlstack.io/node-group", "gpu"), ("mlstack.io/accelerator", "nvidia")),
+            labels=(
+                ("mlstack.io/node-group", "gpu"),
+                ("mlstack.io/accelerator", "nvidia"),
+                # The cluster autoscaler's GPU label on AWS: a node carrying it whose GPUs are
+                # not yet allocatable (the device plugin is starting) is not scaled up again.
+                ("k8s.amazonaws.com/accelerator", "nvidia"),
+            ),
             taints=(GPU_TAINT,),
             gpu=True,
         )

@@ -61,6 +61,28 @@ ADDON_VERSIONS = MappingProxyType(
 
 SUPPORTED_KUBERNETES_VERSIONS: tuple[str, ...] = tuple(sorted(ADDON_VERSIONS))
 
+CLUSTER_AUTOSCALER_IMAGES = MappingProxyType(
+    {
+        # The autoscaler is released per Kubernetes minor and tested only against its own.
+        # 1.35's digest is the multi-architecture index digest two public deployments pin.
+        # 1.33's and 1.34's digests could not be looked up from the machine that wrote this:
+        # they stay tags, which MLSTACK.K8S.3 refuses, so a stack on those versions fails its
+        # preview until `crane digest <image>` supplies them here.
+        "1.33": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.6",
+        "1.34": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.34.5",
+        "1.35": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0"
+        "@sha256:2fc9433dd3b47baef0e68d6b1110b770a3c93db10c7bead4c5bc6cb21c72b875",
+    }
+)
+"""The Kubernetes cluster autoscaler image for each supported version."""
+
+NVIDIA_DEVICE_PLUGIN_IMAGE = (
+    "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
+    "@sha256:7089559ce6153018806857f5049085bae15b3bf6f1c8bd19d8b12f707d087dea"
+)
+"""Offers each GPU node's cards to the scheduler as `nvidia.com/gpu` (the EKS NVIDIA AMI has the
+driver and container toolkit, not the plugin). The digest is the one minikube's addon pins."""
+
 UPGRADE_POLICIES = ("STANDARD", "EXTENDED")
 """EKS's `upgradePolicy.supportType`: STANDARD upgrades a cluster when standard support ends;
 EXTENDED keeps its version and bills the extended-support rate."""

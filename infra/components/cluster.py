@@ -310,7 +310,7 @@ class Cluster(pulumi.ComponentResource):
             if group.gpu
             else args.subnet_ids
         )
-        return aws.eks.NodeGroup(
+        node_group = aws.eks.NodeGroup(
             f"{name}-{group.name}",
             cluster_name=self.cluster.name,
             node_role_arn=node_role.arn,
@@ -340,6 +340,36 @@ class Cluster(pulumi.ComponentResource):
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
+        self._node_template_tags(name, group, node_group)
+        return node_group
+
+    def _node_template_tags(
+        self, name: str, group: NodeGroupConfig, node_group: aws.eks.NodeGroup
+    ) -> None:
+        """Tell the cluster autoscaler a group's labels and taints before it has a node.
+
+        From zero nodes the autoscaler knows a group only from its Auto Scaling group; EKS's
+        DescribeNodegroup answer is used once, before the group's first node ever, so the GPU
+        group that scales back to zero would otherwise never be chosen for a GPU pod again.
+        """
+        asg_name = node_group.resources.apply(
+            lambda resources: resources[0].autoscaling_groups[0].name  # type: ignore[index]
+        )
+        template = "k8s.io/cluster-autoscaler/node-template"
+        tags = {f"{template}/label/{key}": value for key, value in group.labels}
+        tags.update(
+            {
+                f"{template}/taint/{taint.key}": f"{taint.value}:{taint.kubernetes_effect}"
+                for taint in group.taints
+            }
+        )
+        for key, value in sorted(tags.items()):
+            aws.autoscaling.Tag(
+                f"{name}-{group.name}-{key.removeprefix(template + '/')}",
+                autoscaling_group_name=asg_name,
+                tag={"key": key, "value": value, "propagate_at_launch": False},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
     def _subnets_offering(
         self, name: str, instance_type: str, args: ClusterArgs

@@ -9,20 +9,18 @@ cluster's provider.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from infra import naming
+from infra.components.kubernetes_objects import Manifest, declare
 from infra.manifests import namespace as namespace_manifests
 from infra.manifests.serving import ServingWorkload, serving_objects
 from infra.manifests.training import TrainingSchedule, cron_job
 from serving.registry import ModelPackage
-
-Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,31 +61,12 @@ class KubernetesWorkloadsArgs:
     """None when training runs on demand only (no `trainingSchedule`)."""
 
 
-# kind -> (resource class, the manifest's top-level fields it takes besides apiVersion/kind)
-_RESOURCES: dict[str, tuple[Callable[..., pulumi.CustomResource], tuple[str, ...]]] = {
-    "Namespace": (k8s.core.v1.Namespace, ("metadata",)),
-    "ServiceAccount": (
-        k8s.core.v1.ServiceAccount,
-        ("metadata", "automountServiceAccountToken"),
-    ),
-    "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, ("metadata", "spec")),
-    "Deployment": (k8s.apps.v1.Deployment, ("metadata", "spec")),
-    "Service": (k8s.core.v1.Service, ("metadata", "spec")),
-    "HorizontalPodAutoscaler": (k8s.autoscaling.v2.HorizontalPodAutoscaler, ("metadata", "spec")),
-    "PodDisruptionBudget": (k8s.policy.v1.PodDisruptionBudget, ("metadata", "spec")),
-    "CronJob": (k8s.batch.v1.CronJob, ("metadata", "spec")),
-}
 _SERVING_IMAGE = "<serving image digest, known once built>"
 _TRAINING_IMAGE = "<training image digest, known once built>"
 _SERVING_ROLE = "<serving role ARN>"
 _TRAINING_ROLE = "<training role ARN>"
 _DATA_BUCKET = "<data bucket>"
 _MODELS_BUCKET = "<models bucket>"
-_ARGUMENTS = {
-    "metadata": "metadata",
-    "spec": "spec",
-    "automountServiceAccountToken": "automount_service_account_token",
-}
 
 
 class KubernetesWorkloads(pulumi.ComponentResource):
@@ -99,7 +78,7 @@ class KubernetesWorkloads(pulumi.ComponentResource):
         self, name: str, args: KubernetesWorkloadsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlstack:kubernetes:Workloads", name, None, opts)
-        self._provider = args.provider
+        self._cluster_provider = args.provider
         self.objects = {}
         # Values known only at deploy time go into the objects through these placeholders, so
         # everything else stays known in a preview (and a reviewer sees it).
@@ -143,33 +122,16 @@ class KubernetesWorkloads(pulumi.ComponentResource):
         slots: Mapping[str, pulumi.Input[str]],
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> pulumi.CustomResource:
-        kind, object_name = manifest["kind"], manifest["metadata"]["name"]
-        resource_class, fields = _RESOURCES[kind]
-        resource = resource_class(
-            f"{name}-{kind.lower()}-{object_name}",
-            **{_ARGUMENTS[field]: _filled(manifest.get(field), slots) for field in fields},
-            opts=pulumi.ResourceOptions(
-                parent=self, provider=self._provider, depends_on=list(depends_on)
-            ),
+        resource = declare(
+            name,
+            manifest,
+            parent=self,
+            provider=self._cluster_provider,
+            slots=slots,
+            depends_on=depends_on,
         )
-        self.objects[f"{kind}/{object_name}"] = resource
+        self.objects[f"{manifest['kind']}/{manifest['metadata']['name']}"] = resource
         return resource
-
-
-def _filled(value: Any, slots: Mapping[str, pulumi.Input[str]]) -> Any:
-    """`value` with each placeholder replaced by its deploy-time value, inside strings too."""
-    if isinstance(value, str):
-        for token, replacement in slots.items():
-            if token in value:
-                before, _, after = value.partition(token)
-                parts = [_filled(before, slots), replacement, _filled(after, slots)]
-                return pulumi.Output.concat(*(part for part in parts if part != ""))
-        return value
-    if isinstance(value, dict):
-        return {key: _filled(item, slots) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_filled(item, slots) for item in value]
-    return value
 
 
 def _workload(

@@ -1,7 +1,8 @@
 """IAM trust and permission documents, and the model registry's resource policy.
 
 Every permission names concrete ARNs or ARN prefixes. The only `"Resource": "*"` statements are
-for read-only calls AWS does not scope to a resource (`logs:DescribeLogGroups`).
+for read-only calls AWS does not scope to a resource (`logs:DescribeLogGroups`, the Auto Scaling
+and EC2 `Describe*` calls).
 """
 
 from __future__ import annotations
@@ -75,6 +76,61 @@ def serving_policy(*, models_bucket_arn: str, kms_key_arn: str) -> dict[str, Any
         _allow("ReadModelArtifacts", ["s3:GetObject"], [f"{models_bucket_arn}/*"]),
         _allow("ListModelArtifacts", ["s3:ListBucket"], [models_bucket_arn]),
         _allow("DecryptModelArtifacts", ["kms:Decrypt"], [kms_key_arn]),
+    )
+
+
+def cluster_autoscaler_policy(
+    *, partition: str, region: str, account_id: str, cluster_name: str
+) -> dict[str, Any]:
+    """The cluster autoscaler resizes the cluster's own node groups and nothing else.
+
+    EKS names a managed node group's Auto Scaling group `eks-<group>-<uuid>`, unknown until it
+    exists, so writes name the `eks-*` groups of this account and region and are narrowed to
+    this cluster's by the tags EKS puts on them (`k8s.io/cluster-autoscaler/<cluster>: owned`);
+    `eks:DescribeNodegroup` gives the labels and taints a group at zero nodes will have, which
+    is how a pod that needs a GPU lifts the GPU group from zero.
+    """
+    owned = {
+        "StringEquals": {
+            f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster_name}": "owned",
+            "aws:ResourceTag/k8s.io/cluster-autoscaler/enabled": "true",
+        }
+    }
+    return _document(
+        _allow(
+            "DiscoverNodeGroups",
+            [
+                "autoscaling:DescribeAutoScalingGroups",
+                "autoscaling:DescribeAutoScalingInstances",
+                "autoscaling:DescribeLaunchConfigurations",
+                "autoscaling:DescribeScalingActivities",
+                "autoscaling:DescribeTags",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplateVersions",
+                "ec2:GetInstanceTypesFromInstanceRequirements",
+            ],
+            ["*"],
+        ),
+        _allow(
+            "DescribeOwnNodeGroups",
+            ["eks:DescribeNodegroup"],
+            [f"arn:{partition}:eks:{region}:{account_id}:nodegroup/{cluster_name}/*"],
+        ),
+        {
+            **_allow(
+                "ResizeOwnNodeGroups",
+                [
+                    "autoscaling:SetDesiredCapacity",
+                    "autoscaling:TerminateInstanceInAutoScalingGroup",
+                ],
+                [
+                    f"arn:{partition}:autoscaling:{region}:{account_id}:autoScalingGroup:*:"
+                    "autoScalingGroupName/eks-*"
+                ],
+            ),
+            "Condition": owned,
+        },
     )
 
 

@@ -145,6 +145,7 @@ class AwsAnswers:
                 "aws:sagemaker/modelPackageGroup:ModelPackageGroup": self._model_package_group,
                 "aws:iam/serviceLinkedRole:ServiceLinkedRole": self._service_linked_role,
                 "docker-build:index:Image": self._image,
+                "aws:eks/nodeGroup:NodeGroup": self._node_group,
             }
         )
 
@@ -162,6 +163,16 @@ class AwsAnswers:
             "name": name,
             "path": f"/aws-service-role/{service}/",
             "arn": self.arn(type_, f"role/aws-service-role/{service}/{name}"),
+        }
+
+    def _node_group(self, physical: str, _type: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """EKS names a managed group's Auto Scaling group `eks-<group>-<uuid>`."""
+        group = str(inputs.get("nodeGroupName") or physical)
+        return {
+            "nodeGroupName": group,
+            "resources": [
+                {"autoscalingGroups": [{"name": f"eks-{group}-{_short_hash(physical)}"}]}
+            ],
         }
 
     def _iam_role(self, physical: str, type_: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from infra import outputs
 from infra.image_sources import source_tag
+from infra.naming import WORKLOAD_NAMESPACE
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
 from tests.aws import SERVING_IMAGE, use_emulator_credentials
@@ -47,15 +48,21 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def kubernetes(run: ProgramRun) -> dict[str, RecordedResource]:
+    """The workloads' objects: the `mlstack` namespace and what is in it."""
     return {
         f"{r.resource_type}/{r.inputs['metadata']['name']}": r
         for r in run.resources
-        if r.resource_type.startswith("kubernetes:") and r.custom
+        if r.resource_type.startswith("kubernetes:")
+        and r.custom
+        and WORKLOAD_NAMESPACE
+        in (r.inputs["metadata"].get("namespace"), r.inputs["metadata"]["name"])
     }
 
 
 def deployment(run: ProgramRun) -> Mapping[str, Any]:
-    [found] = run.of_type("kubernetes:apps/v1:Deployment")
+    [found] = [
+        r for key, r in kubernetes(run).items() if key.startswith("kubernetes:apps/v1:Deployment/")
+    ]
     return found.inputs
 
 

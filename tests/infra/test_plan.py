@@ -258,7 +258,14 @@ def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path
     assert result.returncode == 0, result.stderr
     written = {path.name: yaml.safe_load(path.read_text()) for path in tmp_path.iterdir()}
     assert sorted(written) == [
+        "cluster--clusterrole--cluster-autoscaler.yaml",
+        "cluster--clusterrolebinding--cluster-autoscaler.yaml",
         "cluster--namespace--mlstack.yaml",
+        "kube-system--daemonset--nvidia-device-plugin.yaml",
+        "kube-system--deployment--cluster-autoscaler.yaml",
+        "kube-system--role--cluster-autoscaler.yaml",
+        "kube-system--rolebinding--cluster-autoscaler.yaml",
+        "kube-system--serviceaccount--cluster-autoscaler.yaml",
         "mlstack--cronjob--training-demo.yaml",
         "mlstack--deployment--serving-demo.yaml",
         "mlstack--horizontalpodautoscaler--serving-demo.yaml",

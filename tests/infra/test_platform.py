@@ -222,7 +222,7 @@ def _shape(run: ProgramRun) -> Counter[tuple[str, str, str]]:
     )
 
 
-def test_turning_on_the_gpu_group_adds_exactly_that_group(
+def test_turning_on_the_gpu_group_adds_that_group_what_scales_it_from_zero_and_its_plugin(
     stack_runs: dict[str, ProgramRun], run_stack: RunStack
 ) -> None:
     before = stack_runs["prod"]
@@ -230,10 +230,23 @@ def test_turning_on_the_gpu_group_adds_exactly_that_group(
     added = _shape(after) - _shape(before)
     removed = _shape(before) - _shape(after)
     assert removed == Counter()
+    template = "k8s.io/cluster-autoscaler/node-template"
     assert sorted((t, n) for t, n, _ in added) == [
+        ("aws:autoscaling/tag:Tag", "cluster-gpu-label/k8s.amazonaws.com/accelerator"),
+        ("aws:autoscaling/tag:Tag", "cluster-gpu-label/mlstack.io/accelerator"),
+        ("aws:autoscaling/tag:Tag", "cluster-gpu-label/mlstack.io/node-group"),
+        ("aws:autoscaling/tag:Tag", "cluster-gpu-taint/nvidia.com/gpu"),
         (LAUNCH_TEMPLATE, "cluster-gpu"),
         (NODE_GROUP, "cluster-gpu"),
+        ("kubernetes:apps/v1:DaemonSet", "cluster-addons-daemonset-nvidia-device-plugin"),
     ]
+    # The autoscaler knows the group's taint while it has no node, from its Auto Scaling group.
+    [taint] = [t for t in after.of_type("aws:autoscaling/tag:Tag") if "taint" in t.name]
+    assert taint.inputs["tag"] == {
+        "key": f"{template}/taint/nvidia.com/gpu",
+        "value": "true:NoSchedule",
+        "propagateAtLaunch": False,
+    }
     [gpu] = [g for g in after.of_type(NODE_GROUP) if g.name == "cluster-gpu"]
     assert gpu.inputs["amiType"] == "AL2023_x86_64_NVIDIA"
     assert gpu.inputs["taints"] == [
