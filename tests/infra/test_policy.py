@@ -78,6 +78,9 @@ def _itself(_resources: Resources, target: RecordedResource) -> str:
 BUCKET_OF = _owner("aws:s3/bucket:Bucket", "bucket", "bucket")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONTAINER = ("spec", "template", "spec", "containers", "0")
+JOB_CONTAINER = ("spec", "jobTemplate", *CONTAINER)
+CRON_JOB = "kubernetes:batch/v1:CronJob"
+DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
 VPC_OF = _owner("aws:ec2/vpc:Vpc", "vpcId", "id")
 REPOSITORY_OF = _owner("aws:ecr/repository:Repository", "repository", "name")
 
@@ -235,6 +238,10 @@ BREAKAGES: Mapping[str, Breakage] = {
     ),
     "MLSTACK.K8S.2": _change(DEPLOYMENT, _set((*CONTAINER, "readinessProbe"), None)),
     "MLSTACK.K8S.3": _change(DEPLOYMENT, _set((*CONTAINER, "image"), "mlstack-serving:latest")),
+    "MLSTACK.K8S.5": _change(
+        CRON_JOB, _set((*JOB_CONTAINER, "securityContext", "allowPrivilegeEscalation"), True)
+    ),
+    "MLSTACK.K8S.6": _change(DAEMON_SET, _set((*CONTAINER, "securityContext", "privileged"), True)),
     "MLSTACK.K8S.4": _change(
         "kubernetes:policy/v1:PodDisruptionBudget",
         _set(("spec", "selector", "matchLabels", "app.kubernetes.io/instance"), "other"),
@@ -280,7 +287,7 @@ def test_every_rule_has_a_test_that_makes_it_fire() -> None:
 def test_a_rule_fires_on_exactly_the_resource_that_breaks_it(
     served_runs: dict[str, ProgramRun], rule_id: str
 ) -> None:
-    broken, blamed = BREAKAGES[rule_id](list(served_runs["prod"].resources))
+    broken, blamed = BREAKAGES[rule_id](list(served_runs["staging"].resources))
     violations = evaluate(broken)
     assert [(v.rule_id, v.resource_name) for v in violations] == [(rule_id, blamed)]
     assert violations[0].message
@@ -290,14 +297,14 @@ def test_a_rule_fires_on_exactly_the_resource_that_breaks_it(
 def test_a_rule_fires_when_the_resource_holding_its_setting_is_missing(
     served_runs: dict[str, ProgramRun], rule_id: str
 ) -> None:
-    broken, blamed = MISSING_SETTINGS[rule_id](list(served_runs["prod"].resources))
+    broken, blamed = MISSING_SETTINGS[rule_id](list(served_runs["staging"].resources))
     assert [(v.rule_id, v.resource_name) for v in evaluate(broken)] == [(rule_id, blamed)]
 
 
 # In the preview of a new stack, these rules read documents built from ARNs of resources not yet
 # created, so they can only judge during `pulumi up` (still before the resource is created).
-# MLSTACK.K8S.3 reads the image digest, known once `pulumi up` has built the image.
-JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3", "MLSTACK.K8S.3"}
+# MLSTACK.K8S.3 and K8S.5 read the images' digests, known once `pulumi up` has built them.
+JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3", "MLSTACK.K8S.3", "MLSTACK.K8S.5"}
 # A stack rule whose references are labels, known before anything exists.
 STACK_RULES_JUDGED_AT_PREVIEW = {"MLSTACK.K8S.4"}
 STACK_RULES = {
@@ -307,11 +314,12 @@ STACK_RULES = {
 
 @pytest.fixture(scope="module")
 def preview() -> ProgramRun:
-    """prod serving a model, as `pulumi preview` of a brand-new stack sees it: every id and ARN
-    unknown, and the image digest too (images are built on `pulumi up` only)."""
-    with offline_registry("prod", {"demo": 1}, "eu-west-1"):
+    """staging (prod's shape, with a GPU group) serving a model, as `pulumi preview` of a
+    brand-new stack sees it: every id and ARN unknown, and the image digests too (images are
+    built on `pulumi up` only)."""
+    with offline_registry("staging", {"demo": 1}, "eu-west-1"):
         return run_program(
-            "prod", preview=True, overrides={"mlstack:servingModelVersions": ["demo=1"]}
+            "staging", preview=True, overrides={"mlstack:servingModelVersions": ["demo=1"]}
         )
 
 
