@@ -38,7 +38,19 @@ def daemon_set(
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": labels},
+        "metadata": {
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "labels": labels,
+            "annotations": hardening.checkov_skips(
+                {
+                    "CKV_K8S_8": "the plugin serves no health endpoint; the kubelet sees it stop",
+                    "CKV_K8S_9": "the plugin serves no traffic: nothing to be ready for",
+                    "CKV_K8S_23": "root owns the kubelet's device-plugin socket directory",
+                    "CKV_K8S_40": "root owns the kubelet's device-plugin socket directory",
+                }
+            ),
+        },
         "spec": {
             "selector": {"matchLabels": hardening.selector(_COMPONENT, NAME)},
             "updateStrategy": {"type": "RollingUpdate"},

@@ -67,3 +67,12 @@ def resources(cpu_millicores: int, memory_mib: int) -> dict[str, Any]:
     what its neighbours do, and its worker count is sized from the CPU it is given."""
     amounts = {"cpu": f"{cpu_millicores}m", "memory": f"{memory_mib}Mi"}
     return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def checkov_skips(reasons: dict[str, str]) -> dict[str, str]:
+    """Annotations that skip checkov checks on one object, each with its reason, so a reviewer
+    reads why in the object itself (`checkov.io/skipN: CHECK=reason`)."""
+    return {
+        f"checkov.io/skip{index}": f"{check}={reason}"
+        for index, (check, reason) in enumerate(sorted(reasons.items()), start=1)
+    }
