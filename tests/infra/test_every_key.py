@@ -1,0 +1,119 @@
+"""Every declared `mlstack:*` key changes what some stack declares: a key that does nothing
+does not exist. Each key is set in turn to another valid value, in a stack where it matters,
+and the program's resources (types, names and inputs) must differ from that stack's own.
+
+The keys a SageMaker endpoint, training job or alarm will read are checked by the config but
+read by nothing yet; they are the only exceptions, named here and in the warning every run
+prints."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from infra.config import NOT_DEPLOYED_YET, load_config
+from infra.offline.registry import offline_registry
+from infra.offline.runner import ProgramRun, run_program
+from infra.schema import load_schema
+from infra.stackfiles import load_stack_settings
+
+PIN = ["demo=1"]
+DIGEST = "sha256:" + "a" * 64
+
+# key -> (the stack where it matters, another valid value)
+ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
+    "environment": ("dev", "qa"),
+    "deletionProtection": ("prod", False),
+    "vpcCidr": ("dev", "10.50.0.0/16"),
+    "availabilityZoneCount": ("dev", 3),
+    "natGateways": ("dev", "per-az"),
+    "privateEndpoints": ("dev", True),
+    "flowLogRetentionDays": ("dev", 14),
+    "kmsDeletionWindowDays": ("dev", 10),
+    "noncurrentVersionRetentionDays": ("dev", 30),
+    "incompleteUploadAbortDays": ("dev", 3),
+    "captureRetentionDays": ("dev", 30),
+    "forceDestroyBuckets": ("dev", False),
+    "cluster": ("dev", False),
+    "kubernetesVersion": ("dev", "1.34"),
+    "clusterUpgradePolicy": ("dev", "EXTENDED"),
+    "clusterPublicAccess": ("dev", False),
+    "clusterPublicAccessCidrs": ("dev", ["198.51.100.0/24"]),
+    "clusterCreatorAdmin": ("dev", False),
+    "clusterAdminArns": ("dev", ["arn:aws:iam::123456789012:role/admin"]),
+    "nodeInstanceTypes": ("dev", ["m7i.large"]),
+    "nodeCapacityType": ("dev", "ON_DEMAND"),
+    "nodeMinSize": ("prod", 2),
+    "nodeDesiredSize": ("prod", 4),
+    "nodeMaxSize": ("prod", 10),
+    "nodeDiskSizeGib": ("dev", 80),
+    "nodeLabels": ("dev", ["team=ml"]),
+    "nodeTaints": ("dev", ["dedicated=ml:NoSchedule"]),
+    "gpuNodeGroup": ("dev", True),
+    "gpuInstanceType": ("staging", "g6.xlarge"),
+    "gpuMaxSize": ("staging", 3),
+    "imageDigests": ("dev", [f"serving={DIGEST}"]),
+    "imageRetentionCount": ("dev", 20),
+    "untaggedImageExpiryDays": ("dev", 3),
+    "models": ("dev", ["demo", "churn"]),
+    "registryReaderArns": ("dev", ["arn:aws:iam::123456789012:role/reader"]),
+    "servingTarget": ("dev", "sagemaker"),
+    "servingModelVersions": ("dev", ["demo=2"]),
+    "servingMinReplicas": ("prod", 4),
+    "servingMaxReplicas": ("prod", 10),
+    "servingCpuMillicores": ("dev", 2000),
+    "servingMemoryMib": ("dev", 2048),
+    "servingClientNamespaces": ("dev", ["apps"]),
+    "trainingSchedule": ("dev", "0 4 * * *"),
+    "trainingMaxRuntimeMinutes": ("dev", 60),
+    "autoApproveModels": ("dev", True),
+    "logRetentionDays": ("dev", 14),
+}
+
+# What a key cannot change without: the config check refuses it alone.
+COMPANIONS: dict[str, dict[str, Any]] = {
+    "clusterPublicAccess": {"clusterPublicAccessCidrs": []},
+}
+
+
+def run(stack: str, **overrides: Any) -> ProgramRun:
+    """`stack` serving the demo model, with `overrides` as after `pulumi config set`."""
+    values = {"mlstack:servingModelVersions": PIN} | {
+        f"mlstack:{key}": value for key, value in overrides.items()
+    }
+    settings = load_stack_settings(stack)
+    config = load_config({**settings.values, **values})
+    pins = dict(config.serving.model_versions)
+    with offline_registry(config.environment, pins, config.region):
+        return run_program(stack, overrides=values)
+
+
+def declared(run: ProgramRun) -> Counter[tuple[str, str, str]]:
+    return Counter(
+        (r.resource_type, r.name, json.dumps(r.inputs, sort_keys=True, default=str))
+        for r in run.resources
+    )
+
+
+@pytest.fixture(scope="module")
+def baselines() -> dict[str, Counter[tuple[str, str, str]]]:
+    return {stack: declared(run(stack)) for stack in {s for s, _ in ANOTHER_VALUE.values()}}
+
+
+def test_every_declared_key_is_either_shown_to_count_or_named_as_not_deployed_yet() -> None:
+    keys = {name.removeprefix("mlstack:") for name in load_schema()}
+    assert set(ANOTHER_VALUE) | set(NOT_DEPLOYED_YET) == keys
+    assert not set(ANOTHER_VALUE) & set(NOT_DEPLOYED_YET)
+
+
+@pytest.mark.parametrize("key", sorted(ANOTHER_VALUE))
+def test_changing_the_key_changes_what_the_stack_declares(
+    key: str, baselines: dict[str, Counter[tuple[str, str, str]]]
+) -> None:
+    stack, value = ANOTHER_VALUE[key]
+    assert load_stack_settings(stack).values.get(f"mlstack:{key}") != value
+    changed = declared(run(stack, **{key: value}, **COMPANIONS.get(key, {})))
+    assert changed != baselines[stack], f"mlstack:{key} = {value!r} changed nothing in {stack}"
