@@ -100,8 +100,6 @@ if config.cluster.enabled:
             oidc_issuer=cluster.oidc_issuer,
         ),
     )
-    # Controllers need nodes to run on: declared once the node groups exist.
-    on_nodes = pulumi.ResourceOptions(depends_on=list(cluster.node_groups.values()))
     ClusterAddons(
         "cluster-addons",
         ClusterAddonsArgs(
@@ -113,7 +111,6 @@ if config.cluster.enabled:
             oidc_issuer=cluster.oidc_issuer,
             gpu_group=next((group for group in config.cluster.node_groups if group.gpu), None),
         ),
-        on_nodes,
     )
 model_registry = ModelRegistry(
     "models",
@@ -182,7 +179,6 @@ if cluster is not None and identities is not None:
             if config.training.schedule
             else None,
         ),
-        on_nodes,
     )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)

@@ -24,6 +24,11 @@ ADDON_SERVICE_ACCOUNTS = {
     "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
     "aws-ebs-csi-driver": ("ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
 }
+ADDON_CONFIGURATION = {
+    # Without it the VPC CNI ignores NetworkPolicy objects: the workloads' default deny and
+    # per-model allow lists would be declared and never enforced.
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+}
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
 
@@ -205,6 +210,11 @@ class Cluster(pulumi.ComponentResource):
                 addon_name=addon_name,
                 addon_version=pins[addon_name],
                 service_account_role_arn=role_for.arn if role_for else None,
+                configuration_values=(
+                    json.dumps(ADDON_CONFIGURATION[addon_name], sort_keys=True)
+                    if addon_name in ADDON_CONFIGURATION
+                    else None
+                ),
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)),

@@ -78,6 +78,7 @@ def _itself(_resources: Resources, target: RecordedResource) -> str:
 BUCKET_OF = _owner("aws:s3/bucket:Bucket", "bucket", "bucket")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONTAINER = ("spec", "template", "spec", "containers", "0")
+SERVING_DEPLOYMENT = "kubernetes-deployment-serving-demo"
 JOB_CONTAINER = ("spec", "jobTemplate", *CONTAINER)
 CRON_JOB = "kubernetes:batch/v1:CronJob"
 DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
@@ -242,6 +243,9 @@ BREAKAGES: Mapping[str, Breakage] = {
         CRON_JOB, _set((*JOB_CONTAINER, "securityContext", "allowPrivilegeEscalation"), True)
     ),
     "MLSTACK.K8S.6": _change(DAEMON_SET, _set((*CONTAINER, "securityContext", "privileged"), True)),
+    "MLSTACK.K8S.7": lambda resources: _change(
+        "aws:eks/addon:Addon", _set(("configurationValues",), None)
+    )(_vpc_cni_first(resources)),
     "MLSTACK.K8S.4": _change(
         "kubernetes:policy/v1:PodDisruptionBudget",
         _set(("spec", "selector", "matchLabels", "app.kubernetes.io/instance"), "other"),
@@ -264,11 +268,16 @@ MISSING_SETTINGS: Mapping[str, Breakage] = {
         [
             r
             for r in resources
-            if r.name != _first(resources, DEPLOYMENT).name.replace("deployment", "networkpolicy")
+            if r.name != SERVING_DEPLOYMENT.replace("deployment", "networkpolicy")
         ],
-        _first(resources, DEPLOYMENT).name,
+        SERVING_DEPLOYMENT,
     ),
 }
+
+
+def _vpc_cni_first(resources: Resources) -> Resources:
+    [cni] = [r for r in resources if r.props.get("addonName") == "vpc-cni"]
+    return [cni] + [r for r in resources if r is not cni]
 
 
 def _irsa_roles_first(resources: Resources) -> Resources:

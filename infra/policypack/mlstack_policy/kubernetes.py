@@ -3,6 +3,7 @@ pinned by digest, and the guards a replicated Deployment needs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ DAEMON_SET = "kubernetes:apps/v1:DaemonSet"
 AUTOSCALER = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 BUDGET = "kubernetes:policy/v1:PodDisruptionBudget"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+ADDON = "aws:eks/addon:Addon"
 
 Pod = Mapping[str, Any]
 
@@ -168,4 +170,19 @@ def guarded_when_replicated(workload: ResourceLike, stack: StackIndex) -> str | 
         return "runs several replicas but no PodDisruptionBudget selects its pods"
     if not any(_selects(p, "podSelector", labels) for p in stack.of_type(NETWORK_POLICY)):
         return "runs several replicas but no NetworkPolicy of its own selects its pods"
+    return None
+
+
+@resource_rule(
+    "MLSTACK.K8S.7",
+    "The VPC CNI enforces NetworkPolicy objects (enableNetworkPolicy)",
+    ADDON,
+    MLSTACK,
+)
+def network_policies_enforced(addon: ResourceLike) -> str | None:
+    if addon.props.get("addonName") != "vpc-cni":
+        return None
+    raw = known(addon.props.get("configurationValues"), "the VPC CNI's configuration") or "{}"
+    if str(json.loads(str(raw)).get("enableNetworkPolicy")).lower() != "true":
+        return "the VPC CNI does not enforce NetworkPolicy objects (enableNetworkPolicy is off)"
     return None
