@@ -20,6 +20,7 @@ from infra.components.storage import Storage, StorageArgs
 from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.config import from_pulumi
 from infra.image_sources import source_tag
+from infra.manifests.serving import ServingIngress
 from infra.pinned_versions import registry_client, resolve_pinned_versions
 
 config = from_pulumi()
@@ -100,7 +101,16 @@ if config.cluster.enabled:
             oidc_issuer=cluster.oidc_issuer,
         ),
     )
-    ClusterAddons(
+    ingress = (
+        ServingIngress(
+            certificate_arn=config.serving.ingress_certificate_arn,
+            internet_facing=config.serving.ingress_internet_facing,
+            vpc_cidr=config.network.vpc_cidr,
+        )
+        if serve_on_cluster and config.serving.ingress_certificate_arn
+        else None
+    )
+    addons = ClusterAddons(
         "cluster-addons",
         ClusterAddonsArgs(
             provider=cluster.provider,
@@ -110,6 +120,7 @@ if config.cluster.enabled:
             oidc_provider_arn=cluster.oidc_provider.arn,
             oidc_issuer=cluster.oidc_issuer,
             gpu_group=next((group for group in config.cluster.node_groups if group.gpu), None),
+            load_balancer_vpc_id=network.vpc.id if ingress else None,
         ),
     )
 model_registry = ModelRegistry(
@@ -163,6 +174,7 @@ if cluster is not None and identities is not None:
                 cpu_millicores=config.serving.cpu_millicores,
                 memory_mib=config.serving.memory_mib,
                 client_namespaces=config.serving.client_namespaces,
+                ingress=ingress,
             )
             if serve_on_cluster
             else None,
@@ -179,6 +191,8 @@ if cluster is not None and identities is not None:
             if config.training.schedule
             else None,
         ),
+        # An Ingress must reach the load balancer controller's webhook.
+        pulumi.ResourceOptions(depends_on=[addons]),
     )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)

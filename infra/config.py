@@ -67,6 +67,8 @@ CLUSTER_ONLY = (
     "servingCpuMillicores",
     "servingMemoryMib",
     "servingClientNamespaces",
+    "servingIngressCertificateArn",
+    "servingIngressInternetFacing",
     "trainingSchedule",
     "trainingMaxRuntimeMinutes",
     "autoApproveModels",
@@ -280,6 +282,10 @@ class ServingConfig:
     memory_mib: int
     client_namespaces: tuple[str, ...]
     """Namespaces whose pods may call the models on the cluster."""
+    ingress_certificate_arn: str
+    """An ACM certificate: when set, each model is served over HTTPS through its own ALB."""
+    ingress_internet_facing: bool
+    """The ALBs' scheme: internal (reachable from the VPC and what is peered with it) unless on."""
     instance_type: str
     data_capture_percent: int
 
@@ -584,6 +590,20 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
+_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$"
+)
+
+
+def check_certificate_arn(value: str) -> str | None:
+    if not value or _CERTIFICATE_ARN.match(value):
+        return None
+    return (
+        "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<uuid>, "
+        "or empty for no ingress"
+    )
+
+
 def check_namespace_name(value: str) -> str | None:
     if _DNS_LABEL.match(value):
         return None
@@ -734,6 +754,8 @@ def load_config(
         cpu_millicores=read.integer("servingCpuMillicores", 100, 16_000),
         memory_mib=read.integer("servingMemoryMib", 128, 65_536),
         client_namespaces=read.strings("servingClientNamespaces", check_namespace_name),
+        ingress_certificate_arn=read.string("servingIngressCertificateArn", check_certificate_arn),
+        ingress_internet_facing=read.boolean("servingIngressInternetFacing"),
         instance_type=read.string("servingInstanceType", check_sagemaker_instance),
         data_capture_percent=read.integer("dataCapturePercent", 0, 100),
     )
@@ -791,6 +813,7 @@ def _check_combinations(config: StackConfig, read: _Reader) -> None:
     _check_models(config, read)
     _check_pins(config, read)
     _check_egress(config.network, read)
+    _check_ingress(config, read)
 
 
 def _check_node_sizes(cluster: ClusterConfig, read: _Reader) -> None:
@@ -860,6 +883,26 @@ def _check_egress(network: NetworkConfig, read: _Reader) -> None:
             False,
             "true while natGateways is none: without NAT, nodes reach ECR, STS, EC2 and "
             "CloudWatch Logs only through VPC interface endpoints",
+        )
+
+
+def _check_ingress(config: StackConfig, read: _Reader) -> None:
+    if not read.valid("servingIngressCertificateArn", "servingIngressInternetFacing", "aws:region"):
+        return
+    certificate = config.serving.ingress_certificate_arn
+    if config.serving.ingress_internet_facing and not certificate:
+        read.fail(
+            "servingIngressInternetFacing",
+            True,
+            "false while servingIngressCertificateArn is empty (there is no ingress to expose)",
+        )
+    certificate_region = certificate.split(":")[3] if certificate else ""
+    if certificate and config.region and certificate_region != config.region:
+        read.fail(
+            "servingIngressCertificateArn",
+            certificate,
+            f"a certificate in the stack's region ({config.region}): "
+            "a load balancer only uses certificates of its own region",
         )
 
 

@@ -12,6 +12,8 @@ from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
 
 _PREFIX = "kubernetes:"
+_NOT_OBJECTS = ("kubernetes:pulumi", "kubernetes:helm.sh")
+"""The provider itself, and Helm releases: a release is many objects, which its chart makes."""
 
 
 def manifest(resource: RecordedResource) -> dict[str, Any]:
@@ -29,7 +31,7 @@ def kubernetes_objects(run: ProgramRun) -> list[dict[str, Any]]:
         for resource in run.resources
         if resource.custom
         and resource.resource_type.startswith(_PREFIX)
-        and not resource.resource_type.startswith("kubernetes:pulumi")
+        and not resource.resource_type.startswith(_NOT_OBJECTS)
     ]
 
 

@@ -1,5 +1,6 @@
 """What the cluster runs for the workloads besides the EKS add-ons: the node autoscaler with its
-own IRSA role, and the NVIDIA device plugin on the GPU group's nodes."""
+own IRSA role, the NVIDIA device plugin on the GPU group's nodes, and, when models are served
+through an ingress, the AWS Load Balancer Controller with its own IRSA role."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pulumi_kubernetes as k8s
 from infra.components.kubernetes_objects import declare
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
 from infra.config import NodeGroupConfig
-from infra.documents.iam import cluster_autoscaler_policy
+from infra.documents.iam import cluster_autoscaler_policy, load_balancer_controller_policy
 from infra.eks_versions import CLUSTER_AUTOSCALER_IMAGES, NVIDIA_DEVICE_PLUGIN_IMAGE
-from infra.manifests import gpu_device_plugin, node_autoscaler
+from infra.manifests import gpu_device_plugin, load_balancer_controller, node_autoscaler
 
 _AUTOSCALER_ROLE = "<cluster autoscaler role ARN>"
 
@@ -29,6 +30,8 @@ class ClusterAddonsArgs:
     oidc_issuer: pulumi.Input[str]
     gpu_group: NodeGroupConfig | None
     """The GPU node group, when the stack has one: the device plugin runs on its nodes."""
+    load_balancer_vpc_id: pulumi.Input[str] | None
+    """The VPC the load balancer controller creates load balancers in; None: no controller."""
 
     def __post_init__(self) -> None:
         if self.kubernetes_version not in CLUSTER_AUTOSCALER_IMAGES:
@@ -43,6 +46,7 @@ class ClusterAddons(pulumi.ComponentResource):
 
     autoscaler_role: WorkloadRole
     objects: dict[str, pulumi.CustomResource]
+    load_balancer_controller: k8s.helm.v3.Release | None
 
     def __init__(
         self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None
@@ -101,4 +105,51 @@ class ClusterAddons(pulumi.ComponentResource):
             )
             declared.append(resource)
             self.objects[f"{manifest['kind']}/{manifest['metadata']['name']}"] = resource
+        self.load_balancer_controller = (
+            self._load_balancer_controller(name, args, args.load_balancer_vpc_id, partition)
+            if args.load_balancer_vpc_id is not None
+            else None
+        )
         self.register_outputs({"objects": sorted(self.objects)})
+
+    def _load_balancer_controller(
+        self,
+        name: str,
+        args: ClusterAddonsArgs,
+        vpc_id: pulumi.Input[str],
+        partition: pulumi.Output[str],
+    ) -> k8s.helm.v3.Release:
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        policy = pulumi.Output.all(partition, account_id, vpc_id).apply(
+            lambda values: load_balancer_controller_policy(
+                partition=values[0], region=args.region, account_id=values[1], vpc_id=values[2]
+            )
+        )
+        role = WorkloadRole(
+            f"{name}-load-balancer-controller",
+            WorkloadRoleArgs(
+                namespace=load_balancer_controller.NAMESPACE,
+                service_account=load_balancer_controller.SERVICE_ACCOUNT,
+                oidc_provider_arn=args.oidc_provider_arn,
+                oidc_issuer=args.oidc_issuer,
+                policy=policy,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        values = pulumi.Output.all(vpc_id, role.arn).apply(
+            lambda ids: load_balancer_controller.chart_values(
+                cluster_name=args.cluster_name, region=args.region, vpc_id=ids[0], role_arn=ids[1]
+            )
+        )
+        return k8s.helm.v3.Release(
+            f"{name}-load-balancer-controller",
+            name=load_balancer_controller.NAME,
+            chart=load_balancer_controller.CHART,
+            version=load_balancer_controller.CHART_VERSION,
+            repository_opts={"repo": load_balancer_controller.CHART_REPOSITORY},
+            namespace=load_balancer_controller.NAMESPACE,
+            values=values,
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+        )

@@ -22,6 +22,7 @@ _RESOURCES: dict[str, tuple[Callable[..., pulumi.CustomResource], tuple[str, ...
         ("metadata", "automountServiceAccountToken"),
     ),
     "NetworkPolicy": (k8s.networking.v1.NetworkPolicy, ("metadata", "spec")),
+    "Ingress": (k8s.networking.v1.Ingress, ("metadata", "spec")),
     "Deployment": (k8s.apps.v1.Deployment, ("metadata", "spec")),
     "DaemonSet": (k8s.apps.v1.DaemonSet, ("metadata", "spec")),
     "Service": (k8s.core.v1.Service, ("metadata", "spec")),

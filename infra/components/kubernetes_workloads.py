@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from infra import naming
 from infra.components.kubernetes_objects import Manifest, declare
 from infra.manifests import namespace as namespace_manifests
-from infra.manifests.serving import ServingWorkload, serving_objects
+from infra.manifests.serving import ServingIngress, ServingWorkload, serving_objects
 from infra.manifests.training import TrainingSchedule, cron_job
 from serving.registry import ModelPackage
 
@@ -32,6 +32,8 @@ class ServingArgs:
     cpu_millicores: int
     memory_mib: int
     client_namespaces: Sequence[str]
+    ingress: ServingIngress | None
+    """HTTPS through a load balancer per model; None keeps the models inside the cluster."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +93,12 @@ class KubernetesWorkloads(pulumi.ComponentResource):
         if args.training is not None:
             slots[_DATA_BUCKET] = args.training.data_bucket
             slots[_MODELS_BUCKET] = args.training.models_bucket
-        namespace = self._declare(name, namespace_manifests.namespace(), slots)
+        ingress = args.serving.ingress if args.serving is not None else None
+        namespace = self._declare(
+            name,
+            namespace_manifests.namespace(load_balancer_readiness=ingress is not None),
+            slots,
+        )
         in_namespace = [namespace]
         self._declare(name, namespace_manifests.default_deny(), slots, in_namespace)
         accounts = [
@@ -150,6 +157,7 @@ def _workload(
         cpu_millicores=serving.cpu_millicores,
         memory_mib=serving.memory_mib,
         client_namespaces=tuple(serving.client_namespaces),
+        ingress=serving.ingress,
     )
 
 

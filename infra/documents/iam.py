@@ -134,6 +134,166 @@ def cluster_autoscaler_policy(
     )
 
 
+LOAD_BALANCER_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
+"""The tag the AWS Load Balancer Controller puts on everything it creates."""
+
+
+def load_balancer_controller_policy(
+    *, partition: str, region: str, account_id: str, vpc_id: str
+) -> dict[str, Any]:
+    """The AWS Load Balancer Controller, for Ingresses only: it reads the network and the
+    certificates, and creates, changes and deletes Application Load Balancers, their listeners,
+    rules and target groups, and their security groups, in the stack's VPC.
+
+    Narrower than the controller's published policy: no Network Load Balancers (no Service of
+    type LoadBalancer is served), no WAF, Shield or Cognito (no annotation here uses them), and
+    every write names this account's and region's ARNs. What it creates must carry its cluster
+    tag, and it changes or deletes only what carries it (security group rules excepted: it
+    admits its load balancers into the cluster's node security group, which it did not create).
+    """
+    elb = f"arn:{partition}:elasticloadbalancing:{region}:{account_id}"
+    ec2 = f"arn:{partition}:ec2:{region}:{account_id}"
+    balancers = [f"{elb}:loadbalancer/app/*/*", f"{elb}:targetgroup/*/*"]
+    listeners = [f"{elb}:listener/app/*/*/*", f"{elb}:listener-rule/app/*/*/*/*"]
+    security_groups = [f"{ec2}:security-group/*"]
+    tagged = {"Null": {f"aws:ResourceTag/{LOAD_BALANCER_CLUSTER_TAG}": "false"}}
+    tag_requested = {"Null": {f"aws:RequestTag/{LOAD_BALANCER_CLUSTER_TAG}": "false"}}
+
+    def conditioned(statement: dict[str, Any], condition: dict[str, Any]) -> dict[str, Any]:
+        return {**statement, "Condition": condition}
+
+    return _document(
+        _allow(
+            "ReadNetworkAndLoadBalancers",
+            [
+                "ec2:DescribeAccountAttributes",
+                "ec2:DescribeAddresses",
+                "ec2:DescribeAvailabilityZones",
+                "ec2:DescribeInternetGateways",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeInstances",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeTags",
+                "ec2:DescribeRouteTables",
+                "elasticloadbalancing:DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeListenerAttributes",
+                "elasticloadbalancing:DescribeListenerCertificates",
+                "elasticloadbalancing:DescribeSSLPolicies",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetGroupAttributes",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeTags",
+                "elasticloadbalancing:DescribeTrustStores",
+                "acm:ListCertificates",
+                "acm:DescribeCertificate",
+            ],
+            ["*"],
+        ),
+        conditioned(
+            _allow(
+                "CreateLoadBalancingServiceRole",
+                ["iam:CreateServiceLinkedRole"],
+                [
+                    f"arn:{partition}:iam::{account_id}:role/aws-service-role/"
+                    "elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+                ],
+            ),
+            {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+        ),
+        _allow(
+            "CreateSecurityGroupsInTheStacksVpc",
+            ["ec2:CreateSecurityGroup"],
+            [*security_groups, f"{ec2}:vpc/{vpc_id}"],
+        ),
+        conditioned(
+            _allow("TagSecurityGroupsAtCreation", ["ec2:CreateTags"], security_groups),
+            {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup"}, **tag_requested},
+        ),
+        _allow(
+            "AdmitLoadBalancersToNodes",
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+        ),
+        conditioned(
+            _allow(
+                "ManageOwnSecurityGroups",
+                ["ec2:CreateTags", "ec2:DeleteTags", "ec2:DeleteSecurityGroup"],
+                security_groups,
+            ),
+            tagged,
+        ),
+        conditioned(
+            _allow(
+                "CreateTaggedLoadBalancers",
+                [
+                    "elasticloadbalancing:CreateLoadBalancer",
+                    "elasticloadbalancing:CreateTargetGroup",
+                ],
+                balancers,
+            ),
+            tag_requested,
+        ),
+        conditioned(
+            _allow(
+                "TagAtCreation",
+                ["elasticloadbalancing:AddTags"],
+                [*balancers, *listeners],
+            ),
+            {
+                "StringEquals": {
+                    "elasticloadbalancing:CreateAction": [
+                        "CreateLoadBalancer",
+                        "CreateTargetGroup",
+                        "CreateListener",
+                        "CreateRule",
+                    ]
+                }
+            },
+        ),
+        conditioned(
+            _allow(
+                "ManageOwnLoadBalancers",
+                [
+                    "elasticloadbalancing:AddTags",
+                    "elasticloadbalancing:RemoveTags",
+                    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                    "elasticloadbalancing:SetIpAddressType",
+                    "elasticloadbalancing:SetSecurityGroups",
+                    "elasticloadbalancing:SetSubnets",
+                    "elasticloadbalancing:DeleteLoadBalancer",
+                    "elasticloadbalancing:ModifyTargetGroup",
+                    "elasticloadbalancing:ModifyTargetGroupAttributes",
+                    "elasticloadbalancing:RegisterTargets",
+                    "elasticloadbalancing:DeregisterTargets",
+                    "elasticloadbalancing:DeleteTargetGroup",
+                ],
+                balancers,
+            ),
+            tagged,
+        ),
+        _allow(
+            "ManageListenersOfItsLoadBalancers",
+            [
+                "elasticloadbalancing:CreateListener",
+                "elasticloadbalancing:DeleteListener",
+                "elasticloadbalancing:ModifyListener",
+                "elasticloadbalancing:ModifyListenerAttributes",
+                "elasticloadbalancing:AddListenerCertificates",
+                "elasticloadbalancing:RemoveListenerCertificates",
+                "elasticloadbalancing:CreateRule",
+                "elasticloadbalancing:DeleteRule",
+                "elasticloadbalancing:ModifyRule",
+            ],
+            [*listeners, f"{elb}:loadbalancer/app/*/*"],
+        ),
+    )
+
+
 def model_package_arns(*, group_arn: str) -> str:
     """The ARN pattern of the versions in a model package group.
 

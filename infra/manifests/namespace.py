@@ -10,11 +10,20 @@ from infra.manifests.hardening import PART_OF
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 
-def namespace() -> dict[str, Any]:
-    """Pods that break the restricted Pod Security Standard are refused at admission."""
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+
+
+def namespace(*, load_balancer_readiness: bool = False) -> dict[str, Any]:
+    """Pods that break the restricted Pod Security Standard are refused at admission.
+
+    With `load_balancer_readiness`, the load balancer controller gives each pod a readiness gate
+    that opens once the load balancer sees the pod healthy, so a rolling update never takes the
+    last healthy target out of a load balancer."""
     standard = {
         f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
     }
+    if load_balancer_readiness:
+        standard[READINESS_GATE_LABEL] = "enabled"
     return {
         "apiVersion": "v1",
         "kind": "Namespace",

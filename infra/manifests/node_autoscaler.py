@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.manifests import hardening
+from infra.manifests.namespace import IRSA_ANNOTATION
 
 NAMESPACE = "kube-system"
 NAME = "cluster-autoscaler"
 SERVICE_ACCOUNT = NAME
-ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 _PORT = 8085
 _RUN_AS = 65534  # nobody: the image's user
 _COMPONENT = "node-autoscaler"
@@ -120,9 +120,7 @@ def service_account(settings: NodeAutoscaler) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _metadata(
-            SERVICE_ACCOUNT, annotations={ROLE_ARN_ANNOTATION: settings.role_arn}
-        ),
+        "metadata": _metadata(SERVICE_ACCOUNT, annotations={IRSA_ANNOTATION: settings.role_arn}),
         # It watches the API server: unlike the model workloads, it needs its token.
         "automountServiceAccountToken": True,
     }

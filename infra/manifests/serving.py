@@ -1,5 +1,5 @@
 """One model's serving workload on Kubernetes: Deployment, Service, HorizontalPodAutoscaler,
-PodDisruptionBudget and NetworkPolicy.
+PodDisruptionBudget, NetworkPolicy and, when the stack has one, its Ingress.
 
 The pinned model version is in the pod template (environment, label, annotations), so pinning
 another version changes only the template and the Deployment rolls its pods; the selector,
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra import naming
-from infra.manifests import hardening
+from infra.manifests import hardening, load_balancer_controller
 from serving.settings import ServingSettings
 
 COMPONENT = "serving"
@@ -28,6 +28,20 @@ TARGET_CPU_PERCENT = 70
 MODEL_VERSION_LABEL = "mlstack.dev/model-version"
 MODEL_PACKAGE_ANNOTATION = "mlstack.dev/model-package"
 MODEL_SHA256_ANNOTATION = "mlstack.dev/model-sha256"
+
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+"""TLS 1.3 and 1.2 only, with forward-secret ciphers."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingIngress:
+    """HTTPS from outside the cluster, through an Application Load Balancer per model."""
+
+    certificate_arn: str
+    internet_facing: bool
+    vpc_cidr: str
+    """The load balancer reaches pods directly (target type `ip`) from addresses in the VPC."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +62,7 @@ class ServingWorkload:
     memory_mib: int
     client_namespaces: tuple[str, ...]
     """Namespaces whose pods may call the model; nobody else can reach it."""
+    ingress: ServingIngress | None = None
 
     @property
     def name(self) -> str:
@@ -215,9 +230,59 @@ def disruption_budget(workload: ServingWorkload) -> dict[str, Any] | None:
     }
 
 
+def ingress(workload: ServingWorkload, settings: ServingIngress) -> dict[str, Any]:
+    """An ALB of its own answering HTTPS only, forwarding to the pods' IPs (no node hop), health
+    checked on `/ping`, which turns 503 while a pod drains; invalid header fields dropped."""
+    alb = "alb.ingress.kubernetes.io"
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _metadata(
+            workload,
+            annotations={
+                f"{alb}/scheme": "internet-facing" if settings.internet_facing else "internal",
+                f"{alb}/target-type": "ip",
+                f"{alb}/listen-ports": '[{"HTTPS": 443}]',
+                f"{alb}/certificate-arn": settings.certificate_arn,
+                f"{alb}/ssl-policy": TLS_POLICY,
+                f"{alb}/backend-protocol": "HTTP",
+                f"{alb}/healthcheck-path": "/ping",
+                f"{alb}/load-balancer-attributes": (
+                    "routing.http.drop_invalid_header_fields.enabled=true"
+                ),
+            },
+        ),
+        "spec": {
+            "ingressClassName": load_balancer_controller.INGRESS_CLASS,
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {
+                                    "service": {"name": workload.name, "port": {"name": PORT_NAME}}
+                                },
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+    }
+
+
 def network_policy(workload: ServingWorkload) -> dict[str, Any]:
-    """Port 8080 from the client namespaces only; out: DNS, and HTTPS (S3, STS)."""
+    """Port 8080 from the client namespaces only, and from the VPC's addresses when an ALB
+    forwards to the pods; out: DNS, and HTTPS (S3, STS)."""
     dns = [{"protocol": protocol, "port": 53} for protocol in ("UDP", "TCP")]
+    sources: list[dict[str, Any]] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+        for namespace in workload.client_namespaces
+    ]
+    if workload.ingress is not None:
+        sources.append({"ipBlock": {"cidr": workload.ingress.vpc_cidr}})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -225,20 +290,8 @@ def network_policy(workload: ServingWorkload) -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": _selector(workload)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchLabels": {"kubernetes.io/metadata.name": namespace}
-                            }
-                        }
-                        for namespace in workload.client_namespaces
-                    ],
-                    "ports": [{"protocol": "TCP", "port": PORT}],
-                }
-            ]
-            if workload.client_namespaces
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": PORT}]}]
+            if sources
             else [],
             "egress": [{"ports": dns}, {"ports": [{"protocol": "TCP", "port": 443}]}],
         },
@@ -254,4 +307,5 @@ def serving_objects(workload: ServingWorkload) -> list[dict[str, Any]]:
         autoscaler(workload),
         *([budget] if budget else []),
         network_policy(workload),
+        *([ingress(workload, workload.ingress)] if workload.ingress else []),
     ]

@@ -27,11 +27,24 @@ def stack_runs() -> dict[str, ProgramRun]:
     return {stack: run_program(stack) for stack in STACKS}
 
 
-def run_served(stack: str, version: int = 1) -> ProgramRun:
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+"""An ACM certificate in the stacks' region, for serving through an ingress."""
+
+
+def run_served(stack: str, version: int = 1, **overrides: Any) -> ProgramRun:
     """The stack with the demo model pinned, its registry answered offline (placeholders)."""
     config = load_config(load_stack_settings(stack).values)
+    values = {"mlstack:servingModelVersions": [f"demo={version}"]} | {
+        f"mlstack:{key}": value for key, value in overrides.items()
+    }
     with offline_registry(config.environment, {"demo": version}, config.region):
-        return run_program(stack, overrides={"mlstack:servingModelVersions": [f"demo={version}"]})
+        return run_program(stack, overrides=values)
+
+
+@pytest.fixture(scope="session")
+def ingress_run() -> ProgramRun:
+    """dev serving the demo model through an internal HTTPS load balancer."""
+    return run_served("dev", servingIngressCertificateArn=CERTIFICATE)
 
 
 @pytest.fixture(scope="session")

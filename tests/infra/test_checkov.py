@@ -1,6 +1,6 @@
 """checkov's Kubernetes framework over every object each stack declares, as `mlstack plan
---k8s-yaml` writes them. Every skipped check is listed here and carries its reason in the
-object's own `checkov.io/skipN` annotation.
+--k8s-yaml` writes them, and dev's with an ingress. Every skipped check is listed here and
+carries its reason in the object's own `checkov.io/skipN` annotation.
 
 checkov runs in its own tool environment (`uv tool run`): resolved with the project, it pins
 boto3 and botocore back a year for everything, the images included."""
@@ -54,16 +54,17 @@ def checkov(directory: Path) -> dict[str, Any]:
     return report
 
 
-def written(runs: dict[str, ProgramRun], directory: Path) -> Path:
+def written(runs: dict[str, ProgramRun], ingress_run: ProgramRun, directory: Path) -> Path:
     for stack in CLUSTER_STACKS:
         write_objects(runs[stack], directory / stack)
+    write_objects(ingress_run, directory / "dev-with-ingress")
     return directory
 
 
 def test_every_object_of_every_stack_passes_checkov_with_each_skip_explained(
-    served_runs: dict[str, ProgramRun], tmp_path: Path
+    served_runs: dict[str, ProgramRun], ingress_run: ProgramRun, tmp_path: Path
 ) -> None:
-    report = checkov(written(served_runs, tmp_path))
+    report = checkov(written(served_runs, ingress_run, tmp_path))
     results = report["results"]
     failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
     assert failed == []
@@ -75,9 +76,9 @@ def test_every_object_of_every_stack_passes_checkov_with_each_skip_explained(
 
 
 def test_checkov_fails_a_serving_pod_whose_image_is_a_tag(
-    served_runs: dict[str, ProgramRun], tmp_path: Path
+    served_runs: dict[str, ProgramRun], ingress_run: ProgramRun, tmp_path: Path
 ) -> None:
-    directory = written(served_runs, tmp_path)
+    directory = written(served_runs, ingress_run, tmp_path)
     path = directory / "prod" / "mlstack--deployment--serving-demo.yaml"
     deployment = yaml.safe_load(path.read_text())
     broken = copy.deepcopy(deployment)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra.config import TAINT_EFFECTS
-from infra.documents.iam import cluster_autoscaler_policy
+from infra.documents.iam import cluster_autoscaler_policy, load_balancer_controller_policy
 from infra.eks_versions import CLUSTER_AUTOSCALER_IMAGES, SUPPORTED_KUBERNETES_VERSIONS
 from infra.k8s_yaml import kubernetes_objects
 from infra.manifests import gpu_device_plugin, node_autoscaler
@@ -198,3 +198,31 @@ def test_a_version_whose_autoscaler_has_no_digest_fails_policy_naming_it(
     violations = [v for v in evaluate(run.resources) if v.rule_id == "MLSTACK.K8S.3"]
     assert [v.resource_name for v in violations] == ["cluster-addons-deployment-cluster-autoscaler"]
     assert CLUSTER_AUTOSCALER_IMAGES[undigested[0]] in violations[0].message
+
+
+def test_the_load_balancer_controller_changes_only_what_it_created_in_the_stacks_vpc() -> None:
+    policy = load_balancer_controller_policy(
+        partition="aws", region="eu-west-1", account_id="123456789012", vpc_id="vpc-0abc"
+    )
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert (
+        "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0abc"
+        in (statements["CreateSecurityGroupsInTheStacksVpc"]["Resource"])
+    )
+    tag = "elbv2.k8s.aws/cluster"
+    create = statements["CreateTaggedLoadBalancers"]
+    assert create["Condition"] == {"Null": {f"aws:RequestTag/{tag}": "false"}}
+    for sid in ("ManageOwnLoadBalancers", "ManageOwnSecurityGroups"):
+        assert statements[sid]["Condition"] == {"Null": {f"aws:ResourceTag/{tag}": "false"}}
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        if statement["Resource"] == ["*"]:
+            assert all(":Describe" in a or ":List" in a for a in actions), statement["Sid"]
+        else:
+            assert all(
+                ":eu-west-1:123456789012:" in r or r.startswith("arn:aws:iam::123456789012:")
+                for r in statement["Resource"]
+            ), statement["Sid"]
+    # No Network Load Balancers, WAF, Shield or Cognito: nothing here asks for them.
+    every_action = {a for s in policy["Statement"] for a in s["Action"]}
+    assert not {a for a in every_action if a.split(":")[0] in ("wafv2", "shield", "cognito-idp")}

@@ -27,6 +27,23 @@ from .conftest import RunStack
 VALID = {"mlstack:environment": "test"}
 
 
+def test_an_ingress_certificate_must_be_in_the_stacks_region() -> None:
+    certificate = (
+        "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+    )
+    values = {
+        **VALID,
+        "aws:region": "eu-west-1",
+        "mlstack:servingIngressCertificateArn": certificate,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_config(values)
+    [problem] = caught.value.problems
+    assert problem.startswith(f"mlstack:servingIngressCertificateArn = '{certificate}'")
+    assert "a certificate in the stack's region (eu-west-1)" in problem
+    load_config({**values, "aws:region": "us-east-1"})
+
+
 def problems_for(**values: Any) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         load_config({**VALID, **{f"mlstack:{k}": v for k, v in values.items()}})
@@ -182,6 +199,14 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "boolean that is not a boolean": (
         {"gpuNodeGroup": "yes"},
         ("mlstack:gpuNodeGroup", "'yes'", "true or false"),
+    ),
+    "ingress certificate that is not an ACM ARN": (
+        {"servingIngressCertificateArn": "arn:aws:iam::123456789012:server-certificate/x"},
+        ("mlstack:servingIngressCertificateArn", "server-certificate", "an ACM certificate ARN"),
+    ),
+    "internet-facing ingress without one": (
+        {"servingIngressInternetFacing": True},
+        ("mlstack:servingIngressInternetFacing", "true", "servingIngressCertificateArn is empty"),
     ),
     "admin that is not an IAM ARN": (
         {"clusterAdminArns": ["alice"]},

@@ -21,6 +21,7 @@ from infra.schema import load_schema
 from infra.stackfiles import load_stack_settings
 
 PIN = ["demo=1"]
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
 DIGEST = "sha256:" + "a" * 64
 
 # key -> (the stack where it matters, another valid value)
@@ -67,6 +68,8 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "servingCpuMillicores": ("dev", 2000),
     "servingMemoryMib": ("dev", 2048),
     "servingClientNamespaces": ("dev", ["apps"]),
+    "servingIngressCertificateArn": ("dev", CERTIFICATE),
+    "servingIngressInternetFacing": ("dev", True),
     "trainingSchedule": ("dev", "0 4 * * *"),
     "trainingMaxRuntimeMinutes": ("dev", 60),
     "autoApproveModels": ("dev", True),
@@ -76,6 +79,10 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
 # What a key cannot change without: the config check refuses it alone.
 COMPANIONS: dict[str, dict[str, Any]] = {
     "clusterPublicAccess": {"clusterPublicAccessCidrs": []},
+}
+# A key whose effect shows only beside another: compared with the stack plus that other key.
+BESIDE: dict[str, dict[str, Any]] = {
+    "servingIngressInternetFacing": {"servingIngressCertificateArn": CERTIFICATE},
 }
 
 
@@ -103,6 +110,11 @@ def baselines() -> dict[str, Counter[tuple[str, str, str]]]:
     return {stack: declared(run(stack)) for stack in {s for s, _ in ANOTHER_VALUE.values()}}
 
 
+def baseline(key: str, baselines: dict[str, Counter[tuple[str, str, str]]]) -> Any:
+    stack, _ = ANOTHER_VALUE[key]
+    return declared(run(stack, **BESIDE[key])) if key in BESIDE else baselines[stack]
+
+
 def test_every_declared_key_is_either_shown_to_count_or_named_as_not_deployed_yet() -> None:
     keys = {name.removeprefix("mlstack:") for name in load_schema()}
     assert set(ANOTHER_VALUE) | set(NOT_DEPLOYED_YET) == keys
@@ -115,5 +127,7 @@ def test_changing_the_key_changes_what_the_stack_declares(
 ) -> None:
     stack, value = ANOTHER_VALUE[key]
     assert load_stack_settings(stack).values.get(f"mlstack:{key}") != value
-    changed = declared(run(stack, **{key: value}, **COMPANIONS.get(key, {})))
-    assert changed != baselines[stack], f"mlstack:{key} = {value!r} changed nothing in {stack}"
+    changed = declared(run(stack, **{key: value}, **COMPANIONS.get(key, {}), **BESIDE.get(key, {})))
+    assert changed != baseline(key, baselines), (
+        f"mlstack:{key} = {value!r} changed nothing in {stack}"
+    )

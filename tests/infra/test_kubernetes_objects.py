@@ -9,6 +9,7 @@ import pytest
 from infra.config import load_config
 from infra.k8s_yaml import kubernetes_objects
 from infra.offline.registry import offline_registry
+from infra.offline.runner import ProgramRun
 from infra.stackfiles import load_stack_settings
 
 from .conftest import CLUSTER_STACKS, RunStack
@@ -25,3 +26,10 @@ def test_every_declared_object_is_valid_for_the_stacks_kubernetes_version(
     assert {obj["kind"] for obj in objects} >= {"Namespace", "Deployment", "Service"}
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_ingress_objects_are_valid_too(ingress_run: ProgramRun) -> None:
+    objects = kubernetes_objects(ingress_run)
+    assert "Ingress" in {obj["kind"] for obj in objects}
+    for obj in objects:
+        kubernetes_validate.validate(obj, "1.35", strict=True)

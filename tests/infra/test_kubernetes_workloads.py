@@ -54,6 +54,7 @@ def kubernetes(run: ProgramRun) -> dict[str, RecordedResource]:
         for r in run.resources
         if r.resource_type.startswith("kubernetes:")
         and r.custom
+        and "metadata" in r.inputs  # not a Helm release
         and WORKLOAD_NAMESPACE
         in (r.inputs["metadata"].get("namespace"), r.inputs["metadata"]["name"])
     }
@@ -158,6 +159,70 @@ def test_client_namespaces_from_the_stack_are_the_only_ones_admitted(
     assert rule["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "apps"}}}
     ]
+
+
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def test_a_certificate_puts_each_model_behind_an_internal_https_load_balancer(
+    registry: None, run_stack: RunStack
+) -> None:
+    plain = run_stack("dev", servingModelVersions=["demo=1"])
+    assert "kubernetes:networking.k8s.io/v1:Ingress/serving-demo" not in kubernetes(plain)
+    assert plain.of_type(RELEASE) == []
+
+    run = run_stack(
+        "dev", servingModelVersions=["demo=1"], servingIngressCertificateArn=CERTIFICATE
+    )
+    declared = kubernetes(run)
+    ingress = declared["kubernetes:networking.k8s.io/v1:Ingress/serving-demo"].inputs
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["alb.ingress.kubernetes.io/certificate-arn"] == CERTIFICATE
+    assert annotations["alb.ingress.kubernetes.io/scheme"] == "internal"
+    # The load balancer forwards from the VPC's addresses, which the model's policy admits.
+    policy = declared["kubernetes:networking.k8s.io/v1:NetworkPolicy/serving-demo"].inputs
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": "10.40.0.0/16"}}]
+    namespace = declared["kubernetes:core/v1:Namespace/mlstack"].inputs
+    assert namespace["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
+    # The controller that makes the load balancers, with an IAM role of its own.
+    [release] = run.of_type(RELEASE)
+    assert (release.inputs["chart"], release.inputs["version"]) == (
+        "aws-load-balancer-controller",
+        "1.17.1",
+    )
+    [role] = [
+        r
+        for r in run.of_type("aws:iam/role:Role")
+        if r.inputs.get("tags", {}).get("mlstack:service-account")
+        == "kube-system/aws-load-balancer-controller"
+    ]
+    values = release.inputs["values"]
+    assert values["serviceAccount"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": role.props["arn"]
+    }
+    [vpc] = run.of_type("aws:ec2/vpc:Vpc")
+    assert values["vpcId"] == vpc.physical_id
+    # The Ingress waits for the controller, whose webhook admits it.
+    ingress_resource = declared["kubernetes:networking.k8s.io/v1:Ingress/serving-demo"]
+    workloads = next(r for r in run.resources if r.urn == ingress_resource.parent_urn)
+    assert release.urn in workloads.dependencies
+
+
+def test_internet_facing_load_balancers_are_an_explicit_switch(
+    registry: None, run_stack: RunStack
+) -> None:
+    run = run_stack(
+        "dev",
+        servingModelVersions=["demo=1"],
+        servingIngressCertificateArn=CERTIFICATE,
+        servingIngressInternetFacing=True,
+    )
+    ingress = kubernetes(run)["kubernetes:networking.k8s.io/v1:Ingress/serving-demo"].inputs
+    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == (
+        "internet-facing"
+    )
 
 
 def test_a_prebuilt_digest_is_deployed_instead_of_building_that_image(run_stack: RunStack) -> None:

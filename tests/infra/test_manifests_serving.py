@@ -14,6 +14,7 @@ from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
 from infra.manifests.namespace import default_deny, namespace, service_account
 from infra.manifests.serving import (
     MODEL_VERSION_LABEL,
+    ServingIngress,
     ServingWorkload,
     autoscaler,
     deployment,
@@ -37,6 +38,10 @@ WORKLOAD = ServingWorkload(
     memory_mib=2048,
     client_namespaces=("apps", "monitoring"),
 )
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+INGRESS = ServingIngress(
+    certificate_arn=CERTIFICATE, internet_facing=False, vpc_cidr="10.42.0.0/16"
+)
 
 
 def every_object() -> list[dict[str, Any]]:
@@ -46,6 +51,8 @@ def every_object() -> list[dict[str, Any]]:
         default_deny(),
         *serving_objects(WORKLOAD),
         *serving_objects(replace(WORKLOAD, min_replicas=1, client_namespaces=())),
+        namespace(load_balancer_readiness=True),
+        *serving_objects(replace(WORKLOAD, ingress=INGRESS)),
     ]
 
 
@@ -165,3 +172,43 @@ def test_only_the_client_namespaces_reach_the_model_port() -> None:
     assert closed["ingress"] == []
     assert "Ingress" in closed["policyTypes"]
     assert default_deny()["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+def kinds(objects: list[dict[str, Any]]) -> list[str]:
+    return [obj["kind"] for obj in objects]
+
+
+def test_an_ingress_gives_the_model_its_own_internal_https_load_balancer() -> None:
+    assert "Ingress" not in kinds(serving_objects(WORKLOAD))
+    [ingress] = [
+        o for o in serving_objects(replace(WORKLOAD, ingress=INGRESS)) if o["kind"] == "Ingress"
+    ]
+    annotations = ingress["metadata"]["annotations"]
+    alb = "alb.ingress.kubernetes.io"
+    assert annotations[f"{alb}/scheme"] == "internal"
+    assert annotations[f"{alb}/certificate-arn"] == CERTIFICATE
+    assert annotations[f"{alb}/listen-ports"] == '[{"HTTPS": 443}]'
+    assert annotations[f"{alb}/target-type"] == "ip"
+    assert annotations[f"{alb}/ssl-policy"].startswith("ELBSecurityPolicy-TLS13")
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    [path] = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert path["backend"]["service"] == {"name": "serving-churn", "port": {"name": "http"}}
+    public = replace(WORKLOAD, ingress=replace(INGRESS, internet_facing=True))
+    [exposed] = [o for o in serving_objects(public) if o["kind"] == "Ingress"]
+    assert exposed["metadata"]["annotations"][f"{alb}/scheme"] == "internet-facing"
+
+
+def test_the_load_balancer_reaches_the_pods_only_when_there_is_one() -> None:
+    def sources(workload: ServingWorkload) -> list[dict[str, Any]]:
+        return [s for rule in network_policy(workload)["spec"]["ingress"] for s in rule["from"]]
+
+    assert {"ipBlock": {"cidr": "10.42.0.0/16"}} not in sources(WORKLOAD)
+    assert {"ipBlock": {"cidr": "10.42.0.0/16"}} in sources(replace(WORKLOAD, ingress=INGRESS))
+    alone = replace(WORKLOAD, client_namespaces=(), ingress=INGRESS)
+    assert sources(alone) == [{"ipBlock": {"cidr": "10.42.0.0/16"}}]
+
+
+def test_pods_behind_a_load_balancer_wait_for_it_before_counting_as_ready() -> None:
+    label = "elbv2.k8s.aws/pod-readiness-gate-inject"
+    assert label not in namespace()["metadata"]["labels"]
+    assert namespace(load_balancer_readiness=True)["metadata"]["labels"][label] == "enabled"
