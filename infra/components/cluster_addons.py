@@ -5,6 +5,7 @@ through an ingress, the AWS Load Balancer Controller with its own IRSA role."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -53,26 +54,21 @@ class ClusterAddons(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:kubernetes:ClusterAddons", name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        partition = aws.get_partition_output(opts=invoke).partition
-        account_id = aws.get_caller_identity_output(opts=invoke).account_id
-        policy = pulumi.Output.all(partition, account_id).apply(
-            lambda values: cluster_autoscaler_policy(
-                partition=values[0],
-                region=args.region,
-                account_id=values[1],
-                cluster_name=args.cluster_name,
-            )
-        )
-        self.autoscaler_role = WorkloadRole(
+        self._partition = aws.get_partition_output(opts=invoke).partition
+        self._account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        self.autoscaler_role = self._irsa_role(
             f"{name}-node-autoscaler",
-            WorkloadRoleArgs(
-                namespace=node_autoscaler.NAMESPACE,
-                service_account=node_autoscaler.SERVICE_ACCOUNT,
-                oidc_provider_arn=args.oidc_provider_arn,
-                oidc_issuer=args.oidc_issuer,
-                policy=policy,
+            args,
+            node_autoscaler.NAMESPACE,
+            node_autoscaler.SERVICE_ACCOUNT,
+            pulumi.Output.all(self._partition, self._account_id).apply(
+                lambda values: cluster_autoscaler_policy(
+                    partition=values[0],
+                    region=args.region,
+                    account_id=values[1],
+                    cluster_name=args.cluster_name,
+                )
             ),
-            pulumi.ResourceOptions(parent=self),
         )
         slots = {_AUTOSCALER_ROLE: self.autoscaler_role.arn}
         manifests = node_autoscaler.node_autoscaler_objects(
@@ -106,37 +102,48 @@ class ClusterAddons(pulumi.ComponentResource):
             declared.append(resource)
             self.objects[f"{manifest['kind']}/{manifest['metadata']['name']}"] = resource
         self.load_balancer_controller = (
-            self._load_balancer_controller(name, args, args.load_balancer_vpc_id, partition)
+            self._load_balancer_controller(name, args, args.load_balancer_vpc_id)
             if args.load_balancer_vpc_id is not None
             else None
         )
         self.register_outputs({"objects": sorted(self.objects)})
 
-    def _load_balancer_controller(
+    def _irsa_role(
         self,
         name: str,
         args: ClusterAddonsArgs,
-        vpc_id: pulumi.Input[str],
-        partition: pulumi.Output[str],
-    ) -> k8s.helm.v3.Release:
-        account_id = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        policy = pulumi.Output.all(partition, account_id, vpc_id).apply(
-            lambda values: load_balancer_controller_policy(
-                partition=values[0], region=args.region, account_id=values[1], vpc_id=values[2]
-            )
-        )
-        role = WorkloadRole(
-            f"{name}-load-balancer-controller",
+        namespace: str,
+        service_account: str,
+        policy: pulumi.Output[dict[str, Any]],
+    ) -> WorkloadRole:
+        return WorkloadRole(
+            name,
             WorkloadRoleArgs(
-                namespace=load_balancer_controller.NAMESPACE,
-                service_account=load_balancer_controller.SERVICE_ACCOUNT,
+                namespace=namespace,
+                service_account=service_account,
                 oidc_provider_arn=args.oidc_provider_arn,
                 oidc_issuer=args.oidc_issuer,
                 policy=policy,
             ),
             pulumi.ResourceOptions(parent=self),
+        )
+
+    def _load_balancer_controller(
+        self, name: str, args: ClusterAddonsArgs, vpc_id: pulumi.Input[str]
+    ) -> k8s.helm.v3.Release:
+        role = self._irsa_role(
+            f"{name}-load-balancer-controller",
+            args,
+            load_balancer_controller.NAMESPACE,
+            load_balancer_controller.SERVICE_ACCOUNT,
+            pulumi.Output.all(self._partition, self._account_id, vpc_id).apply(
+                lambda values: load_balancer_controller_policy(
+                    partition=values[0],
+                    region=args.region,
+                    account_id=values[1],
+                    vpc_id=values[2],
+                )
+            ),
         )
         values = pulumi.Output.all(vpc_id, role.arn).apply(
             lambda ids: load_balancer_controller.chart_values(
