@@ -15,7 +15,9 @@ from infra.components.kubernetes_workloads import (
     TrainingArgs,
 )
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import Network, NetworkArgs
+from infra.components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.config import from_pulumi
@@ -26,12 +28,18 @@ from infra.pinned_versions import registry_client, resolve_pinned_versions
 config = from_pulumi()
 cluster_name = naming.cluster_name(config.environment)
 serve_on_cluster = config.cluster.enabled and config.serving.target in ("kubernetes", "both")
+serve_on_sagemaker = config.serving.target in ("sagemaker", "both")
 # Before anything is declared: a pin the registry cannot serve stops the program here.
 served = (
     resolve_pinned_versions(
         registry_client(config.region), config.environment, config.serving.model_versions
     )
-    if serve_on_cluster and config.serving.model_versions
+    if (serve_on_cluster or serve_on_sagemaker) and config.serving.model_versions
+    else {}
+)
+endpoints = (
+    {model: naming.endpoint_name(model, config.environment) for model in served}
+    if serve_on_sagemaker
     else {}
 )
 
@@ -142,8 +150,20 @@ images = ContainerRegistry(
         force_delete=config.storage.force_destroy_buckets,
     ),
 )
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(
+        environment=config.environment,
+        region=config.region,
+        kms_key_arn=key.arn,
+        alarm_email=config.monitoring.alarm_email,
+        monthly_budget_usd=config.monitoring.monthly_budget_usd,
+        endpoints=[(endpoint, naming.ENDPOINT_VARIANT) for endpoint in endpoints.values()],
+    ),
+)
 built: Images | None = None
-if cluster is not None and identities is not None:
+tags: dict[str, str] = {}
+if config.cluster.enabled or serve_on_sagemaker:
     tags = {
         image: source_tag(image)
         for image in naming.IMAGES
@@ -158,6 +178,7 @@ if cluster is not None and identities is not None:
             prebuilt=config.registry.image_digests,
         ),
     )
+if cluster is not None and identities is not None and built is not None:
     KubernetesWorkloads(
         "kubernetes",
         KubernetesWorkloadsArgs(
@@ -194,6 +215,32 @@ if cluster is not None and identities is not None:
         # An Ingress must reach the load balancer controller's webhook.
         pulumi.ResourceOptions(depends_on=[addons]),
     )
+
+if built is not None:
+    for model in endpoints:
+        SageMakerEndpoint(
+            f"endpoint-{model}",
+            SageMakerEndpointArgs(
+                environment=config.environment,
+                model=model,
+                package=served[model],
+                image=built.refs["serving"],
+                repository_arn=images.repositories["serving"].arn,
+                capture_bucket=storage.capture.name,
+                capture_percent=config.serving.data_capture_percent,
+                kms_key_arn=key.arn,
+                instance_type=config.serving.instance_type,
+                min_instances=config.serving.endpoint_min_instances,
+                max_instances=config.serving.endpoint_max_instances,
+                invocations_per_instance=config.serving.endpoint_invocations_per_instance,
+                traffic_shifting=config.serving.endpoint_traffic_shifting,
+                shift_percent=config.serving.endpoint_shift_percent,
+                shift_wait_minutes=config.serving.endpoint_shift_wait_minutes,
+                latency_p99_ms=config.monitoring.latency_p99_alarm_ms,
+                log_retention_days=config.monitoring.log_retention_days,
+                alarm_topic_arn=monitoring.topic.arn,
+            ),
+        )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)
 pulumi.export(outputs.KMS_KEY_ARN, key.arn)

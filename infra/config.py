@@ -24,15 +24,25 @@ from infra.schema import NAMESPACE, ConfigKey, load_schema
 # Config namespaces the program reads besides its own: the providers' settings and Pulumi's.
 PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi")
 
-NOT_DEPLOYED_YET = (
+NOT_DEPLOYED_YET = ("trainingInstanceType",)
+"""Keys that are checked but that no resource reads yet: SageMaker training jobs are not started
+by this version. `no_effect_warning` names them on every run."""
+
+SAGEMAKER_ONLY = (
     "servingInstanceType",
     "dataCapturePercent",
-    "trainingInstanceType",
-    "alarmEmail",
+    "endpointMinInstances",
+    "endpointMaxInstances",
+    "endpointInvocationsPerInstance",
+    "endpointTrafficShifting",
+    "endpointShiftPercent",
+    "endpointShiftWaitMinutes",
     "latencyP99AlarmMs",
 )
-"""Keys that are checked but that no resource reads yet: SageMaker endpoints and training jobs,
-and alarms, are not deployed by this version. `no_effect_warning` names them on every run."""
+"""Keys of the SageMaker endpoints: no effect unless `servingTarget` is sagemaker or both."""
+
+SERVED_ANYWHERE = ("imageDigests", "servingModelVersions", "logRetentionDays")
+"""Keys of the cluster's that a SageMaker endpoint reads too."""
 
 CLUSTER_ONLY = (
     "vpcCidr",
@@ -60,7 +70,6 @@ CLUSTER_ONLY = (
     "logRetentionDays",
     "registryReaderArns",
     "imageDigests",
-    "servingTarget",
     "servingModelVersions",
     "servingMinReplicas",
     "servingMaxReplicas",
@@ -85,6 +94,9 @@ ServingTarget = Literal["kubernetes", "sagemaker", "both"]
 NAT_POLICIES: tuple[NatPolicy, ...] = ("none", "single", "per-az")
 CAPACITY_TYPES: tuple[CapacityType, ...] = ("ON_DEMAND", "SPOT")
 SERVING_TARGETS: tuple[ServingTarget, ...] = ("kubernetes", "sagemaker", "both")
+TRAFFIC_SHIFTS = ("canary", "linear", "all-at-once")
+"""How a SageMaker endpoint moves traffic to a new fleet: a canary share first, equal linear
+steps, or everything at once; each step waits while the rollback alarms watch."""
 
 
 # x86_64 families only: node groups use the AL2023 x86_64 AMIs the images are built for.
@@ -288,6 +300,14 @@ class ServingConfig:
     """The ALBs' scheme: internal (reachable from the VPC and what is peered with it) unless on."""
     instance_type: str
     data_capture_percent: int
+    endpoint_min_instances: int
+    endpoint_max_instances: int
+    endpoint_invocations_per_instance: int
+    """The autoscaling target: invocations per instance per minute."""
+    endpoint_traffic_shifting: str
+    endpoint_shift_percent: int
+    """The canary's share, or each linear step's."""
+    endpoint_shift_wait_minutes: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,6 +327,7 @@ class MonitoringConfig:
     log_retention_days: int
     alarm_email: str
     latency_p99_alarm_ms: int
+    monthly_budget_usd: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -758,6 +779,14 @@ def load_config(
         ingress_internet_facing=read.boolean("servingIngressInternetFacing"),
         instance_type=read.string("servingInstanceType", check_sagemaker_instance),
         data_capture_percent=read.integer("dataCapturePercent", 0, 100),
+        endpoint_min_instances=read.integer("endpointMinInstances", 1, 100),
+        endpoint_max_instances=read.integer("endpointMaxInstances", 1, 100),
+        endpoint_invocations_per_instance=read.integer(
+            "endpointInvocationsPerInstance", 1, 1_000_000
+        ),
+        endpoint_traffic_shifting=read.choice("endpointTrafficShifting", TRAFFIC_SHIFTS),
+        endpoint_shift_percent=read.integer("endpointShiftPercent", 1, 50),
+        endpoint_shift_wait_minutes=read.integer("endpointShiftWaitMinutes", 1, 60),
     )
     training = TrainingConfig(
         schedule=read.string("trainingSchedule", check_cron),
@@ -769,6 +798,7 @@ def load_config(
         log_retention_days=read.integer_in("logRetentionDays", LOG_RETENTION_DAYS),
         alarm_email=read.string("alarmEmail", check_email),
         latency_p99_alarm_ms=read.integer("latencyP99AlarmMs", 1, 60_000),
+        monthly_budget_usd=read.integer("monthlyBudgetUsd", 0, 10_000_000),
     )
     region = read.provider_values.get("aws:region")
     config = StackConfig(
@@ -814,6 +844,7 @@ def _check_combinations(config: StackConfig, read: _Reader) -> None:
     _check_pins(config, read)
     _check_egress(config.network, read)
     _check_ingress(config, read)
+    _check_endpoint_instances(config.serving, read)
 
 
 def _check_node_sizes(cluster: ClusterConfig, read: _Reader) -> None:
@@ -860,6 +891,17 @@ def _check_deletion_settings(config: StackConfig, read: _Reader) -> None:
             True,
             "false while deletionProtection is true; turn both the other way for a "
             "disposable environment",
+        )
+
+
+def _check_endpoint_instances(serving: ServingConfig, read: _Reader) -> None:
+    if not read.valid("endpointMinInstances", "endpointMaxInstances"):
+        return
+    if serving.endpoint_max_instances < serving.endpoint_min_instances:
+        read.fail(
+            "endpointMaxInstances",
+            serving.endpoint_max_instances,
+            f"at least endpointMinInstances ({serving.endpoint_min_instances})",
         )
 
 
@@ -944,11 +986,17 @@ def _check_pins(config: StackConfig, read: _Reader) -> None:
 def no_effect_warning(config: StackConfig) -> str:
     """One line naming the keys no resource reads, so nobody takes them as deployed."""
     warning = (
-        "these keys are checked but have no effect yet (no SageMaker endpoint, SageMaker "
-        "training job or alarm is deployed by this version): " + ", ".join(NOT_DEPLOYED_YET)
+        "these keys are checked but have no effect yet (no SageMaker training job is started "
+        "by this version): " + ", ".join(NOT_DEPLOYED_YET)
     )
+    on_sagemaker = config.serving.target in ("sagemaker", "both")
+    if not on_sagemaker:
+        warning += "; with mlstack:servingTarget kubernetes, these have none: " + ", ".join(
+            SAGEMAKER_ONLY
+        )
     if not config.cluster.enabled:
-        warning += "; and with mlstack:cluster false, these have none: " + ", ".join(CLUSTER_ONLY)
+        idle = [key for key in CLUSTER_ONLY if not (on_sagemaker and key in SERVED_ANYWHERE)]
+        warning += "; and with mlstack:cluster false, these have none: " + ", ".join(idle)
     return warning
 
 

@@ -42,3 +42,18 @@ def model_package_group_arn(*, partition: str, region: str, account_id: str, gro
     policy can name those roles without a dependency cycle.
     """
     return f"arn:{partition}:sagemaker:{region}:{account_id}:model-package-group/{group}"
+
+
+ENDPOINT_VARIANT = "primary"
+"""The one production variant of each SageMaker endpoint; its alarms name it."""
+
+
+def endpoint_name(model: str, environment: str) -> str:
+    """A SageMaker endpoint's name, stable across model versions: a new version updates the
+    endpoint in place, so clients and alarms never change."""
+    return f"{model}-{environment}"
+
+
+def endpoint_log_group(endpoint: str) -> str:
+    """Where SageMaker writes an endpoint's container logs."""
+    return f"/aws/sagemaker/Endpoints/{endpoint}"

@@ -294,6 +294,50 @@ def load_balancer_controller_policy(
     )
 
 
+def s3_object_arn(uri: str, partition: str) -> str:
+    """`s3://bucket/key` as the ARN IAM scopes it by."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return f"arn:{partition}:s3:::{bucket}/{key}"
+
+
+def endpoint_execution_policy(
+    *,
+    partition: str,
+    model_data_url: str,
+    capture_prefix: str,
+    kms_key_arn: str,
+    repository_arn: str,
+    log_group_arn: str,
+) -> dict[str, Any]:
+    """A SageMaker endpoint runs one pinned model version: it reads that version's model data
+    and no other object, pulls the serving image from its repository, writes captured traffic
+    under its own prefix and logs into its own log group."""
+    return _document(
+        _allow("ReadThePinnedModel", ["s3:GetObject"], [s3_object_arn(model_data_url, partition)]),
+        _allow(
+            "WriteCapturedTraffic",
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            [s3_object_arn(capture_prefix.rstrip("/") + "/*", partition)],
+        ),
+        _allow(
+            "UseEnvironmentKey",
+            ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [kms_key_arn],
+        ),
+        _allow(
+            "PullServingImage",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [repository_arn],
+        ),
+        _allow("AuthenticateToRegistry", ["ecr:GetAuthorizationToken"], ["*"]),
+        _allow(
+            "WriteOwnLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [log_group_arn, f"{log_group_arn}:*"],
+        ),
+    )
+
+
 def model_package_arns(*, group_arn: str) -> str:
     """The ARN pattern of the versions in a model package group.
 

@@ -24,6 +24,9 @@ VOLUME_KEY_ACTIONS = (
 )
 
 
+ALARM_PUBLISHERS = ("cloudwatch.amazonaws.com", "budgets.amazonaws.com")
+"""Services that publish to the environment's alarm topic."""
+
 AUTOSCALING_SERVICE = "autoscaling.amazonaws.com"
 AUTOSCALING_ROLE_PATH = f"/aws-service-role/{AUTOSCALING_SERVICE}/"
 AUTOSCALING_ROLE_NAME = "AWSServiceRoleForAutoScaling"
@@ -42,7 +45,8 @@ def environment_key_policy(
     Administration stays with the account itself (so IAM policies scoped to concrete roles grant
     use of the key), never with `*`. Services no IAM policy of ours can reach get use of it by
     name: CloudWatch Logs of this account and region (flow logs and control-plane logs are stored
-    encrypted) and, with `node_volumes`, the Auto Scaling service-linked role, which launches the
+    encrypted), CloudWatch alarms and Budgets of this account (they publish to the encrypted
+    alarm topic) and, with `node_volumes`, the Auto Scaling service-linked role, which launches the
     EKS nodes whose disks the key encrypts and may create grants only for AWS resources. KMS
     refuses a policy naming a role that does not exist, so whoever declares this policy with
     `node_volumes` must make sure that role exists first (`EnvironmentKey` does).
@@ -68,6 +72,16 @@ def environment_key_policy(
                     )
                 }
             },
+        },
+        {
+            # The alarm topic is encrypted with this key: whoever publishes to it must be able
+            # to make a data key. CloudWatch alarms and Budgets of this account only.
+            "Sid": "AlarmsOfThisAccountPublishEncrypted",
+            "Effect": "Allow",
+            "Principal": {"Service": list(ALARM_PUBLISHERS)},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
     ]
     if node_volumes:

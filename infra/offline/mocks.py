@@ -97,9 +97,13 @@ def _short_hash(text: str, length: int = 7) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+# Resource types whose ARN names another service than their provider module.
+_ARN_SERVICES = {"aws:cloudwatch/logGroup:LogGroup": "logs"}
+
+
 def _service(resource_type: str) -> str:
-    # "aws:s3/bucket:Bucket" -> "s3"
-    return resource_type.split(":")[1].split("/")[0]
+    # "aws:s3/bucket:Bucket" -> "s3"; a log group's ARN is `arn:aws:logs:...`
+    return _ARN_SERVICES.get(resource_type) or resource_type.split(":")[1].split("/")[0]
 
 
 Computed = Callable[[str, str, Mapping[str, Any]], dict[str, Any]]
@@ -146,6 +150,9 @@ class AwsAnswers:
                 "aws:iam/serviceLinkedRole:ServiceLinkedRole": self._service_linked_role,
                 "docker-build:index:Image": self._image,
                 "aws:eks/nodeGroup:NodeGroup": self._node_group,
+                # Auto-named by the provider when the program gives no name.
+                "aws:sagemaker/model:Model": self._auto_named,
+                "aws:sagemaker/endpointConfiguration:EndpointConfiguration": self._auto_named,
             }
         )
 
@@ -164,6 +171,9 @@ class AwsAnswers:
             "path": f"/aws-service-role/{service}/",
             "arn": self.arn(type_, f"role/aws-service-role/{service}/{name}"),
         }
+
+    def _auto_named(self, physical: str, _type: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"name": str(inputs.get("name") or physical)}
 
     def _node_group(self, physical: str, _type: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """EKS names a managed group's Auto Scaling group `eks-<group>-<uuid>`."""

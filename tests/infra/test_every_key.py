@@ -2,9 +2,8 @@
 does not exist. Each key is set in turn to another valid value, in a stack where it matters,
 and the program's resources (types, names and inputs) must differ from that stack's own.
 
-The keys a SageMaker endpoint, training job or alarm will read are checked by the config but
-read by nothing yet; they are the only exceptions, named here and in the warning every run
-prints."""
+The keys SageMaker training jobs will read are checked by the config but read by nothing yet;
+they are the only exceptions, named here and in the warning every run prints."""
 
 from __future__ import annotations
 
@@ -74,6 +73,17 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "trainingMaxRuntimeMinutes": ("dev", 60),
     "autoApproveModels": ("dev", True),
     "logRetentionDays": ("dev", 14),
+    "servingInstanceType": ("staging", "ml.m6i.2xlarge"),
+    "dataCapturePercent": ("staging", 50),
+    "endpointMinInstances": ("staging", 2),
+    "endpointMaxInstances": ("staging", 4),
+    "endpointInvocationsPerInstance": ("staging", 500),
+    "endpointTrafficShifting": ("staging", "linear"),
+    "endpointShiftPercent": ("staging", 20),
+    "endpointShiftWaitMinutes": ("staging", 10),
+    "alarmEmail": ("dev", "oncall@example.com"),
+    "latencyP99AlarmMs": ("staging", 500),
+    "monthlyBudgetUsd": ("dev", 400),
 }
 
 # What a key cannot change without: the config check refuses it alone.

@@ -99,6 +99,32 @@ API_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
         ("ecr", "ListTagsForResource"),
         ("ecr", "DeleteRepository"),
     ),
+    "aws:sns/topic:Topic": tuple(
+        ("sns", op)
+        for op in (
+            "CreateTopic",
+            "GetTopicAttributes",
+            "SetTopicAttributes",
+            "ListTagsForResource",
+            "TagResource",
+            "DeleteTopic",
+        )
+    ),
+    "aws:sns/topicPolicy:TopicPolicy": (
+        ("sns", "SetTopicAttributes"),
+        ("sns", "GetTopicAttributes"),
+    ),
+    "aws:budgets/budget:Budget": tuple(
+        ("budgets", op)
+        for op in (
+            "CreateBudget",
+            "DescribeBudget",
+            "CreateNotification",
+            "DescribeNotificationsForBudget",
+            "DescribeSubscribersForNotification",
+            "DeleteBudget",
+        )
+    ),
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": (
         ("ecr", "PutLifecyclePolicy"),
         ("ecr", "GetLifecyclePolicy"),
@@ -171,6 +197,8 @@ def _placeholder(shape: Shape) -> Any:
         return shape.enum[0] if shape.enum else "x" * max(3, int(shape.metadata.get("min", 1)))  # type: ignore[attr-defined]
     if shape.type_name in ("integer", "long"):
         return max(1, int(shape.metadata.get("min", 1)))
+    if shape.type_name in ("double", "float"):
+        return 1.0
     if shape.type_name == "boolean":
         return False
     if shape.type_name == "blob":

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import CLUSTER_ONLY, NOT_DEPLOYED_YET
+from infra.config import CLUSTER_ONLY, NOT_DEPLOYED_YET, SAGEMAKER_ONLY
 from infra.offline.runner import ProgramRun
 from infra.paths import stack_file as stack_file_path
 from infra.plan import render_tree
@@ -47,7 +47,8 @@ def test_plan_dev_shows_the_storage_settings_a_reviewer_checks(
         "restrictPublicBuckets",
     ):
         assert out.count(f"{flag}: true") == 3, flag
-    assert out.count("'aws:SecureTransport': 'false'") == 3
+    # Each bucket's policy, and the alarm topic's, refuse requests without TLS.
+    assert out.count("'aws:SecureTransport': 'false'") == 4
     assert "enableKeyRotation: true" in out
     assert "policy: 0 violation(s)" in out
 
@@ -179,6 +180,10 @@ def test_plan_says_once_which_keys_have_no_effect_yet() -> None:
     warnings = [line for line in result.stderr.splitlines() if "no effect yet" in line]
     assert len(warnings) == 1
     assert all(key in warnings[0] for key in NOT_DEPLOYED_YET)
+    # dev serves on the cluster only: the endpoint's keys are named; staging serves on both.
+    assert all(key in warnings[0] for key in SAGEMAKER_ONLY)
+    [staging] = [line for line in plan("staging").stderr.splitlines() if "no effect yet" in line]
+    assert not [key for key in SAGEMAKER_ONLY if key in staging]
 
 
 def test_plan_of_a_stack_without_the_cluster_names_the_keys_that_then_do_nothing() -> None:

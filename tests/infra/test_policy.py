@@ -78,6 +78,7 @@ def _itself(_resources: Resources, target: RecordedResource) -> str:
 BUCKET_OF = _owner("aws:s3/bucket:Bucket", "bucket", "bucket")
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONTAINER = ("spec", "template", "spec", "containers", "0")
+SM_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 SERVING_DEPLOYMENT = "kubernetes-deployment-serving-demo"
 JOB_CONTAINER = ("spec", "jobTemplate", *CONTAINER)
 CRON_JOB = "kubernetes:batch/v1:CronJob"
@@ -243,6 +244,15 @@ BREAKAGES: Mapping[str, Breakage] = {
         CRON_JOB, _set((*JOB_CONTAINER, "securityContext", "allowPrivilegeEscalation"), True)
     ),
     "MLSTACK.K8S.6": _change(DAEMON_SET, _set((*CONTAINER, "securityContext", "privileged"), True)),
+    "MLSTACK.SM.1": _change(SM_CONFIGURATION, _set(("kmsKeyArn",), None)),
+    "MLSTACK.SM.2": _change(
+        "aws:sagemaker/endpoint:Endpoint",
+        _set(("deploymentConfig", "autoRollbackConfiguration", "alarms"), []),
+    ),
+    "MLSTACK.CW.1": _change(
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        _set(("dimensions",), {"EndpointName": "demo-staging"}),
+    ),
     "MLSTACK.K8S.7": lambda resources: _change(
         "aws:eks/addon:Addon", _set(("configurationValues",), None)
     )(_vpc_cni_first(resources)),
@@ -318,6 +328,7 @@ JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3", "MLSTACK.K8S.3", "ML
 STACK_RULES_JUDGED_AT_PREVIEW = {"MLSTACK.K8S.4"}
 STACK_RULES = {
     "S3.5", "S3.8", "S3.12", "S3.13", "S3.14", "S3.17", "EC2.2", "EC2.6", "ECR.3", "MLSTACK.K8S.4",
+    "MLSTACK.CW.1",
 }  # fmt: skip
 
 

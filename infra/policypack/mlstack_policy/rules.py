@@ -186,7 +186,17 @@ def stack_rule(
 
 def all_rules() -> tuple[Rule, ...]:
     """Every rule, ordered by id."""
-    from mlstack_policy import ec2, ecr, eks, iam, kms, kubernetes, logs, s3  # noqa: F401
+    from mlstack_policy import (  # noqa: F401
+        ec2,
+        ecr,
+        eks,
+        iam,
+        kms,
+        kubernetes,
+        logs,
+        s3,
+        sagemaker,
+    )
     # (importing a module registers its rules)
 
     return tuple(_RULES[rule_id] for rule_id in sorted(_RULES, key=_natural_order))

@@ -1,0 +1,255 @@
+"""A pinned model version served by a SageMaker endpoint, with guarded rollouts.
+
+The endpoint keeps its name across versions: a new pin replaces the Model and the
+EndpointConfiguration (both auto-named) and updates the Endpoint in place, which SageMaker
+carries out blue/green, shifting traffic in steps while the alarms on this endpoint and variant
+watch, and rolling back when one fires."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+from pulumi_aws.sagemaker import (
+    EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgsDict as Routing,
+)
+from pulumi_aws.sagemaker import (
+    EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgsDict as StepSize,  # noqa: E501
+)
+
+from infra import naming
+from infra.documents.iam import endpoint_execution_policy, service_trust_policy
+from infra.documents.monitoring import Alarm, endpoint_alarms
+from serving.registry import ModelPackage
+
+CAPTURE_PREFIX = "sagemaker"
+"""SageMaker writes captured traffic under `<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
+TRAFFIC_ROUTING = {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}
+ROLLBACK_ALARMS = ("errors", "latency")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SageMakerEndpointArgs:
+    environment: str
+    model: str
+    package: ModelPackage
+    """The pinned version, resolved through the registry."""
+    image: pulumi.Input[str]
+    """The serving image by digest."""
+    repository_arn: pulumi.Input[str]
+    capture_bucket: pulumi.Input[str]
+    capture_percent: int
+    """0 turns capture off."""
+    kms_key_arn: pulumi.Input[str]
+    instance_type: str
+    min_instances: int
+    max_instances: int
+    invocations_per_instance: int
+    traffic_shifting: str
+    shift_percent: int
+    shift_wait_minutes: int
+    latency_p99_ms: int
+    log_retention_days: int
+    alarm_topic_arn: pulumi.Input[str]
+
+    def __post_init__(self) -> None:
+        if self.traffic_shifting not in TRAFFIC_ROUTING:
+            raise ValueError(
+                f"traffic_shifting = {self.traffic_shifting!r}: allowed: "
+                + ", ".join(TRAFFIC_ROUTING)
+            )
+        if not 1 <= self.min_instances <= self.max_instances:
+            raise ValueError(
+                f"min_instances = {self.min_instances}, max_instances = {self.max_instances}: "
+                "allowed: 1 <= min_instances <= max_instances"
+            )
+
+
+class SageMakerEndpoint(pulumi.ComponentResource):
+    endpoint: aws.sagemaker.Endpoint
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+
+    def __init__(
+        self, name: str, args: SageMakerEndpointArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlstack:sagemaker:Endpoint", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        endpoint_name = naming.endpoint_name(args.model, args.environment)
+        variant = naming.ENDPOINT_VARIANT
+        capture_uri = pulumi.Output.concat("s3://", args.capture_bucket, f"/{CAPTURE_PREFIX}")
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=naming.endpoint_log_group(endpoint_name),
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-execution",
+            description=f"SageMaker endpoint {endpoint_name}",
+            assume_role_policy=account_id.apply(
+                lambda account: json.dumps(
+                    service_trust_policy("sagemaker.amazonaws.com", account_id=account),
+                    sort_keys=True,
+                )
+            ),
+            opts=child,
+        )
+        permissions = aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=role.id,
+            policy=pulumi.Output.all(
+                partition, capture_uri, args.kms_key_arn, args.repository_arn, log_group.arn
+            ).apply(
+                lambda values: json.dumps(
+                    endpoint_execution_policy(
+                        partition=values[0],
+                        model_data_url=args.package.model_data_url,
+                        capture_prefix=f"{values[1]}/{endpoint_name}/",
+                        kms_key_arn=values[2],
+                        repository_arn=values[3],
+                        log_group_arn=values[4],
+                    ),
+                    sort_keys=True,
+                )
+            ),
+            opts=child,
+        )
+        model = aws.sagemaker.Model(
+            f"{name}-model",
+            execution_role_arn=role.arn,
+            primary_container={
+                "image": args.image,
+                "model_data_url": args.package.model_data_url,
+                "environment": {"MLSTACK_MODEL_VERSION": str(args.package.version)},
+            },
+            # The server needs nothing from the network: SageMaker brings the model data.
+            enable_network_isolation=True,
+            tags={"mlstack:model-package": args.package.arn},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[permissions]),
+        )
+        configuration = aws.sagemaker.EndpointConfiguration(
+            f"{name}-config",
+            kms_key_arn=args.kms_key_arn,
+            production_variants=[
+                {
+                    "variant_name": variant,
+                    "model_name": model.name,
+                    "instance_type": args.instance_type,
+                    "initial_instance_count": args.min_instances,
+                }
+            ],
+            data_capture_config={
+                "enable_capture": True,
+                "initial_sampling_percentage": args.capture_percent,
+                "destination_s3_uri": capture_uri,
+                "kms_key_id": args.kms_key_arn,
+                "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+                "capture_content_type_header": {
+                    "csv_content_types": ["text/csv"],
+                    "json_content_types": ["application/json"],
+                },
+            }
+            if args.capture_percent
+            else None,
+            tags={"mlstack:model-package": args.package.arn},
+            opts=child,
+        )
+        specs = endpoint_alarms(
+            endpoint=endpoint_name,
+            variant=variant,
+            latency_p99_ms=args.latency_p99_ms,
+            max_instances=args.max_instances,
+        )
+        self.alarms = {
+            key: _metric_alarm(f"{name}-{key}", spec, args.alarm_topic_arn, child)
+            for key, spec in specs.items()
+        }
+        self.endpoint = aws.sagemaker.Endpoint(
+            f"{name}-endpoint",
+            name=endpoint_name,
+            endpoint_config_name=configuration.name,
+            deployment_config={
+                "blue_green_update_policy": {
+                    "traffic_routing_configuration": _traffic_routing(args),
+                    # Keep the old fleet a while after the shift, so a late alarm can still
+                    # roll back to it.
+                    "termination_wait_in_seconds": 300,
+                },
+                "auto_rollback_configuration": {
+                    "alarms": [{"alarm_name": self.alarms[key].name} for key in ROLLBACK_ALARMS]
+                },
+            },
+            opts=child,
+        )
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="sagemaker",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=self.endpoint.name.apply(
+                lambda endpoint: f"endpoint/{endpoint}/variant/{variant}"
+            ),
+            min_capacity=args.min_instances,
+            max_capacity=args.max_instances,
+            opts=child,
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-scaling",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": args.invocations_per_instance,
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "SageMakerVariantInvocationsPerInstance"
+                },
+                "scale_in_cooldown": 300,
+                "scale_out_cooldown": 60,
+            },
+            opts=child,
+        )
+        self.register_outputs({"endpoint": self.endpoint.name})
+
+
+def _traffic_routing(args: SageMakerEndpointArgs) -> Routing:
+    size: StepSize = {"type": "CAPACITY_PERCENT", "value": args.shift_percent}
+    routing: Routing = {
+        "type": TRAFFIC_ROUTING[args.traffic_shifting],
+        "wait_interval_in_seconds": args.shift_wait_minutes * 60,
+    }
+    if args.traffic_shifting == "canary":
+        routing["canary_size"] = size
+    elif args.traffic_shifting == "linear":
+        routing["linear_step_size"] = {"type": size["type"], "value": size["value"]}
+    return routing
+
+
+def _metric_alarm(
+    name: str, spec: Alarm, topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions
+) -> aws.cloudwatch.MetricAlarm:
+    return aws.cloudwatch.MetricAlarm(
+        name,
+        name=spec.name,
+        alarm_description=spec.description,
+        namespace=spec.namespace,
+        metric_name=spec.metric,
+        dimensions=dict(spec.dimensions),
+        statistic=spec.statistic,
+        extended_statistic=spec.extended_statistic,
+        threshold=spec.threshold,
+        comparison_operator=spec.comparison,
+        period=spec.period_seconds,
+        evaluation_periods=spec.evaluation_periods,
+        datapoints_to_alarm=spec.datapoints_to_alarm,
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        opts=opts,
+    )
