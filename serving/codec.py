@@ -107,11 +107,13 @@ def _check_category(value: Any, feature: Feature, row: int) -> Any:
     return str(value) if not isinstance(value, str) else value
 
 
-def _rows_from_json(document: Any) -> list[Any]:
+def json_rows(document: Any) -> list[Any]:
+    """The rows of a JSON request: a list of rows or objects, or {"instances" | "inputs" |
+    "data": [...]}; one flat list is one row."""
     if isinstance(document, dict):
         for key in ("instances", "inputs", "data"):
             if key in document:
-                return _rows_from_json(document[key])
+                return json_rows(document[key])
         raise UnprocessableInput(
             "expected a list of rows, a list of objects keyed by feature name, or "
             '{"instances": [...]}; got an object without "instances"'
@@ -172,7 +174,7 @@ def decode_json(body: bytes, predictor: Predictor) -> np.ndarray:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise InvalidInput(f"malformed JSON: {error}") from error
-    rows = _rows_from_json(document)
+    rows = json_rows(document)
     features = predictor.metadata.features
     if predictor.numeric_only and not any(token in body for token in _NOT_PLAIN_NUMBERS):
         plain = _plain_matrix(rows, len(features))
