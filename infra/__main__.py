@@ -9,6 +9,7 @@ from infra.components.container_registry import ContainerRegistry, ContainerRegi
 from infra.components.images import Images, ImagesArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
 from infra.components.kubernetes_workloads import (
+    DriftArgs,
     KubernetesWorkloads,
     KubernetesWorkloadsArgs,
     ServingArgs,
@@ -41,6 +42,13 @@ endpoints = (
     {model: naming.endpoint_name(model, config.environment) for model in served}
     if serve_on_sagemaker
     else {}
+)
+# The drift job runs on the cluster and reads what the endpoints capture.
+check_drift = bool(
+    config.cluster.enabled
+    and endpoints
+    and config.monitoring.drift_schedule
+    and config.serving.data_capture_percent
 )
 
 key = EnvironmentKey(
@@ -107,6 +115,7 @@ if config.cluster.enabled:
             kms_key_arn=key.arn,
             oidc_provider_arn=cluster.oidc_provider.arn,
             oidc_issuer=cluster.oidc_issuer,
+            capture_bucket_arn=storage.capture.arn if check_drift else None,
         ),
     )
     ingress = (
@@ -159,6 +168,7 @@ monitoring = Monitoring(
         alarm_email=config.monitoring.alarm_email,
         monthly_budget_usd=config.monitoring.monthly_budget_usd,
         endpoints=[(endpoint, naming.ENDPOINT_VARIANT) for endpoint in endpoints.values()],
+        drift=check_drift,
     ),
 )
 built: Images | None = None
@@ -211,6 +221,18 @@ if cluster is not None and identities is not None and built is not None:
             )
             if config.training.schedule
             else None,
+            drift=DriftArgs(
+                packages=served,
+                endpoints=endpoints,
+                capture_bucket=storage.capture.name,
+                role_arn=identities.drift.arn,
+                schedule=config.monitoring.drift_schedule,
+                window_hours=config.monitoring.drift_window_hours,
+                psi_threshold=config.monitoring.drift_psi_threshold,
+                out_of_range_percent=config.monitoring.drift_out_of_range_percent,
+            )
+            if identities.drift is not None
+            else None,
         ),
         # An Ingress must reach the load balancer controller's webhook.
         pulumi.ResourceOptions(depends_on=[addons]),
@@ -239,6 +261,7 @@ if built is not None:
                 latency_p99_ms=config.monitoring.latency_p99_alarm_ms,
                 log_retention_days=config.monitoring.log_retention_days,
                 alarm_topic_arn=monitoring.topic.arn,
+                drift_psi_threshold=config.monitoring.drift_psi_threshold if check_drift else None,
             ),
         )
 

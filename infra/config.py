@@ -38,6 +38,10 @@ SAGEMAKER_ONLY = (
     "endpointShiftPercent",
     "endpointShiftWaitMinutes",
     "latencyP99AlarmMs",
+    "driftSchedule",
+    "driftWindowHours",
+    "driftPsiThreshold",
+    "driftOutOfRangePercent",
 )
 """Keys of the SageMaker endpoints: no effect unless `servingTarget` is sagemaker or both."""
 
@@ -328,6 +332,11 @@ class MonitoringConfig:
     alarm_email: str
     latency_p99_alarm_ms: int
     monthly_budget_usd: int
+    drift_schedule: str
+    """Five-field cron (UTC) of the drift job; empty: no drift job."""
+    drift_window_hours: int
+    drift_psi_threshold: float
+    drift_out_of_range_percent: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -695,6 +704,20 @@ def check_email(value: str) -> str | None:
     return None if value == "" or _EMAIL.match(value) else "an e-mail address, or empty for none"
 
 
+def check_psi(value: str) -> str | None:
+    try:
+        if 0 < float(value) <= 10:
+            return None
+    except ValueError:
+        pass
+    return "a population stability index above 0 and at most 10, such as 0.2"
+
+
+def _psi(value: str) -> float:
+    """The threshold read, or a placeholder when it was refused (the refusal is reported)."""
+    return float(value) if check_psi(value) is None else 0.0
+
+
 def check_cron(value: str) -> str | None:
     fields = value.split()
     if value == "" or (len(fields) == 5 and all(_CRON_FIELD.match(field) for field in fields)):
@@ -799,6 +822,10 @@ def load_config(
         alarm_email=read.string("alarmEmail", check_email),
         latency_p99_alarm_ms=read.integer("latencyP99AlarmMs", 1, 60_000),
         monthly_budget_usd=read.integer("monthlyBudgetUsd", 0, 10_000_000),
+        drift_schedule=read.string("driftSchedule", check_cron),
+        drift_window_hours=read.integer("driftWindowHours", 1, 168),
+        drift_psi_threshold=_psi(read.string("driftPsiThreshold", check_psi)),
+        drift_out_of_range_percent=read.integer("driftOutOfRangePercent", 1, 100),
     )
     region = read.provider_values.get("aws:region")
     config = StackConfig(

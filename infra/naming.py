@@ -14,6 +14,7 @@ WORKLOAD_NAMESPACE = "mlstack"
 """The Kubernetes namespace the training and serving workloads run in."""
 TRAINING_SERVICE_ACCOUNT = "training"
 SERVING_SERVICE_ACCOUNT = "serving"
+DRIFT_SERVICE_ACCOUNT = "drift"
 IMAGES = ("training", "serving")
 """The images the stack builds, each from `<image>/Dockerfile`, into its own repository."""
 BUILD_CACHE_TAG = "buildcache"
@@ -57,3 +58,7 @@ def endpoint_name(model: str, environment: str) -> str:
 def endpoint_log_group(endpoint: str) -> str:
     """Where SageMaker writes an endpoint's container logs."""
     return f"/aws/sagemaker/Endpoints/{endpoint}"
+
+
+ENDPOINT_CAPTURE_PREFIX = "sagemaker"
+"""Where in the capture bucket endpoints write: `<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""

@@ -18,6 +18,8 @@ import pulumi_kubernetes as k8s
 from infra import naming
 from infra.components.kubernetes_objects import Manifest, declare
 from infra.manifests import namespace as namespace_manifests
+from infra.manifests.drift import DriftSchedule
+from infra.manifests.drift import cron_job as drift_cron_job
 from infra.manifests.serving import ServingIngress, ServingWorkload, serving_objects
 from infra.manifests.training import TrainingSchedule, cron_job
 from serving.registry import ModelPackage
@@ -50,6 +52,20 @@ class TrainingArgs:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriftArgs:
+    packages: Mapping[str, ModelPackage]
+    """The version each endpoint serves, by model."""
+    endpoints: Mapping[str, str]
+    """The SageMaker endpoint of each model whose captured traffic is checked."""
+    capture_bucket: pulumi.Input[str]
+    role_arn: pulumi.Input[str]
+    schedule: str
+    window_hours: int
+    psi_threshold: float
+    out_of_range_percent: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class KubernetesWorkloadsArgs:
     provider: k8s.Provider
     region: str
@@ -61,6 +77,8 @@ class KubernetesWorkloadsArgs:
     """None when models are not served on the cluster (`servingTarget: sagemaker`)."""
     training: TrainingArgs | None
     """None when training runs on demand only (no `trainingSchedule`)."""
+    drift: DriftArgs | None = None
+    """None without endpoints to check or without `driftSchedule`."""
 
 
 _SERVING_IMAGE = "<serving image digest, known once built>"
@@ -69,6 +87,8 @@ _SERVING_ROLE = "<serving role ARN>"
 _TRAINING_ROLE = "<training role ARN>"
 _DATA_BUCKET = "<data bucket>"
 _MODELS_BUCKET = "<models bucket>"
+_CAPTURE_BUCKET = "<capture bucket>"
+_DRIFT_ROLE = "<drift role ARN>"
 
 
 class KubernetesWorkloads(pulumi.ComponentResource):
@@ -93,6 +113,9 @@ class KubernetesWorkloads(pulumi.ComponentResource):
         if args.training is not None:
             slots[_DATA_BUCKET] = args.training.data_bucket
             slots[_MODELS_BUCKET] = args.training.models_bucket
+        if args.drift is not None:
+            slots[_CAPTURE_BUCKET] = args.drift.capture_bucket
+            slots[_DRIFT_ROLE] = args.drift.role_arn
         ingress = args.serving.ingress if args.serving is not None else None
         namespace = self._declare(
             name,
@@ -108,6 +131,7 @@ class KubernetesWorkloads(pulumi.ComponentResource):
             for account, role in (
                 (naming.SERVING_SERVICE_ACCOUNT, _SERVING_ROLE),
                 (naming.TRAINING_SERVICE_ACCOUNT, _TRAINING_ROLE),
+                *([(naming.DRIFT_SERVICE_ACCOUNT, _DRIFT_ROLE)] if args.drift else []),
             )
         ]
         workloads = [namespace, *accounts]
@@ -119,6 +143,14 @@ class KubernetesWorkloads(pulumi.ComponentResource):
             for model in args.training.models:
                 self._declare(
                     name, cron_job(_schedule(args, args.training, model)), slots, workloads
+                )
+        if args.drift is not None:
+            for model, endpoint in args.drift.endpoints.items():
+                self._declare(
+                    name,
+                    drift_cron_job(_drift(args, args.drift, model, endpoint)),
+                    slots,
+                    workloads,
                 )
         self.register_outputs({"objects": sorted(self.objects)})
 
@@ -176,4 +208,23 @@ def _schedule(
         region=args.region,
         max_runtime_minutes=training.max_runtime_minutes,
         auto_approve=training.auto_approve,
+    )
+
+
+def _drift(
+    args: KubernetesWorkloadsArgs, drift: DriftArgs, model: str, endpoint: str
+) -> DriftSchedule:
+    package = drift.packages[model]
+    return DriftSchedule(
+        model=model,
+        schedule=drift.schedule,
+        image=_SERVING_IMAGE,
+        model_package=f"{package.group}/{package.version}",
+        capture_uri=f"s3://{_CAPTURE_BUCKET}/{naming.ENDPOINT_CAPTURE_PREFIX}",
+        endpoint=endpoint,
+        variant=naming.ENDPOINT_VARIANT,
+        region=args.region,
+        window_hours=drift.window_hours,
+        psi_threshold=drift.psi_threshold,
+        out_of_range_percent=drift.out_of_range_percent,
     )

@@ -26,6 +26,8 @@ class MonitoringArgs:
     monthly_budget_usd: int
     endpoints: Sequence[tuple[str, str]]
     """(endpoint, variant) of each SageMaker endpoint, for the dashboard."""
+    drift: bool
+    """Whether a drift job checks the endpoints (its figures go on the dashboard)."""
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -70,7 +72,8 @@ class Monitoring(pulumi.ComponentResource):
                 f"{name}-dashboard",
                 dashboard_name=f"mlstack-{args.environment}",
                 dashboard_body=json.dumps(
-                    dashboard_body(region=args.region, endpoints=args.endpoints), sort_keys=True
+                    dashboard_body(region=args.region, endpoints=args.endpoints, drift=args.drift),
+                    sort_keys=True,
                 ),
                 opts=child,
             )

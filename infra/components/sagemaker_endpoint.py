@@ -21,11 +21,9 @@ from pulumi_aws.sagemaker import (
 
 from infra import naming
 from infra.documents.iam import endpoint_execution_policy, service_trust_policy
-from infra.documents.monitoring import Alarm, endpoint_alarms
+from infra.documents.monitoring import Alarm, drift_query, endpoint_alarms
 from serving.registry import ModelPackage
 
-CAPTURE_PREFIX = "sagemaker"
-"""SageMaker writes captured traffic under `<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
 TRAFFIC_ROUTING = {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}
 ROLLBACK_ALARMS = ("errors", "latency")
 
@@ -53,6 +51,8 @@ class SageMakerEndpointArgs:
     latency_p99_ms: int
     log_retention_days: int
     alarm_topic_arn: pulumi.Input[str]
+    drift_psi_threshold: float | None
+    """With a drift job: the alarm on the largest feature's population stability index."""
 
     def __post_init__(self) -> None:
         if self.traffic_shifting not in TRAFFIC_ROUTING:
@@ -81,7 +81,9 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         account_id = aws.get_caller_identity_output(opts=invoke).account_id
         endpoint_name = naming.endpoint_name(args.model, args.environment)
         variant = naming.ENDPOINT_VARIANT
-        capture_uri = pulumi.Output.concat("s3://", args.capture_bucket, f"/{CAPTURE_PREFIX}")
+        capture_uri = pulumi.Output.concat(
+            "s3://", args.capture_bucket, f"/{naming.ENDPOINT_CAPTURE_PREFIX}"
+        )
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -171,6 +173,32 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             key: _metric_alarm(f"{name}-{key}", spec, args.alarm_topic_arn, child)
             for key, spec in specs.items()
         }
+        if args.drift_psi_threshold is not None:
+            self.alarms["drift"] = aws.cloudwatch.MetricAlarm(
+                f"{name}-drift",
+                name=f"{endpoint_name}-drift",
+                alarm_description=(
+                    f"{endpoint_name}: a feature's population stability index above "
+                    f"{args.drift_psi_threshold} in the last drift run; its report names it"
+                ),
+                metric_queries=[
+                    {
+                        "id": "psi",
+                        "expression": drift_query(endpoint_name),
+                        "period": 3600,
+                        "return_data": True,
+                    }
+                ],
+                threshold=args.drift_psi_threshold,
+                comparison_operator="GreaterThanThreshold",
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                # The job publishes once a run: between runs the last verdict stands.
+                treat_missing_data="ignore",
+                alarm_actions=[args.alarm_topic_arn],
+                ok_actions=[args.alarm_topic_arn],
+                opts=child,
+            )
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             name=endpoint_name,

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from infra import naming
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
-from infra.documents.iam import serving_policy, training_policy
+from infra.documents.iam import drift_policy, serving_policy, training_policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +24,8 @@ class WorkloadIdentitiesArgs:
     kms_key_arn: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
+    capture_bucket_arn: pulumi.Input[str] | None = None
+    """With it, a role for the drift job, which reads what endpoints capture there."""
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
@@ -35,6 +37,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
 
     training: WorkloadRole
     serving: WorkloadRole
+    drift: WorkloadRole | None
 
     def __init__(
         self, name: str, args: WorkloadIdentitiesArgs, opts: pulumi.ResourceOptions | None = None
@@ -86,4 +89,18 @@ class WorkloadIdentities(pulumi.ComponentResource):
 
         self.training = role(naming.TRAINING_SERVICE_ACCOUNT, training)
         self.serving = role(naming.SERVING_SERVICE_ACCOUNT, serving)
+        self.drift = None
+        if args.capture_bucket_arn is not None:
+            drift = pulumi.Output.all(
+                args.capture_bucket_arn, args.models_bucket_arn, args.kms_key_arn, group_arns
+            ).apply(
+                lambda values: drift_policy(
+                    capture_bucket_arn=values[0],
+                    capture_prefix=naming.ENDPOINT_CAPTURE_PREFIX,
+                    models_bucket_arn=values[1],
+                    kms_key_arn=values[2],
+                    model_package_group_arns=values[3],
+                )
+            )
+            self.drift = role(naming.DRIFT_SERVICE_ACCOUNT, drift)
         self.register_outputs({"training": self.training.arn, "serving": self.serving.arn})

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from infra.documents.monitoring import DRIFT_NAMESPACE
+
 VERSION = "2012-10-17"
 
 
@@ -335,6 +337,48 @@ def endpoint_execution_policy(
             ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [log_group_arn, f"{log_group_arn}:*"],
         ),
+    )
+
+
+def drift_policy(
+    *,
+    capture_bucket_arn: str,
+    capture_prefix: str,
+    models_bucket_arn: str,
+    kms_key_arn: str,
+    model_package_group_arns: Sequence[str],
+) -> dict[str, Any]:
+    """The drift job reads captured traffic and the versions' training baselines, writes its
+    reports beside the capture and its figures to one CloudWatch namespace."""
+    captured = f"{capture_bucket_arn}/{capture_prefix.strip('/')}"
+    packages = [model_package_arns(group_arn=arn) for arn in model_package_group_arns]
+    return _document(
+        _allow("ReadCapturedTraffic", ["s3:GetObject"], [f"{captured}/*"]),
+        {
+            **_allow("ListCapturedTraffic", ["s3:ListBucket"], [capture_bucket_arn]),
+            "Condition": {"StringLike": {"s3:prefix": [f"{capture_prefix.strip('/')}/*"]}},
+        },
+        _allow("WriteDriftReports", ["s3:PutObject"], [f"{captured}/*/drift/*"]),
+        _allow(
+            "ReadTrainingBaselines",
+            ["s3:GetObject"],
+            [f"{models_bucket_arn}/*/baseline_statistics.json"],
+        ),
+        _allow(
+            "UseEnvironmentKey",
+            ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [kms_key_arn],
+        ),
+        _allow(
+            "FindServedVersions",
+            ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+            [*model_package_group_arns, *packages],
+        ),
+        {
+            # PutMetricData names no resource; the condition keeps it to the drift namespace.
+            **_allow("PublishDriftFigures", ["cloudwatch:PutMetricData"], ["*"]),
+            "Condition": {"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}},
+        },
     )
 
 

@@ -100,6 +100,17 @@ def endpoint_alarms(
     }
 
 
+DRIFT_NAMESPACE = "mlstack/Drift"
+"""Where the drift job publishes (serving.drift.METRIC_NAMESPACE)."""
+
+
+def drift_query(endpoint: str, metric: str = "PopulationStabilityIndex") -> str:
+    """The largest figure over an endpoint's features: the stack does not know the features
+    (the served version's baseline does), so the alarm asks Metrics Insights across them."""
+    # Metrics Insights, not SQL; the endpoint name is the stack's own (naming.endpoint_name).
+    return f"SELECT MAX({metric}) FROM \"{DRIFT_NAMESPACE}\" WHERE EndpointName = '{endpoint}'"  # noqa: S608
+
+
 def alarm_topic_policy(*, topic_arn: str, account_id: str) -> dict[str, Any]:
     """CloudWatch alarms and AWS Budgets of this account may publish; nothing over plain HTTP."""
     return {
@@ -125,9 +136,11 @@ def alarm_topic_policy(*, topic_arn: str, account_id: str) -> dict[str, Any]:
     }
 
 
-def dashboard_body(*, region: str, endpoints: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """One row per endpoint (invocations, errors, latency, instances), as CloudWatch's
-    dashboard JSON."""
+def dashboard_body(
+    *, region: str, endpoints: Sequence[tuple[str, str]], drift: bool
+) -> dict[str, Any]:
+    """One row per endpoint (invocations, errors, latency, instances and, when a drift job
+    checks it, drift by feature), as CloudWatch's dashboard JSON."""
     widgets: list[dict[str, Any]] = []
 
     def graph(title: str, metrics: list[list[Any]], stat: str) -> None:
@@ -164,5 +177,13 @@ def dashboard_body(*, region: str, endpoints: Sequence[tuple[str, str]]) -> dict
             f"{endpoint} instances",
             [[ENDPOINT_INSTANCES, "CPUUtilization", *dimensions]],
             "SampleCount",
+        )
+        if not drift:
+            continue
+        by_feature = drift_query(endpoint) + " GROUP BY Feature"
+        graph(
+            f"{endpoint} drift by feature (PSI)",
+            [[{"expression": by_feature, "id": "psi"}]],
+            "Maximum",
         )
     return {"widgets": widgets}

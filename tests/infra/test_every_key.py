@@ -84,6 +84,10 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "alarmEmail": ("dev", "oncall@example.com"),
     "latencyP99AlarmMs": ("staging", 500),
     "monthlyBudgetUsd": ("dev", 400),
+    "driftSchedule": ("staging", "0 7 * * *"),
+    "driftWindowHours": ("staging", 12),
+    "driftPsiThreshold": ("staging", "0.25"),
+    "driftOutOfRangePercent": ("staging", 10),
 }
 
 # What a key cannot change without: the config check refuses it alone.

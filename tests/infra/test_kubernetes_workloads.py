@@ -111,14 +111,26 @@ def test_changing_only_the_pin_changes_only_the_deployments_pod_template(
     inputs_before = {r.urn: r.inputs for r in before.resources}
     everything_changed = [r for r in after.resources if inputs_before.get(r.urn) != r.inputs]
     # staging also serves on a SageMaker endpoint, whose Model and execution role follow the
-    # pin (tests/infra/test_sagemaker_endpoint.py); on the cluster only the Deployment does.
-    changed = [r for r in everything_changed if r.resource_type.startswith("kubernetes:")]
+    # pin (tests/infra/test_sagemaker_endpoint.py), and so does the endpoint's drift job (the
+    # version whose baseline it compares with); among the serving objects only the Deployment.
+    drift_job = [
+        r for r in everything_changed if r.inputs.get("metadata", {}).get("name") == "drift-demo"
+    ]
+    changed = [
+        r
+        for r in everything_changed
+        if r.resource_type.startswith("kubernetes:") and r not in drift_job
+    ]
     assert [r.resource_type for r in changed] == ["kubernetes:apps/v1:Deployment"]
-    assert sorted(r.resource_type for r in everything_changed if r not in changed) == [
+    assert sorted(
+        r.resource_type for r in everything_changed if r not in changed and r not in drift_job
+    ) == [
         "aws:iam/rolePolicy:RolePolicy",
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
         "aws:sagemaker/model:Model",
     ]
+    [job] = drift_job
+    assert "demo-staging/2" in str(job.inputs["spec"]["jobTemplate"])
     [was] = [inputs_before[r.urn] for r in changed]
     now = changed[0].inputs
     assert now["spec"]["selector"] == was["spec"]["selector"]

@@ -271,6 +271,7 @@ def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path
         "kube-system--role--cluster-autoscaler.yaml",
         "kube-system--rolebinding--cluster-autoscaler.yaml",
         "kube-system--serviceaccount--cluster-autoscaler.yaml",
+        "mlstack--cronjob--drift-demo.yaml",
         "mlstack--cronjob--training-demo.yaml",
         "mlstack--deployment--serving-demo.yaml",
         "mlstack--horizontalpodautoscaler--serving-demo.yaml",
@@ -278,6 +279,7 @@ def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path
         "mlstack--networkpolicy--serving-demo.yaml",
         "mlstack--poddisruptionbudget--serving-demo.yaml",
         "mlstack--service--serving-demo.yaml",
+        "mlstack--serviceaccount--drift.yaml",
         "mlstack--serviceaccount--serving.yaml",
         "mlstack--serviceaccount--training.yaml",
     ]

@@ -189,6 +189,7 @@ def test_prod_alarms_reach_the_on_call_address_and_its_dashboard_shows_the_endpo
         "demo-prod errors",
         "demo-prod model latency p99 (µs)",
         "demo-prod instances",
+        "demo-prod drift by feature (PSI)",
     ]
 
 
@@ -201,3 +202,53 @@ def test_every_alarm_needs_the_dimensions_of_what_it_watches() -> None:
     }
     with pytest.raises(ValueError, match="dimensions"):
         type(alarms["errors"])(**{**alarms["errors"].__dict__, "dimensions": {}})
+
+
+def test_each_endpoint_gets_a_drift_job_on_the_cluster_and_an_alarm_on_its_figures(
+    served_runs: dict[str, ProgramRun],
+) -> None:
+    run = served_runs["staging"]
+    [job] = [
+        r
+        for r in run.of_type("kubernetes:batch/v1:CronJob")
+        if r.inputs["metadata"]["name"] == "drift-demo"
+    ]
+    spec = job.inputs["spec"]
+    assert spec["schedule"] == "0 6 * * *"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "drift"
+    [container] = pod["containers"]
+    assert container["image"] == run.outputs["servingImage"]
+    assert container["command"] == ["python", "-m", "serving.drift"]
+    arguments = dict(zip(container["args"][::2], container["args"][1::2], strict=True))
+    assert arguments == {
+        "--model-package": "demo-staging/1",
+        "--capture": f"s3://{run.outputs['captureBucketName']}/sagemaker",
+        "--endpoint": "demo-staging",
+        "--variant": "primary",
+        "--hours": "24",
+        "--psi-threshold": "0.2",
+        "--out-of-range-threshold": "0.05",
+    }
+    [alarm] = [a.inputs for a in run.of_type(ALARM) if a.inputs["name"] == "demo-staging-drift"]
+    [query] = alarm["metricQueries"]
+    assert "FROM \"mlstack/Drift\" WHERE EndpointName = 'demo-staging'" in query["expression"]
+    assert alarm["threshold"] == 0.2
+    # Its role may publish figures to the drift namespace only.
+    policy = next(
+        r
+        for r in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if r.name == "workloads-drift-permissions"
+    )
+    statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+    assert statements["PublishDriftFigures"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "mlstack/Drift"}
+    }
+
+
+def test_without_capture_or_a_schedule_there_is_no_drift_job() -> None:
+    for overrides in ({"dataCapturePercent": 0}, {"driftSchedule": ""}):
+        run = run_served("staging", **overrides)
+        names = [r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:batch/v1:CronJob")]
+        assert "drift-demo" not in names, overrides
+        assert "demo-staging-drift" not in [a.inputs["name"] for a in run.of_type(ALARM)]

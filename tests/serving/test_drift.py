@@ -158,3 +158,10 @@ def test_the_index_is_zero_for_equal_shares_and_grows_with_the_shift() -> None:
     small = population_stability_index([0.5, 0.5], [0.45, 0.55])
     large = population_stability_index([0.5, 0.5], [0.1, 0.9])
     assert 0 < small < 0.1 < large
+
+
+def test_the_stack_alarms_on_the_namespace_the_job_publishes_to() -> None:
+    from infra.documents.monitoring import DRIFT_NAMESPACE
+    from serving.drift import METRIC_NAMESPACE
+
+    assert DRIFT_NAMESPACE == METRIC_NAMESPACE

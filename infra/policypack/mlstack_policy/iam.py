@@ -34,6 +34,16 @@ def no_wildcard_actions(policy: ResourceLike) -> str | None:
     return f"allows wildcard actions {', '.join(sorted(set(wild)))}" if wild else None
 
 
+def _scoped_metric_write(statement: dict[str, object], action: str) -> bool:
+    """`cloudwatch:PutMetricData` names no resource; a namespace condition is its scope."""
+    condition = statement.get("Condition")
+    return (
+        action == "cloudwatch:PutMetricData"
+        and isinstance(condition, dict)
+        and "cloudwatch:namespace" in (condition.get("StringEquals") or {})
+    )
+
+
 @resource_rule(
     "MLSTACK.IAM.1",
     "IAM policies we write allow changes only on named resources",
@@ -45,7 +55,9 @@ def no_writes_on_everything(policy: ResourceLike) -> str | None:
         {
             action
             for statement, action in _allowed_actions(policy.props.get("policy"))
-            if "*" in as_list(statement.get("Resource")) and not _READ_ONLY.match(action)
+            if "*" in as_list(statement.get("Resource"))
+            and not _READ_ONLY.match(action)
+            and not _scoped_metric_write(statement, action)
         }
     )
     return f"allows {', '.join(writes)} on Resource '*'" if writes else None

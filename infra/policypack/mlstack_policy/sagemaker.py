@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfigurat
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 ENDPOINT_NAMESPACES = ("AWS/SageMaker", "/aws/sagemaker/Endpoints")
+_QUERIED_ENDPOINT = re.compile(r"EndpointName\s*=\s*'([^']+)'")
 
 
 @resource_rule(
@@ -68,6 +70,17 @@ def _variants(stack: StackIndex) -> set[tuple[str, str]]:
     MLSTACK,
 )
 def alarm_watches_something(alarm: ResourceLike, stack: StackIndex) -> str | None:
+    queried = [
+        match.group(1)
+        for query in alarm.props.get("metricQueries") or []
+        if (match := _QUERIED_ENDPOINT.search(str(query.get("expression") or "")))
+    ]
+    if queried:
+        declared = {name for name, _ in _variants(stack)}
+        unknown = [name for name in queried if name not in declared]
+        return (
+            f"queries endpoint {unknown[0]}, which the stack does not declare" if unknown else None
+        )
     if alarm.props.get("namespace") not in ENDPOINT_NAMESPACES:
         return None
     dimensions: Mapping[str, Any] = alarm.props.get("dimensions") or {}
