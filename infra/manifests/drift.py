@@ -61,33 +61,12 @@ def cron_job(drift: DriftSchedule) -> dict[str, Any]:
         "resources": hardening.resources(CPU_MILLICORES, MEMORY_MIB),
         "securityContext": hardening.container_security_context(),
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": hardening.metadata(drift.name, COMPONENT, drift.model),
-        "spec": {
-            "schedule": drift.schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 3600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": MAX_RUNTIME_SECONDS,
-                    "ttlSecondsAfterFinished": 7 * 24 * 3600,
-                    "template": {
-                        "metadata": {"labels": hardening.labels(COMPONENT, drift.model)},
-                        "spec": {
-                            "serviceAccountName": naming.DRIFT_SERVICE_ACCOUNT,
-                            "automountServiceAccountToken": False,
-                            "restartPolicy": "Never",
-                            "securityContext": hardening.pod_security_context(),
-                            "containers": [container],
-                        },
-                    },
-                }
-            },
-        },
-    }
+    return hardening.cron_job(
+        name=drift.name,
+        component=COMPONENT,
+        instance=drift.model,
+        schedule=drift.schedule,
+        service_account=naming.DRIFT_SERVICE_ACCOUNT,
+        container=container,
+        job={"backoffLimit": 2, "activeDeadlineSeconds": MAX_RUNTIME_SECONDS},
+    )

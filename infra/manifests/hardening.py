@@ -76,3 +76,55 @@ def checkov_skips(reasons: dict[str, str]) -> dict[str, str]:
         f"checkov.io/skip{index}": f"{check}={reason}"
         for index, (check, reason) in enumerate(sorted(reasons.items()), start=1)
     }
+
+
+FINISHED_JOB_TTL_SECONDS = 7 * 24 * 3600
+
+
+def cron_job(
+    *,
+    name: str,
+    component: str,
+    instance: str,
+    schedule: str,
+    service_account: str,
+    container: dict[str, Any],
+    job: dict[str, Any],
+    volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A scheduled job of the stack: UTC schedule, never two runs at once, a missed run given
+    an hour to start, three finished jobs of each outcome kept a week; the pod hardened like
+    every workload, without an API token. `job` holds the Job's own limits (retries, deadline,
+    failure policy)."""
+    pod: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "restartPolicy": "Never",
+        "securityContext": pod_security_context(),
+        "containers": [container],
+    }
+    if volumes:
+        pod["volumes"] = volumes
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, component, instance),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "spec": {
+                    **job,
+                    "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
+                    "template": {
+                        "metadata": {"labels": labels(component, instance)},
+                        "spec": pod,
+                    },
+                }
+            },
+        },
+    }

@@ -18,7 +18,6 @@ CPU_MILLICORES = 2000
 MEMORY_MIB = 4096
 """A training pod's size: the demo-scale tables fit; larger ones belong on SageMaker training."""
 RETRIES = 2
-FINISHED_JOB_TTL_SECONDS = 7 * 24 * 3600
 REFUSED_EXIT_CODES = [1, 3]
 """The training CLI's "input refused" and "quality gate refused": retrying cannot change them."""
 
@@ -77,46 +76,28 @@ def cron_job(schedule: TrainingSchedule) -> dict[str, Any]:
         "securityContext": hardening.container_security_context(),
         "volumeMounts": [{"name": "work", "mountPath": "/tmp"}],  # noqa: S108 (an emptyDir)
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": hardening.metadata(schedule.name, COMPONENT, schedule.model),
-        "spec": {
-            "schedule": schedule.schedule,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 3600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": RETRIES,
-                    "activeDeadlineSeconds": schedule.max_runtime_minutes * 60,
-                    "ttlSecondsAfterFinished": FINISHED_JOB_TTL_SECONDS,
-                    "podFailurePolicy": {
-                        "rules": [
-                            {
-                                "action": "FailJob",
-                                "onExitCodes": {
-                                    "containerName": COMPONENT,
-                                    "operator": "In",
-                                    "values": REFUSED_EXIT_CODES,
-                                },
-                            }
-                        ]
-                    },
-                    "template": {
-                        "metadata": {"labels": hardening.labels(COMPONENT, schedule.model)},
-                        "spec": {
-                            "serviceAccountName": naming.TRAINING_SERVICE_ACCOUNT,
-                            "automountServiceAccountToken": False,
-                            "restartPolicy": "Never",
-                            "securityContext": hardening.pod_security_context(),
-                            "containers": [container],
-                            "volumes": [{"name": "work", "emptyDir": {"sizeLimit": "8Gi"}}],
+    return hardening.cron_job(
+        name=schedule.name,
+        component=COMPONENT,
+        instance=schedule.model,
+        schedule=schedule.schedule,
+        service_account=naming.TRAINING_SERVICE_ACCOUNT,
+        container=container,
+        job={
+            "backoffLimit": RETRIES,
+            "activeDeadlineSeconds": schedule.max_runtime_minutes * 60,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": COMPONENT,
+                            "operator": "In",
+                            "values": REFUSED_EXIT_CODES,
                         },
-                    },
-                }
+                    }
+                ]
             },
         },
-    }
+        volumes=[{"name": "work", "emptyDir": {"sizeLimit": "8Gi"}}],
+    )
