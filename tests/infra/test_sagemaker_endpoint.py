@@ -252,3 +252,17 @@ def test_without_capture_or_a_schedule_there_is_no_drift_job() -> None:
         names = [r.inputs["metadata"]["name"] for r in run.of_type("kubernetes:batch/v1:CronJob")]
         assert "drift-demo" not in names, overrides
         assert "demo-staging-drift" not in [a.inputs["name"] for a in run.of_type(ALARM)]
+
+
+def test_a_stack_without_the_cluster_can_still_serve_on_sagemaker() -> None:
+    run = run_served(
+        "dev",
+        cluster=False,
+        servingTarget="sagemaker",
+        clusterPublicAccess=False,
+        clusterPublicAccessCidrs=[],
+    )
+    assert one(run, ENDPOINT).inputs["name"] == "demo-dev"
+    assert "@sha256:" in one(run, MODEL).inputs["primaryContainer"]["image"]
+    assert not [r for r in run.resources if r.resource_type.startswith("kubernetes:")]
+    assert "demo-dev-drift" not in [a.inputs["name"] for a in run.of_type(ALARM)]
