@@ -24,6 +24,7 @@ import orjson
 
 from serving import codec
 from serving.batching import MicroBatcher
+from serving.capture import CLOSE_SECONDS, Capture
 from serving.errors import (
     ClientGone,
     MethodNotAllowed,
@@ -78,7 +79,17 @@ class ServingApp:
             settings.batch_wait_ms / 1000,
             on_batch=self.metrics.batch,
         )
-        self._publisher: asyncio.Task[None] | None = None
+        self.capture = (
+            Capture(
+                settings.capture_uri,
+                settings.capture_endpoint or predictor.metadata.model_name,
+                settings.capture_percent,
+            )
+            if settings.capture_uri and settings.capture_percent > 0
+            else None
+        )
+        self.metrics.capture = self.capture.counts if self.capture else None
+        self._ticker: asyncio.Task[None] | None = None
         metadata = predictor.metadata
         self.metadata_body = orjson.dumps(
             {
@@ -115,8 +126,8 @@ class ServingApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if self.shared is not None and self._publisher is None:
-            self._publisher = asyncio.get_running_loop().create_task(self._publish_metrics())
+        if self._ticker is None and (self.shared is not None or self.capture is not None):
+            self._ticker = asyncio.get_running_loop().create_task(self._every_second())
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
         route = path if path in ROUTES else "other"
@@ -130,7 +141,7 @@ class ServingApp:
                 allow = ROUTES[path] + (", HEAD" if ROUTES[path] == "GET" else "")
                 raise MethodNotAllowed(f"{path} takes {allow}, not {method}", allow)
             if path == "/invocations":
-                status, rows = await self._invoke(scope, receive, send)
+                status, rows = await self._invoke(scope, receive, send, request_id)
             else:
                 status = await self._get(path, send)
         except ClientGone as gone:
@@ -177,11 +188,14 @@ class ServingApp:
         await _respond(send, 200, self.metadata_body, JSON_HEADERS)
         return 200
 
-    async def _invoke(self, scope: Scope, receive: Receive, send: Send) -> tuple[int, int]:
+    async def _invoke(
+        self, scope: Scope, receive: Receive, send: Send, request_id: bytes
+    ) -> tuple[int, int]:
         # A request that reached us is served even while draining: draining only tells load
         # balancers (through /ping and /readyz) to stop sending new ones.
         headers = dict(scope["headers"])
-        kind = codec.request_format(_text(headers.get(b"content-type")))
+        content_type = _text(headers.get(b"content-type"))
+        kind = codec.request_format(content_type)
         answer = codec.response_format(_text(headers.get(b"accept")), kind)
         body = await self._body(headers, receive)
         rows = codec.decode(body, kind, self.predictor)
@@ -189,6 +203,8 @@ class ServingApp:
         self.metrics.predictions(predictions.labels)
         payload = codec.encode(predictions, answer, self.predictor)
         await _respond(send, 200, payload, [(b"content-type", answer.encode())])
+        if self.capture is not None and self.capture.sampled():
+            self.capture.record(request_id.decode(), body, content_type or kind, payload, answer)
         if self.settings.log_payloads:
             self._log("INFO", "payload", {"request": body.decode("utf-8", "replace")})
         return 200, len(rows)
@@ -246,10 +262,21 @@ class ServingApp:
             headers.append((b"connection", b"close"))
         await _respond(send, error.status, orjson.dumps({"error": error.message}), headers)
 
-    async def _publish_metrics(self) -> None:
-        while self.shared is not None:
-            self.shared.publish(self.metrics)
+    async def _every_second(self) -> None:
+        while True:
+            if self.shared is not None:
+                self.shared.publish(self.metrics)
+            if self.capture is not None:
+                self.capture.tick()
             await asyncio.sleep(1.0)
+
+    def stopped(self) -> None:
+        """The worker's server has drained: write the capture still buffered and leave the
+        final metrics."""
+        if self.capture is not None:
+            self.capture.close(timeout=CLOSE_SECONDS)
+        if self.shared is not None:
+            self.shared.publish(self.metrics)
 
     @staticmethod
     def _log(level: str, message: str, fields: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from serving.capture import CaptureCounts
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 VALUE_BUCKETS = (-1000.0, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1000.0)
@@ -45,6 +47,7 @@ class Metrics:
         self.batch_rows = Histogram(BATCH_BUCKETS)
         self.predicted_classes: dict[str, int] = defaultdict(int)
         self.predicted_values = Histogram(VALUE_BUCKETS)
+        self.capture: CaptureCounts | None = None
 
     def request(self, route: str, status: int, seconds: float) -> None:
         self.requests[(("route", route), ("status", str(status)))] += 1
@@ -76,6 +79,14 @@ class Metrics:
             "batch_rows": histogram(self.batch_rows),
             "classes": dict(self.predicted_classes),
             "values": histogram(self.predicted_values),
+            "capture": None
+            if self.capture is None
+            else {
+                "written": self.capture.written,
+                "dropped": self.capture.dropped,
+                "lost": self.capture.lost,
+                "write_failures": self.capture.write_failures,
+            },
         }
 
 
@@ -143,6 +154,7 @@ def render(snapshots: list[dict[str, Any]], own: Metrics) -> bytes:
     batch: dict[str, Any] | None = None
     values: dict[str, Any] | None = None
     classes: dict[str, int] = defaultdict(int)
+    capture: dict[str, int] = defaultdict(int)
     for snapshot in snapshots:
         for labels, count in snapshot["requests"]:
             requests[_labels(labels)] += count
@@ -153,6 +165,8 @@ def render(snapshots: list[dict[str, Any]], own: Metrics) -> bytes:
         values = _add_histograms(values, snapshot["values"])
         for label, count in snapshot["classes"].items():
             classes[label] += count
+        for name, count in (snapshot.get("capture") or {}).items():
+            capture[name] += count
     info = _labels(own.info)
     lines = [
         "# HELP mlstack_model_info The model being served.",
@@ -185,5 +199,18 @@ def render(snapshots: list[dict[str, Any]], own: Metrics) -> bytes:
             "# HELP mlstack_prediction_value Predicted values.",
             "# TYPE mlstack_prediction_value histogram",
             *(_histogram_lines("mlstack_prediction_value", info, values) if values else []),
+        ]
+    if own.capture is not None:
+        lines += [
+            "# HELP mlstack_capture_records_total Captured requests: written to the capture, "
+            "dropped while the writer was behind, or lost with a failed write.",
+            "# TYPE mlstack_capture_records_total counter",
+            *(
+                f'mlstack_capture_records_total{{outcome="{outcome}"}} {capture[outcome]}'
+                for outcome in ("written", "dropped", "lost")
+            ),
+            "# HELP mlstack_capture_write_failures_total Capture writes that failed.",
+            "# TYPE mlstack_capture_write_failures_total counter",
+            f"mlstack_capture_write_failures_total {capture['write_failures']}",
         ]
     return ("\n".join(lines) + "\n").encode()

@@ -88,6 +88,7 @@ def run_worker(
         timeout_keep_alive=75,  # above common load balancers' idle timeout (60 s)
     )
     DrainingServer(config, app).run(sockets=[sock])
+    app.stopped()
 
 
 def serve(settings: ServingSettings) -> int:

@@ -105,6 +105,24 @@ class ServingSettings:
         "the one directory written (model download, shared metrics); unset: a fresh one, "
         "removed on exit; a directory another server holds is refused",
     )
+    capture_uri: str = _setting(
+        "",
+        "MLSTACK_CAPTURE_URI",
+        "capture a sample of requests and responses under this s3:// prefix (or directory), in "
+        "SageMaker's capture format, at <prefix>/<endpoint>/primary/yyyy/mm/dd/hh/; unset: off",
+    )
+    capture_percent: float = _setting(
+        100.0,
+        "MLSTACK_CAPTURE_PERCENT",
+        "the share of answered requests captured, in percent, when MLSTACK_CAPTURE_URI is set",
+        0.0,
+        100.0,
+    )
+    capture_endpoint: str = _setting(
+        "",
+        "MLSTACK_CAPTURE_ENDPOINT",
+        "the endpoint name the capture is filed under; unset: the model's name",
+    )
     log_payloads: bool = _setting(
         False,
         "MLSTACK_LOG_PAYLOADS",

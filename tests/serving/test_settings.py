@@ -35,6 +35,10 @@ def test_defaults_follow_the_sagemaker_contract() -> None:
             "MLSTACK_BATCH_WAIT_MS = '-1': allowed: a number from 0.0 to 1000.0",
         ),
         ({"MLSTACK_LOG_PAYLOADS": "yes"}, "MLSTACK_LOG_PAYLOADS = 'yes': allowed: true or false"),
+        (
+            {"MLSTACK_CAPTURE_PERCENT": "150"},
+            "MLSTACK_CAPTURE_PERCENT = '150': allowed: a number from 0.0 to 100.0",
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_is_allowed(
