@@ -1,7 +1,8 @@
 """Drift: live traffic of a model version compared with the data it was trained on.
 
 The captured requests of the last window (SageMaker's capture format, JSON lines under
-`<capture>/<endpoint>/<variant>/yyyy/mm/dd/hh/`) are compared, feature by feature, with the
+`<capture>/<endpoint>/<variant>/yyyy/mm/dd/hh/`, from a SageMaker endpoint or the server on
+Kubernetes, or both: each `--capture` prefix is read) are compared, feature by feature, with the
 version's `baseline_statistics.json` (written by training beside its model card): population
 stability index over the baseline's own histogram bins or categories, the share of values
 outside the training range, and the share of missing values. The report is written beside the
@@ -248,7 +249,7 @@ def publish(report: DriftReport, cloudwatch: Any) -> None:
 def detect(
     *,
     model_package: str,
-    capture: str,
+    captures: Sequence[str],
     endpoint: str,
     variant: str,
     end: datetime,
@@ -261,7 +262,11 @@ def detect(
         raise SystemExit(f"model package {package.arn} names no training report to compare with")
     baseline = json.loads(storage.read_bytes(storage.join(report_prefix, BASELINE_FILE)))
     names = list(baseline["features"])
-    prefixes = hour_prefixes(capture, endpoint, variant, end, hours)
+    prefixes = [
+        prefix
+        for capture in captures
+        for prefix in hour_prefixes(capture, endpoint, variant, end, hours)
+    ]
     records = captured_records(prefixes)
     rows = [row for record in records for row in _request_rows(record, names)]
     return DriftReport(
@@ -281,7 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m serving.drift", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--model-package", required=True, help="ARN or <group>/<version>")
-    parser.add_argument("--capture", required=True, help="s3:// prefix the capture is under")
+    parser.add_argument(
+        "--capture",
+        required=True,
+        action="append",
+        help="s3:// prefix a capture is under; repeat it to read every target serving the "
+        "model (the report goes under the first)",
+    )
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--variant", default="primary")
     parser.add_argument("--hours", type=int, default=24, help="the window, in whole hours (24)")
@@ -299,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     end = args.now or datetime.now(UTC)
     report = detect(
         model_package=args.model_package,
-        capture=args.capture,
+        captures=args.capture,
         endpoint=args.endpoint,
         variant=args.variant,
         end=end,
@@ -312,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     document = report.to_json()
     storage.write_bytes(
-        storage.join(args.capture, args.endpoint, "drift", end.strftime("%Y-%m-%dT%H.json")),
+        storage.join(args.capture[0], args.endpoint, "drift", end.strftime("%Y-%m-%dT%H.json")),
         json.dumps(document, sort_keys=True).encode(),
         "application/json",
     )

@@ -81,9 +81,13 @@ def seed_world(emulator: Emulator, traffic: pd.DataFrame) -> None:
         lineage={"report": "s3://models/churn/runs/r1", "model_sha256": "a" * 64},
         commit="abc",
     )
-    # Two hours of traffic in the window, 50 requests of 20 rows each, and one hour before it
-    # that must not count.
-    for hours_ago, chunk in ((1, 0), (2, 1), (30, 2)):
+    # Two hours of traffic in the window, 50 requests of 20 rows each, one captured by the
+    # endpoint and one by the server on Kubernetes, and one hour before it that must not count.
+    for hours_ago, chunk, target in (
+        (1, 0, "sagemaker"),
+        (2, 1, "kubernetes"),
+        (30, 2, "sagemaker"),
+    ):
         when = NOW.replace(minute=0) - timedelta(hours=hours_ago)
         part = traffic.iloc[chunk * 1000 : (chunk + 1) * 1000]
         lines = [
@@ -91,7 +95,7 @@ def seed_world(emulator: Emulator, traffic: pd.DataFrame) -> None:
         ]
         s3.put_object(
             Bucket="capture",
-            Key=f"sagemaker/churn-dev/primary/{when:%Y/%m/%d/%H}/capture-{chunk}.jsonl",
+            Key=f"{target}/churn-dev/primary/{when:%Y/%m/%d/%H}/capture-{chunk}.jsonl",
             Body="\n".join(lines).encode(),
         )
 
@@ -100,7 +104,8 @@ def run_drift(emulator: Emulator) -> dict[str, Any]:
     result = subprocess.run(
         [
             *(sys.executable, "-m", "serving.drift", "--model-package", f"{GROUP}/1"),
-            *("--capture", "s3://capture/sagemaker", "--endpoint", "churn-dev", "--hours", "24"),
+            *("--capture", "s3://capture/sagemaker", "--capture", "s3://capture/kubernetes"),
+            *("--endpoint", "churn-dev", "--hours", "24"),
             *("--now", NOW.isoformat()),
         ],
         env=emulator.env,
@@ -122,7 +127,8 @@ def test_drift_of_captured_traffic_is_found_and_named_only_when_it_is_there(
 ) -> None:
     seed_world(emulator, table(3000, seed=2, age_shift=age_shift))
     report = run_drift(emulator)
-    assert report["requests"] == 100  # the hour 30 hours back is outside the window
+    # Both targets' capture counts; the hour 30 hours back is outside the window.
+    assert report["requests"] == 100
     assert report["rows"] == 2000
     assert report["drifted_features"] == drifted
     age = next(f for f in report["features"] if f["name"] == "age")
