@@ -71,7 +71,12 @@ class ServingApp:
         self.predictor = predictor
         self.model_version = model_version
         self.draining = False
-        self.metrics = Metrics(predictor.metadata.model_name, model_version, predictor.classifier)
+        self.metrics = Metrics(
+            predictor.metadata.model_name,
+            model_version,
+            predictor.classifier,
+            predictor.metadata.features,
+        )
         self.shared = shared_metrics
         self.batcher = MicroBatcher(
             predictor,

@@ -24,12 +24,13 @@ class MicroBatcher:
         predictor: Predictor,
         max_rows: int,
         wait_seconds: float = 0.0,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self.predictor = predictor
         self.max_rows = max_rows
         self.wait_seconds = wait_seconds
         self.on_batch = on_batch
+        """Told each batch the model scored (not one it refused), for the metrics."""
         self.pending: deque[tuple[np.ndarray, asyncio.Future[Predictions]]] = deque()
         self.scheduled = False
 
@@ -81,8 +82,6 @@ class MicroBatcher:
     def _score(
         self, taken: list[tuple[np.ndarray, asyncio.Future[Predictions]]], rows: int
     ) -> None:
-        if self.on_batch is not None:
-            self.on_batch(rows)
         matrix = taken[0][0] if len(taken) == 1 else np.concatenate([item[0] for item in taken])
         try:
             result = self.predictor.predict(matrix)
@@ -94,6 +93,8 @@ class MicroBatcher:
             for item in taken:
                 self._score([item], len(item[0]))
             return
+        if self.on_batch is not None:
+            self.on_batch(matrix)
         start = 0
         for part, future in taken:
             end = start + len(part)

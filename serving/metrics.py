@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
+from serving.artifact import Feature
 from serving.capture import CaptureCounts
+from serving.ranges import RangeCheck
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
@@ -39,8 +41,16 @@ class Histogram:
 class Metrics:
     """One worker's metrics."""
 
-    def __init__(self, model_name: str, model_version: str, classifier: bool) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        model_version: str,
+        classifier: bool,
+        features: tuple[Feature, ...] = (),
+    ) -> None:
         self.info: Labels = (("model", model_name), ("model_version", model_version))
+        self.ranges = RangeCheck(features)
+        self.out_of_range = dict.fromkeys(self.ranges.checked, 0)
         self.classifier = classifier
         self.requests: dict[Labels, int] = defaultdict(int)
         self.latency: dict[Labels, Histogram] = {}
@@ -57,8 +67,11 @@ class Metrics:
             histogram = self.latency[key] = Histogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
 
-    def batch(self, rows: int) -> None:
-        self.batch_rows.observe(rows)
+    def batch(self, rows: Any) -> None:
+        """A batch the model scored: its size, and its values outside the training ranges."""
+        self.batch_rows.observe(len(rows))
+        for index, count in self.ranges.outside(rows).items():
+            self.out_of_range[index] += count
 
     def predictions(self, labels: Any) -> None:
         if self.classifier:
@@ -78,6 +91,7 @@ class Metrics:
             "latency": [[list(map(list, k)), histogram(h)] for k, h in self.latency.items()],
             "batch_rows": histogram(self.batch_rows),
             "classes": dict(self.predicted_classes),
+            "out_of_range": {self.ranges.names[i]: n for i, n in self.out_of_range.items()},
             "values": histogram(self.predicted_values),
             "capture": None
             if self.capture is None
@@ -155,6 +169,7 @@ def render(snapshots: list[dict[str, Any]], own: Metrics) -> bytes:
     values: dict[str, Any] | None = None
     classes: dict[str, int] = defaultdict(int)
     capture: dict[str, int] = defaultdict(int)
+    out_of_range = {own.ranges.names[index]: 0 for index in own.ranges.checked}
     for snapshot in snapshots:
         for labels, count in snapshot["requests"]:
             requests[_labels(labels)] += count
@@ -167,6 +182,8 @@ def render(snapshots: list[dict[str, Any]], own: Metrics) -> bytes:
             classes[label] += count
         for name, count in (snapshot.get("capture") or {}).items():
             capture[name] += count
+        for name, count in snapshot.get("out_of_range", {}).items():
+            out_of_range[name] = out_of_range.get(name, 0) + count
     info = _labels(own.info)
     lines = [
         "# HELP mlstack_model_info The model being served.",
@@ -199,6 +216,16 @@ def render(snapshots: list[dict[str, Any]], own: Metrics) -> bytes:
             "# HELP mlstack_prediction_value Predicted values.",
             "# TYPE mlstack_prediction_value histogram",
             *(_histogram_lines("mlstack_prediction_value", info, values) if values else []),
+        ]
+    if out_of_range:
+        lines += [
+            "# HELP mlstack_feature_out_of_range_total Scored values outside the range the "
+            "model was trained on (numeric) or its categories (categorical), by feature.",
+            "# TYPE mlstack_feature_out_of_range_total counter",
+            *(
+                f'mlstack_feature_out_of_range_total{{{info},feature="{_escape(name)}"}} {count}'
+                for name, count in out_of_range.items()
+            ),
         ]
     if own.capture is not None:
         lines += [

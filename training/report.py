@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,25 @@ from training.gate import GateDecision
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 10
+
+
+def served_features(
+    spec_features: Sequence[Feature], baseline: Mapping[str, Any]
+) -> tuple[Feature, ...]:
+    """The features as the model's metadata records them: a numeric feature's range is the
+    one the dataset declares, else the one training saw (the baseline's), so the server can
+    count live values outside it (serving.ranges)."""
+    served = []
+    for feature in spec_features:
+        seen = baseline["features"].get(feature.name, {})
+        if feature.type == "numeric" and "min" in seen:
+            feature = replace(
+                feature,
+                minimum=seen["min"] if feature.minimum is None else feature.minimum,
+                maximum=seen["max"] if feature.maximum is None else feature.maximum,
+            )
+        served.append(feature)
+    return tuple(served)
 
 
 def baseline_statistics(features: pd.DataFrame, spec_features: Sequence[Feature]) -> dict[str, Any]:

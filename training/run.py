@@ -34,7 +34,7 @@ from training.gate import GateDecision, decide
 from training.model import TrainedModel, train
 from training.plots import evaluation_plots
 from training.registry import ModelRegistry, RegisteredVersion
-from training.report import baseline_statistics, model_card
+from training.report import baseline_statistics, model_card, served_features
 from training.settings import GateSettings, Hyperparameters
 from training.spec import DatasetSpec, dump_spec, load_spec
 
@@ -179,10 +179,11 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
         incomparable=incomparable,
     )
 
+    baseline = baseline_statistics(data.features, spec.features)
     described = ModelMetadata(
         model_name=request.model_package_group or request.model_name,
         task=spec.task,
-        features=spec.features,
+        features=served_features(spec.features, baseline),
         target=spec.target,
         classes=trained.classes,
         algorithm=request.hyperparameters.algorithm,
@@ -226,7 +227,7 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
         _write(report / "evaluation.json", strict_json(evaluation) + "\n"),
         _write(
             report / "baseline_statistics.json",
-            strict_json(baseline_statistics(data.features, spec.features)) + "\n",
+            strict_json(baseline) + "\n",
         ),
         _write(report / "dataset_spec.yaml", dump_spec(spec)),
     ]
