@@ -10,7 +10,8 @@ capture and each feature's figures go to CloudWatch, where the drift alarms watc
 
 Run as `python -m serving.drift` (the stack's drift CronJob does): it prints the report as one
 JSON line and exits 0 whether or not there is drift; drift is the report's and the alarms' news,
-not a failed job.
+not a failed job. With `--retrain-cronjob`, drift also starts the model's training
+(serving/retrain.py); a retraining that cannot be started fails the run, after the report.
 """
 
 from __future__ import annotations
@@ -303,6 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--missing-threshold", type=float, default=Thresholds.missing_share_increase
     )
+    parser.add_argument(
+        "--retrain-cronjob",
+        default="",
+        help="on drift, start a Job from this training CronJob of the pod's namespace (as "
+        "`kubectl create job --from=cronjob/NAME`), at most one per hour",
+    )
     parser.add_argument("--now", type=datetime.fromisoformat, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.hours < 1:
@@ -322,6 +329,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     document = report.to_json()
+    failed = False
+    if args.retrain_cronjob and report.drifted_features:
+        from serving.retrain import RetrainError
+
+        try:
+            document["retraining"] = _retrain(args.retrain_cronjob, end, report)
+        except RetrainError as error:
+            # The report and the figures still go out; the job fails so the failure shows.
+            document["retraining"] = {"error": str(error)}
+            failed = True
     storage.write_bytes(
         storage.join(args.capture[0], args.endpoint, "drift", end.strftime("%Y-%m-%dT%H.json")),
         json.dumps(document, sort_keys=True).encode(),
@@ -332,7 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         publish(report, boto3.client("cloudwatch"))
     print(json.dumps(document, sort_keys=True))
-    return 0
+    return 1 if failed else 0
+
+
+def _retrain(cron_job: str, end: datetime, report: DriftReport) -> dict[str, Any]:
+    from serving.retrain import ClusterApi, start_training
+
+    api = ClusterApi.in_cluster()
+    reason = f"drift of {', '.join(report.drifted_features)} on {report.endpoint}"
+    job, started = start_training(api, api.namespace, cron_job, end, reason)
+    return {"job": job, "started": started, "reason": reason}
 
 
 if __name__ == "__main__":

@@ -100,10 +100,11 @@ def seed_world(emulator: Emulator, traffic: pd.DataFrame) -> None:
         )
 
 
-def run_drift(emulator: Emulator) -> dict[str, Any]:
+def run_drift(emulator: Emulator, *extra: str, exit_code: int = 0) -> dict[str, Any]:
     result = subprocess.run(
         [
             *(sys.executable, "-m", "serving.drift", "--model-package", f"{GROUP}/1"),
+            *extra,
             *("--capture", "s3://capture/sagemaker", "--capture", "s3://capture/kubernetes"),
             *("--endpoint", "churn-dev", "--hours", "24"),
             *("--now", NOW.isoformat()),
@@ -114,7 +115,7 @@ def run_drift(emulator: Emulator) -> dict[str, Any]:
         timeout=120,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_code, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
 
@@ -148,6 +149,24 @@ def test_drift_of_captured_traffic_is_found_and_named_only_when_it_is_there(
         (m["MetricName"], {d["Name"]: d["Value"] for d in m["Dimensions"]}["Feature"])
         for m in metrics
     } >= {("PopulationStabilityIndex", "age"), ("OutOfRangeShare", "plan")}
+
+
+def test_retraining_that_cannot_start_fails_the_run_after_the_report(emulator: Emulator) -> None:
+    seed_world(emulator, table(3000, seed=2, age_shift=24.0))
+    report = run_drift(emulator, "--retrain-cronjob", "training-churn", exit_code=1)
+    assert report["drifted_features"] == ["age"]
+    assert "not in a Kubernetes pod" in report["retraining"]["error"]
+    written = emulator.client("s3").get_object(
+        Bucket="capture", Key="sagemaker/churn-dev/drift/2026-11-23T12.json"
+    )
+    assert json.loads(written["Body"].read())["retraining"] == report["retraining"]
+
+
+def test_without_drift_nothing_is_retrained(emulator: Emulator) -> None:
+    seed_world(emulator, table(3000, seed=2))
+    report = run_drift(emulator, "--retrain-cronjob", "training-churn")
+    assert report["drifted_features"] == []
+    assert "retraining" not in report
 
 
 def test_an_unseen_category_and_missing_values_count_against_their_feature() -> None:
