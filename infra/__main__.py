@@ -16,14 +16,14 @@ from infra.components.kubernetes_workloads import (
     TrainingArgs,
 )
 from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
-from infra.components.monitoring import Monitoring, MonitoringArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs, ServingService
 from infra.components.network import Network, NetworkArgs
 from infra.components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.config import from_pulumi
 from infra.image_sources import source_tag
-from infra.manifests.serving import ServingIngress
+from infra.manifests.serving import ServingIngress, serving_name
 from infra.pinned_versions import registry_client, resolve_pinned_versions
 
 config = from_pulumi()
@@ -38,17 +38,20 @@ served = (
     if (serve_on_cluster or serve_on_sagemaker) and config.serving.model_versions
     else {}
 )
-endpoints = (
-    {model: naming.endpoint_name(model, config.environment) for model in served}
-    if serve_on_sagemaker
-    else {}
-)
-# The drift job runs on the cluster and reads what the endpoints capture.
-check_drift = bool(
-    config.cluster.enabled
-    and endpoints
+served_as = {model: naming.endpoint_name(model, config.environment) for model in served}
+endpoints = served_as if serve_on_sagemaker else {}
+capture_on_cluster = serve_on_cluster and config.serving.data_capture_percent > 0
+# The drift job runs on the cluster and reads what every target serving a model captures.
+capture_prefixes = [
+    *([naming.ENDPOINT_CAPTURE_PREFIX] if serve_on_sagemaker else []),
+    *([naming.KUBERNETES_CAPTURE_PREFIX] if serve_on_cluster else []),
+]
+drifted = (
+    served_as
+    if config.cluster.enabled
     and config.monitoring.drift_schedule
     and config.serving.data_capture_percent
+    else {}
 )
 
 key = EnvironmentKey(
@@ -115,7 +118,9 @@ if config.cluster.enabled:
             kms_key_arn=key.arn,
             oidc_provider_arn=cluster.oidc_provider.arn,
             oidc_issuer=cluster.oidc_issuer,
-            capture_bucket_arn=storage.capture.arn if check_drift else None,
+            capture_bucket_arn=storage.capture.arn,
+            serving_captures=capture_on_cluster,
+            drift_capture_prefixes=capture_prefixes if drifted else [],
         ),
     )
     ingress = (
@@ -168,7 +173,17 @@ monitoring = Monitoring(
         alarm_email=config.monitoring.alarm_email,
         monthly_budget_usd=config.monitoring.monthly_budget_usd,
         endpoints=[(endpoint, naming.ENDPOINT_VARIANT) for endpoint in endpoints.values()],
-        drift=check_drift,
+        services=[
+            ServingService(
+                cluster=cluster_name,
+                namespace=naming.WORKLOAD_NAMESPACE,
+                service=serving_name(model),
+                min_replicas=config.serving.min_replicas,
+            )
+            for model in (served if serve_on_cluster else {})
+        ],
+        drift_endpoints=list(drifted.values()),
+        drift_psi_threshold=config.monitoring.drift_psi_threshold,
     ),
 )
 built: Images | None = None
@@ -206,6 +221,9 @@ if cluster is not None and identities is not None and built is not None:
                 memory_mib=config.serving.memory_mib,
                 client_namespaces=config.serving.client_namespaces,
                 ingress=ingress,
+                environment=config.environment,
+                capture_percent=config.serving.data_capture_percent,
+                capture_bucket=storage.capture.name,
             )
             if serve_on_cluster
             else None,
@@ -223,13 +241,15 @@ if cluster is not None and identities is not None and built is not None:
             else None,
             drift=DriftArgs(
                 packages=served,
-                endpoints=endpoints,
+                endpoints=drifted,
+                capture_prefixes=capture_prefixes,
                 capture_bucket=storage.capture.name,
                 role_arn=identities.drift.arn,
                 schedule=config.monitoring.drift_schedule,
                 window_hours=config.monitoring.drift_window_hours,
                 psi_threshold=config.monitoring.drift_psi_threshold,
                 out_of_range_percent=config.monitoring.drift_out_of_range_percent,
+                retrain=config.monitoring.drift_retrains,
             )
             if identities.drift is not None
             else None,
@@ -261,7 +281,6 @@ if built is not None:
                 latency_p99_ms=config.monitoring.latency_p99_alarm_ms,
                 log_retention_days=config.monitoring.log_retention_days,
                 alarm_topic_arn=monitoring.topic.arn,
-                drift_psi_threshold=config.monitoring.drift_psi_threshold if check_drift else None,
             ),
         )
 

@@ -8,6 +8,7 @@ and reported together, each naming the key, the value given and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
@@ -24,13 +25,8 @@ from infra.schema import NAMESPACE, ConfigKey, load_schema
 # Config namespaces the program reads besides its own: the providers' settings and Pulumi's.
 PROVIDER_NAMESPACES = ("aws", "kubernetes", "pulumi")
 
-NOT_DEPLOYED_YET = ("trainingInstanceType",)
-"""Keys that are checked but that no resource reads yet: SageMaker training jobs are not started
-by this version. `no_effect_warning` names them on every run."""
-
 SAGEMAKER_ONLY = (
     "servingInstanceType",
-    "dataCapturePercent",
     "endpointMinInstances",
     "endpointMaxInstances",
     "endpointInvocationsPerInstance",
@@ -38,14 +34,10 @@ SAGEMAKER_ONLY = (
     "endpointShiftPercent",
     "endpointShiftWaitMinutes",
     "latencyP99AlarmMs",
-    "driftSchedule",
-    "driftWindowHours",
-    "driftPsiThreshold",
-    "driftOutOfRangePercent",
 )
 """Keys of the SageMaker endpoints: no effect unless `servingTarget` is sagemaker or both."""
 
-SERVED_ANYWHERE = ("imageDigests", "servingModelVersions", "logRetentionDays")
+SERVED_ANYWHERE = ("imageDigests", "servingModelVersions", "logRetentionDays", "dataCapturePercent")
 """Keys of the cluster's that a SageMaker endpoint reads too."""
 
 CLUSTER_ONLY = (
@@ -85,11 +77,17 @@ CLUSTER_ONLY = (
     "trainingSchedule",
     "trainingMaxRuntimeMinutes",
     "autoApproveModels",
+    "dataCapturePercent",
+    "driftSchedule",
+    "driftWindowHours",
+    "driftPsiThreshold",
+    "driftOutOfRangePercent",
+    "driftRetrains",
 )
 """Keys of the network, the cluster, the registry's resource policy, the images and the
-workloads (serving and scheduled training): no effect when the stack leaves the cluster out
-(`mlstack:cluster` false), since models are served and trained on the cluster only (SageMaker
-endpoints and training jobs are not deployed by this version)."""
+workloads (serving, scheduled training, the drift job): no effect when the stack leaves the
+cluster out (`mlstack:cluster` false), except those in SERVED_ANYWHERE while SageMaker
+serves."""
 
 NatPolicy = Literal["none", "single", "per-az"]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
@@ -319,7 +317,6 @@ class TrainingConfig:
     """When and how training runs, and whether passing versions are approved automatically."""
 
     schedule: str
-    instance_type: str
     max_runtime_minutes: int
     auto_approve: bool
 
@@ -337,6 +334,8 @@ class MonitoringConfig:
     drift_window_hours: int
     drift_psi_threshold: float
     drift_out_of_range_percent: int
+    drift_retrains: bool
+    """Whether drift starts a run of the model's training CronJob."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -400,6 +399,15 @@ class _Reader:
     def fail(self, name: str, value: Any, allowed: str) -> None:
         self.failed.add(name)
         self.problems.append(f"{NAMESPACE}:{name} = {_show(value)}: allowed: {allowed}")
+
+    def is_default(self, name: str) -> bool:
+        """Whether a given value is the declared default, however the engine spelt it (the
+        engine passes numbers, booleans and lists as text)."""
+        key, raw = self.schema[name], self.values[name]
+        if isinstance(raw, str) and key.type != "string":
+            with contextlib.suppress(ValueError):
+                raw = json.loads(raw)
+        return bool(raw == key.default)
 
     def valid(self, *names: str) -> bool:
         """Whether these keys read cleanly, so a rule combining them is worth checking."""
@@ -813,7 +821,6 @@ def load_config(
     )
     training = TrainingConfig(
         schedule=read.string("trainingSchedule", check_cron),
-        instance_type=read.string("trainingInstanceType", check_sagemaker_instance),
         max_runtime_minutes=read.integer("trainingMaxRuntimeMinutes", 1, 4320),
         auto_approve=read.boolean("autoApproveModels"),
     )
@@ -826,6 +833,7 @@ def load_config(
         drift_window_hours=read.integer("driftWindowHours", 1, 168),
         drift_psi_threshold=_psi(read.string("driftPsiThreshold", check_psi)),
         drift_out_of_range_percent=read.integer("driftOutOfRangePercent", 1, 100),
+        drift_retrains=read.boolean("driftRetrains"),
     )
     region = read.provider_values.get("aws:region")
     config = StackConfig(
@@ -871,6 +879,8 @@ def _check_combinations(config: StackConfig, read: _Reader) -> None:
     _check_pins(config, read)
     _check_egress(config.network, read)
     _check_ingress(config, read)
+    _check_retraining(config, read)
+    _check_effect(config, read)
     _check_endpoint_instances(config.serving, read)
 
 
@@ -1010,21 +1020,50 @@ def _check_pins(config: StackConfig, read: _Reader) -> None:
             )
 
 
-def no_effect_warning(config: StackConfig) -> str:
-    """One line naming the keys no resource reads, so nobody takes them as deployed."""
-    warning = (
-        "these keys are checked but have no effect yet (no SageMaker training job is started "
-        "by this version): " + ", ".join(NOT_DEPLOYED_YET)
-    )
+def idle_keys(config: StackConfig) -> dict[str, str]:
+    """The keys that can have no effect in this stack, each with what leaves it idle and what
+    would give it one."""
+    idle = {}
     on_sagemaker = config.serving.target in ("sagemaker", "both")
     if not on_sagemaker:
-        warning += "; with mlstack:servingTarget kubernetes, these have none: " + ", ".join(
-            SAGEMAKER_ONLY
-        )
+        for key in SAGEMAKER_ONLY:
+            idle[key] = (
+                f"while {NAMESPACE}:servingTarget is {config.serving.target} (it takes effect "
+                "with sagemaker or both)"
+            )
     if not config.cluster.enabled:
-        idle = [key for key in CLUSTER_ONLY if not (on_sagemaker and key in SERVED_ANYWHERE)]
-        warning += "; and with mlstack:cluster false, these have none: " + ", ".join(idle)
-    return warning
+        for key in CLUSTER_ONLY:
+            if not (on_sagemaker and key in SERVED_ANYWHERE):
+                idle[key] = f"while {NAMESPACE}:cluster is false (it takes effect with true)"
+    return idle
+
+
+def _check_retraining(config: StackConfig, read: _Reader) -> None:
+    """Retraining on drift starts from the training CronJob, which needs a schedule."""
+    if not read.valid("driftRetrains", "trainingSchedule", "driftSchedule"):
+        return
+    if config.monitoring.drift_retrains and not config.training.schedule:
+        read.fail(
+            "driftRetrains",
+            True,
+            "false while mlstack:trainingSchedule is empty (a run is started from the training "
+            "CronJob, which only a schedule declares)",
+        )
+    elif config.monitoring.drift_retrains and not config.monitoring.drift_schedule:
+        read.fail(
+            "driftRetrains", True, "false while mlstack:driftSchedule is empty (no drift job)"
+        )
+
+
+def _check_effect(config: StackConfig, read: _Reader) -> None:
+    """A key set to anything but its default where it can have no effect is refused, rather
+    than accepted and ignored: nobody takes it for deployed."""
+    if not read.valid("servingTarget", "cluster"):
+        return
+    for key, why in idle_keys(config).items():
+        if key in read.values and read.valid(key) and not read.is_default(key):
+            default = read.schema[key].default
+            read.fail(key, read.values[key], f"its default ({_show(default)}), {why}")
 
 
 def runtime_config_values() -> dict[str, Any]:
@@ -1046,5 +1085,4 @@ def from_pulumi() -> StackConfig:
         config = load_config(runtime_config_values())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from error
-    pulumi.log.warn(no_effect_warning(config))
     return config

@@ -11,7 +11,9 @@ Identity agent, and the EBS CSI driver version public 1.35 clusters run. metrics
 EKS community add-on) is v0.8.1-eksbuild.6, the 1.35 default a public deployment recorded from
 `describe-addon-versions`; the same build is pinned for 1.33 and 1.34 on the assumption that the
 community add-on's builds span those versions, which is unchecked: confirm it before deploying
-either.
+either. amazon-cloudwatch-observability is v6.5.0-eksbuild.1 on every version, the build a
+public deployment pins (its builds usually span every supported Kubernetes version; unchecked
+here too).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ ADDONS = (
     "aws-ebs-csi-driver",
     # Serves the resource metrics the serving HorizontalPodAutoscalers scale on.
     "metrics-server",
+    # Container Insights: the CloudWatch agent publishes the pod counts the serving replica
+    # alarms watch.
+    "amazon-cloudwatch-observability",
 )
 
 ADDON_VERSIONS = MappingProxyType(
@@ -39,6 +44,7 @@ ADDON_VERSIONS = MappingProxyType(
             "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
             "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
             "metrics-server": "v0.8.1-eksbuild.6",
+            "amazon-cloudwatch-observability": "v6.5.0-eksbuild.1",
         },
         "1.34": {
             "vpc-cni": "v1.20.4-eksbuild.1",
@@ -47,6 +53,7 @@ ADDON_VERSIONS = MappingProxyType(
             "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
             "aws-ebs-csi-driver": "v1.51.1-eksbuild.1",
             "metrics-server": "v0.8.1-eksbuild.6",
+            "amazon-cloudwatch-observability": "v6.5.0-eksbuild.1",
         },
         "1.35": {
             "vpc-cni": "v1.22.4-eksbuild.3",
@@ -55,6 +62,7 @@ ADDON_VERSIONS = MappingProxyType(
             "eks-pod-identity-agent": "v1.3.10-eksbuild.3",
             "aws-ebs-csi-driver": "v1.64.0-eksbuild.1",
             "metrics-server": "v0.8.1-eksbuild.6",
+            "amazon-cloudwatch-observability": "v6.5.0-eksbuild.1",
         },
     }
 )

@@ -62,3 +62,6 @@ def endpoint_log_group(endpoint: str) -> str:
 
 ENDPOINT_CAPTURE_PREFIX = "sagemaker"
 """Where in the capture bucket endpoints write: `<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
+KUBERNETES_CAPTURE_PREFIX = "kubernetes"
+"""Where the cluster's serving writes its capture, in the same layout, under the same endpoint
+name (`endpoint_name`), so one drift job reads both."""

@@ -21,13 +21,26 @@ CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"
 # Add-ons that nodes need to become Ready come first; the rest need nodes to schedule on.
 ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDON_SERVICE_ACCOUNTS = {
-    "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
-    "aws-ebs-csi-driver": ("ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
+    "vpc-cni": ("kube-system", "aws-node", "AmazonEKS_CNI_Policy"),
+    "aws-ebs-csi-driver": (
+        "kube-system",
+        "ebs-csi-controller-sa",
+        "service-role/AmazonEBSCSIDriverPolicy",
+    ),
+    "amazon-cloudwatch-observability": (
+        "amazon-cloudwatch",
+        "cloudwatch-agent",
+        "CloudWatchAgentServerPolicy",
+    ),
 }
 ADDON_CONFIGURATION = {
     # Without it the VPC CNI ignores NetworkPolicy objects: the workloads' default deny and
     # per-model allow lists would be declared and never enforced.
     "vpc-cni": {"enableNetworkPolicy": "true"},
+    # Container Insights' metrics (the serving replica alarms watch them), not its log
+    # shipping: the servers log a line per request, which would cost more in CloudWatch Logs
+    # than the cluster does. Logs stay on the nodes for `kubectl logs`.
+    "amazon-cloudwatch-observability": {"containerLogs": {"enabled": False}},
 }
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 
@@ -190,7 +203,7 @@ class Cluster(pulumi.ComponentResource):
             addon: WorkloadRole(
                 f"{name}-{addon}",
                 WorkloadRoleArgs(
-                    namespace="kube-system",
+                    namespace=namespace,
                     service_account=service_account,
                     oidc_provider_arn=self.oidc_provider.arn,
                     oidc_issuer=self.oidc_issuer,
@@ -198,7 +211,7 @@ class Cluster(pulumi.ComponentResource):
                 ),
                 child,
             )
-            for addon, (service_account, policy) in ADDON_SERVICE_ACCOUNTS.items()
+            for addon, (namespace, service_account, policy) in ADDON_SERVICE_ACCOUNTS.items()
         }
         pins = ADDON_VERSIONS[args.kubernetes_version]
 

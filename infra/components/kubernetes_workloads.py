@@ -18,10 +18,15 @@ import pulumi_kubernetes as k8s
 from infra import naming
 from infra.components.kubernetes_objects import Manifest, declare
 from infra.manifests import namespace as namespace_manifests
-from infra.manifests.drift import DriftSchedule
+from infra.manifests.drift import DriftSchedule, retrain_access
 from infra.manifests.drift import cron_job as drift_cron_job
-from infra.manifests.serving import ServingIngress, ServingWorkload, serving_objects
-from infra.manifests.training import TrainingSchedule, cron_job
+from infra.manifests.serving import (
+    ServingCapture,
+    ServingIngress,
+    ServingWorkload,
+    serving_objects,
+)
+from infra.manifests.training import TrainingSchedule, cron_job, training_name
 from serving.registry import ModelPackage
 
 
@@ -36,6 +41,10 @@ class ServingArgs:
     client_namespaces: Sequence[str]
     ingress: ServingIngress | None
     """HTTPS through a load balancer per model; None keeps the models inside the cluster."""
+    environment: str
+    capture_percent: int
+    """The share of requests each server captures; 0: none."""
+    capture_bucket: pulumi.Input[str]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,13 +65,17 @@ class DriftArgs:
     packages: Mapping[str, ModelPackage]
     """The version each endpoint serves, by model."""
     endpoints: Mapping[str, str]
-    """The SageMaker endpoint of each model whose captured traffic is checked."""
+    """The endpoint name each model's capture is filed under (`naming.endpoint_name`)."""
+    capture_prefixes: Sequence[str]
+    """Where in the capture bucket the targets serving the models write."""
     capture_bucket: pulumi.Input[str]
     role_arn: pulumi.Input[str]
     schedule: str
     window_hours: int
     psi_threshold: float
     out_of_range_percent: int
+    retrain: bool = False
+    """On drift, start a run of the model's training CronJob."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +126,8 @@ class KubernetesWorkloads(pulumi.ComponentResource):
         if args.training is not None:
             slots[_DATA_BUCKET] = args.training.data_bucket
             slots[_MODELS_BUCKET] = args.training.models_bucket
+        if args.serving is not None:
+            slots[_CAPTURE_BUCKET] = args.serving.capture_bucket
         if args.drift is not None:
             slots[_CAPTURE_BUCKET] = args.drift.capture_bucket
             slots[_DRIFT_ROLE] = args.drift.role_arn
@@ -146,12 +161,9 @@ class KubernetesWorkloads(pulumi.ComponentResource):
                 )
         if args.drift is not None:
             for model, endpoint in args.drift.endpoints.items():
-                self._declare(
-                    name,
-                    drift_cron_job(_drift(args, args.drift, model, endpoint)),
-                    slots,
-                    workloads,
-                )
+                drift = _drift(args, args.drift, model, endpoint)
+                for manifest in [drift_cron_job(drift), *retrain_access(drift)]:
+                    self._declare(name, manifest, slots, workloads)
         self.register_outputs({"objects": sorted(self.objects)})
 
     def _declare(
@@ -190,6 +202,13 @@ def _workload(
         memory_mib=serving.memory_mib,
         client_namespaces=tuple(serving.client_namespaces),
         ingress=serving.ingress,
+        capture=ServingCapture(
+            uri=f"s3://{_CAPTURE_BUCKET}/{naming.KUBERNETES_CAPTURE_PREFIX}",
+            percent=serving.capture_percent,
+            endpoint=naming.endpoint_name(model, serving.environment),
+        )
+        if serving.capture_percent
+        else None,
     )
 
 
@@ -220,11 +239,12 @@ def _drift(
         schedule=drift.schedule,
         image=_SERVING_IMAGE,
         model_package=f"{package.group}/{package.version}",
-        capture_uri=f"s3://{_CAPTURE_BUCKET}/{naming.ENDPOINT_CAPTURE_PREFIX}",
+        capture_uris=tuple(f"s3://{_CAPTURE_BUCKET}/{prefix}" for prefix in drift.capture_prefixes),
         endpoint=endpoint,
         variant=naming.ENDPOINT_VARIANT,
         region=args.region,
         window_hours=drift.window_hours,
         psi_threshold=drift.psi_threshold,
         out_of_range_percent=drift.out_of_range_percent,
+        retrain_cron_job=training_name(model) if drift.retrain else "",
     )

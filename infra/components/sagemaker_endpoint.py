@@ -20,8 +20,9 @@ from pulumi_aws.sagemaker import (
 )
 
 from infra import naming
+from infra.components.monitoring import metric_alarm
 from infra.documents.iam import endpoint_execution_policy, service_trust_policy
-from infra.documents.monitoring import Alarm, drift_query, endpoint_alarms
+from infra.documents.monitoring import endpoint_alarms
 from serving.registry import ModelPackage
 
 TRAFFIC_ROUTING = {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}
@@ -51,8 +52,6 @@ class SageMakerEndpointArgs:
     latency_p99_ms: int
     log_retention_days: int
     alarm_topic_arn: pulumi.Input[str]
-    drift_psi_threshold: float | None
-    """With a drift job: the alarm on the largest feature's population stability index."""
 
     def __post_init__(self) -> None:
         if self.traffic_shifting not in TRAFFIC_ROUTING:
@@ -170,35 +169,9 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             max_instances=args.max_instances,
         )
         self.alarms = {
-            key: _metric_alarm(f"{name}-{key}", spec, args.alarm_topic_arn, child)
+            key: metric_alarm(f"{name}-{key}", spec, args.alarm_topic_arn, child)
             for key, spec in specs.items()
         }
-        if args.drift_psi_threshold is not None:
-            self.alarms["drift"] = aws.cloudwatch.MetricAlarm(
-                f"{name}-drift",
-                name=f"{endpoint_name}-drift",
-                alarm_description=(
-                    f"{endpoint_name}: a feature's population stability index above "
-                    f"{args.drift_psi_threshold} in the last drift run; its report names it"
-                ),
-                metric_queries=[
-                    {
-                        "id": "psi",
-                        "expression": drift_query(endpoint_name),
-                        "period": 3600,
-                        "return_data": True,
-                    }
-                ],
-                threshold=args.drift_psi_threshold,
-                comparison_operator="GreaterThanThreshold",
-                evaluation_periods=1,
-                datapoints_to_alarm=1,
-                # The job publishes once a run: between runs the last verdict stands.
-                treat_missing_data="ignore",
-                alarm_actions=[args.alarm_topic_arn],
-                ok_actions=[args.alarm_topic_arn],
-                opts=child,
-            )
         self.endpoint = aws.sagemaker.Endpoint(
             f"{name}-endpoint",
             name=endpoint_name,
@@ -257,27 +230,3 @@ def _traffic_routing(args: SageMakerEndpointArgs) -> Routing:
     elif args.traffic_shifting == "linear":
         routing["linear_step_size"] = {"type": size["type"], "value": size["value"]}
     return routing
-
-
-def _metric_alarm(
-    name: str, spec: Alarm, topic_arn: pulumi.Input[str], opts: pulumi.ResourceOptions
-) -> aws.cloudwatch.MetricAlarm:
-    return aws.cloudwatch.MetricAlarm(
-        name,
-        name=spec.name,
-        alarm_description=spec.description,
-        namespace=spec.namespace,
-        metric_name=spec.metric,
-        dimensions=dict(spec.dimensions),
-        statistic=spec.statistic,
-        extended_statistic=spec.extended_statistic,
-        threshold=spec.threshold,
-        comparison_operator=spec.comparison,
-        period=spec.period_seconds,
-        evaluation_periods=spec.evaluation_periods,
-        datapoints_to_alarm=spec.datapoints_to_alarm,
-        treat_missing_data="notBreaching",
-        alarm_actions=[topic_arn],
-        ok_actions=[topic_arn],
-        opts=opts,
-    )

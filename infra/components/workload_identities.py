@@ -24,15 +24,18 @@ class WorkloadIdentitiesArgs:
     kms_key_arn: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    capture_bucket_arn: pulumi.Input[str] | None = None
-    """With it, a role for the drift job, which reads what endpoints capture there."""
+    capture_bucket_arn: pulumi.Input[str]
+    serving_captures: bool = False
+    """Whether the cluster's serving writes its capture (under naming.KUBERNETES_CAPTURE_PREFIX)."""
+    drift_capture_prefixes: Sequence[str] = ()
+    """With any, a role for the drift job, which reads what the targets capture there."""
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
     """IRSA roles for `mlstack/training` and `mlstack/serving`.
 
     Training reads data, writes artifacts and registers into this environment's model package
-    groups; serving only reads artifacts.
+    groups; serving reads artifacts and writes its capture; the drift job reads the capture.
     """
 
     training: WorkloadRole
@@ -70,8 +73,15 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 model_package_group_arns=values[3],
             )
         )
-        serving = pulumi.Output.all(args.models_bucket_arn, args.kms_key_arn).apply(
-            lambda values: serving_policy(models_bucket_arn=values[0], kms_key_arn=values[1])
+        serving = pulumi.Output.all(
+            args.models_bucket_arn, args.kms_key_arn, args.capture_bucket_arn
+        ).apply(
+            lambda values: serving_policy(
+                models_bucket_arn=values[0],
+                kms_key_arn=values[1],
+                capture_bucket_arn=values[2] if args.serving_captures else None,
+                capture_prefix=naming.KUBERNETES_CAPTURE_PREFIX,
+            )
         )
 
         def role(service_account: str, policy: pulumi.Output[dict[str, object]]) -> WorkloadRole:
@@ -90,13 +100,13 @@ class WorkloadIdentities(pulumi.ComponentResource):
         self.training = role(naming.TRAINING_SERVICE_ACCOUNT, training)
         self.serving = role(naming.SERVING_SERVICE_ACCOUNT, serving)
         self.drift = None
-        if args.capture_bucket_arn is not None:
+        if args.drift_capture_prefixes:
             drift = pulumi.Output.all(
                 args.capture_bucket_arn, args.models_bucket_arn, args.kms_key_arn, group_arns
             ).apply(
                 lambda values: drift_policy(
                     capture_bucket_arn=values[0],
-                    capture_prefix=naming.ENDPOINT_CAPTURE_PREFIX,
+                    capture_prefixes=args.drift_capture_prefixes,
                     models_bucket_arn=values[1],
                     kms_key_arn=values[2],
                     model_package_group_arns=values[3],

@@ -72,13 +72,30 @@ def flow_log_delivery_policy(*, log_group_arn: str) -> dict[str, Any]:
     )
 
 
-def serving_policy(*, models_bucket_arn: str, kms_key_arn: str) -> dict[str, Any]:
-    """Serving reads model artifacts and nothing else."""
-    return _document(
+def serving_policy(
+    *,
+    models_bucket_arn: str,
+    kms_key_arn: str,
+    capture_bucket_arn: str | None = None,
+    capture_prefix: str = "",
+) -> dict[str, Any]:
+    """Serving reads model artifacts and, when it captures traffic, adds objects under its own
+    capture prefix (it never reads, lists or overwrites-by-name anything else there)."""
+    statements = [
         _allow("ReadModelArtifacts", ["s3:GetObject"], [f"{models_bucket_arn}/*"]),
         _allow("ListModelArtifacts", ["s3:ListBucket"], [models_bucket_arn]),
         _allow("DecryptModelArtifacts", ["kms:Decrypt"], [kms_key_arn]),
-    )
+    ]
+    if capture_bucket_arn is not None:
+        statements += [
+            _allow(
+                "WriteCapturedTraffic",
+                ["s3:PutObject"],
+                [f"{capture_bucket_arn}/{capture_prefix.strip('/')}/*"],
+            ),
+            _allow("EncryptCapturedTraffic", ["kms:GenerateDataKey"], [kms_key_arn]),
+        ]
+    return _document(*statements)
 
 
 def cluster_autoscaler_policy(
@@ -343,22 +360,23 @@ def endpoint_execution_policy(
 def drift_policy(
     *,
     capture_bucket_arn: str,
-    capture_prefix: str,
+    capture_prefixes: Sequence[str],
     models_bucket_arn: str,
     kms_key_arn: str,
     model_package_group_arns: Sequence[str],
 ) -> dict[str, Any]:
     """The drift job reads captured traffic and the versions' training baselines, writes its
     reports beside the capture and its figures to one CloudWatch namespace."""
-    captured = f"{capture_bucket_arn}/{capture_prefix.strip('/')}"
+    prefixes = [prefix.strip("/") for prefix in capture_prefixes]
+    captured = [f"{capture_bucket_arn}/{prefix}" for prefix in prefixes]
     packages = [model_package_arns(group_arn=arn) for arn in model_package_group_arns]
     return _document(
-        _allow("ReadCapturedTraffic", ["s3:GetObject"], [f"{captured}/*"]),
+        _allow("ReadCapturedTraffic", ["s3:GetObject"], [f"{arn}/*" for arn in captured]),
         {
             **_allow("ListCapturedTraffic", ["s3:ListBucket"], [capture_bucket_arn]),
-            "Condition": {"StringLike": {"s3:prefix": [f"{capture_prefix.strip('/')}/*"]}},
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*" for prefix in prefixes]}},
         },
-        _allow("WriteDriftReports", ["s3:PutObject"], [f"{captured}/*/drift/*"]),
+        _allow("WriteDriftReports", ["s3:PutObject"], [f"{arn}/*/drift/*" for arn in captured]),
         _allow(
             "ReadTrainingBaselines",
             ["s3:GetObject"],

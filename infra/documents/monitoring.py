@@ -34,6 +34,9 @@ class Alarm:
     datapoints_to_alarm: int
     statistic: str | None = None
     extended_statistic: str | None = None
+    treat_missing_data: str = "notBreaching"
+    """No datapoint is no news for a rate (no traffic, no errors); for a count that must stay
+    above a floor, a missing datapoint is the floor broken."""
 
     def __post_init__(self) -> None:
         if (self.statistic is None) == (self.extended_statistic is None):
@@ -100,6 +103,36 @@ def endpoint_alarms(
     }
 
 
+CONTAINER_INSIGHTS = "ContainerInsights"
+SERVING_PODS = "service_number_of_running_pods"
+"""Container Insights' count of running pods behind a Service (dimensions ClusterName,
+Namespace, Service), published by the CloudWatch agent the cluster's observability add-on runs."""
+
+
+def serving_replicas_alarm(
+    *, cluster: str, namespace: str, service: str, min_replicas: int
+) -> Alarm:
+    """Fewer pods running behind a model's Service than its autoscaler's floor, for 5 minutes:
+    the Deployment cannot keep its minimum (pods crash, cannot be scheduled, or cannot pull)."""
+    return Alarm(
+        name=f"{cluster}-{service}-replicas",
+        description=(
+            f"{namespace}/{service} on {cluster}: fewer than {min_replicas} running pods for 5 "
+            "minutes (no datapoint counts as none running)"
+        ),
+        namespace=CONTAINER_INSIGHTS,
+        metric=SERVING_PODS,
+        dimensions={"ClusterName": cluster, "Namespace": namespace, "Service": service},
+        statistic="Minimum",
+        threshold=min_replicas,
+        comparison="LessThanThreshold",
+        period_seconds=60,
+        evaluation_periods=5,
+        datapoints_to_alarm=5,
+        treat_missing_data="breaching",
+    )
+
+
 DRIFT_NAMESPACE = "mlstack/Drift"
 """Where the drift job publishes (serving.drift.METRIC_NAMESPACE)."""
 
@@ -137,10 +170,15 @@ def alarm_topic_policy(*, topic_arn: str, account_id: str) -> dict[str, Any]:
 
 
 def dashboard_body(
-    *, region: str, endpoints: Sequence[tuple[str, str]], drift: bool
+    *,
+    region: str,
+    endpoints: Sequence[tuple[str, str]],
+    services: Sequence[tuple[str, str, str]] = (),
+    drift_endpoints: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One row per endpoint (invocations, errors, latency, instances and, when a drift job
-    checks it, drift by feature), as CloudWatch's dashboard JSON."""
+    """One row per SageMaker endpoint (invocations, errors, latency, instances), the running
+    pods of each model's Service on the cluster (cluster, namespace, service), and drift by
+    feature for each endpoint name a drift job checks, as CloudWatch's dashboard JSON."""
     widgets: list[dict[str, Any]] = []
 
     def graph(title: str, metrics: list[list[Any]], stat: str) -> None:
@@ -178,8 +216,19 @@ def dashboard_body(
             [[ENDPOINT_INSTANCES, "CPUUtilization", *dimensions]],
             "SampleCount",
         )
-        if not drift:
-            continue
+    for cluster, namespace, service in services:
+        graph(
+            f"{service} running pods",
+            [
+                [
+                    CONTAINER_INSIGHTS,
+                    SERVING_PODS,
+                    *("ClusterName", cluster, "Namespace", namespace, "Service", service),
+                ]
+            ],
+            "Minimum",
+        )
+    for endpoint in drift_endpoints:
         by_feature = drift_query(endpoint) + " GROUP BY Feature"
         graph(
             f"{endpoint} drift by feature (PSI)",

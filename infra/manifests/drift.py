@@ -25,13 +25,16 @@ class DriftSchedule:
     """The serving image by digest: the drift module ships with the server."""
     model_package: str
     """`<group>/<version>` of the served version."""
-    capture_uri: str
+    capture_uris: tuple[str, ...]
+    """Each target's capture prefix: the records of every target serving the model count."""
     endpoint: str
     variant: str
     region: str
     window_hours: int
     psi_threshold: float
     out_of_range_percent: int
+    retrain_cron_job: str = ""
+    """The model's training CronJob, to start a run from on drift; empty: never."""
 
     @property
     def name(self) -> str:
@@ -41,12 +44,13 @@ class DriftSchedule:
 def cron_job(drift: DriftSchedule) -> dict[str, Any]:
     arguments = [
         "--model-package", drift.model_package,
-        "--capture", drift.capture_uri,
+        *(part for uri in drift.capture_uris for part in ("--capture", uri)),
         "--endpoint", drift.endpoint,
         "--variant", drift.variant,
         "--hours", str(drift.window_hours),
         "--psi-threshold", str(drift.psi_threshold),
         "--out-of-range-threshold", str(drift.out_of_range_percent / 100),
+        *(("--retrain-cronjob", drift.retrain_cron_job) if drift.retrain_cron_job else ()),
     ]  # fmt: skip
     container = {
         "name": COMPONENT,
@@ -69,4 +73,45 @@ def cron_job(drift: DriftSchedule) -> dict[str, Any]:
         service_account=naming.DRIFT_SERVICE_ACCOUNT,
         container=container,
         job={"backoffLimit": 2, "activeDeadlineSeconds": MAX_RUNTIME_SECONDS},
+        api_token_for="it starts the model's training Job on drift"
+        if drift.retrain_cron_job
+        else "",
     )
+
+
+def retrain_access(drift: DriftSchedule) -> list[dict[str, Any]]:
+    """What starting a training run takes, and no more: read that one CronJob, create Jobs in
+    the namespace (RBAC cannot name an object not created yet)."""
+    if not drift.retrain_cron_job:
+        return []
+    name = f"{drift.name}-retrain"
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": hardening.metadata(name, COMPONENT, drift.model),
+            "rules": [
+                {
+                    "apiGroups": ["batch"],
+                    "resources": ["cronjobs"],
+                    "resourceNames": [drift.retrain_cron_job],
+                    "verbs": ["get"],
+                },
+                {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create"]},
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": hardening.metadata(name, COMPONENT, drift.model),
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": [
+                {
+                    "kind": "ServiceAccount",
+                    "name": naming.DRIFT_SERVICE_ACCOUNT,
+                    "namespace": naming.WORKLOAD_NAMESPACE,
+                }
+            ],
+        },
+    ]

@@ -91,24 +91,27 @@ def cron_job(
     container: dict[str, Any],
     job: dict[str, Any],
     volumes: list[dict[str, Any]] | None = None,
+    api_token_for: str = "",
 ) -> dict[str, Any]:
     """A scheduled job of the stack: UTC schedule, never two runs at once, a missed run given
     an hour to start, three finished jobs of each outcome kept a week; the pod hardened like
-    every workload, without an API token. `job` holds the Job's own limits (retries, deadline,
-    failure policy)."""
+    every workload, without an API token unless `api_token_for` says what it calls the API
+    server for. `job` holds the Job's own limits (retries, deadline, failure policy)."""
     pod: dict[str, Any] = {
         "serviceAccountName": service_account,
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": bool(api_token_for),
         "restartPolicy": "Never",
         "securityContext": pod_security_context(),
         "containers": [container],
     }
     if volumes:
         pod["volumes"] = volumes
+    skips = {"CKV_K8S_38": api_token_for} if api_token_for else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": metadata(name, component, instance),
+        "metadata": metadata(name, component, instance)
+        | ({"annotations": checkov_skips(skips)} if skips else {}),
         "spec": {
             "schedule": schedule,
             "timeZone": "Etc/UTC",

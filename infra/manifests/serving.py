@@ -44,6 +44,22 @@ class ServingIngress:
     """The load balancer reaches pods directly (target type `ip`) from addresses in the VPC."""
 
 
+def serving_name(model: str) -> str:
+    """The name of a model's Deployment, Service and the rest: what its alarm watches."""
+    return f"serving-{model}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingCapture:
+    """The server captures a sample of requests and responses (see serving/capture.py)."""
+
+    uri: str
+    """`s3://<capture bucket>/<prefix>`."""
+    percent: int
+    endpoint: str
+    """The name the records are filed under."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServingWorkload:
     """What one model's serving needs: the pinned version, the image, the size."""
@@ -63,10 +79,11 @@ class ServingWorkload:
     client_namespaces: tuple[str, ...]
     """Namespaces whose pods may call the model; nobody else can reach it."""
     ingress: ServingIngress | None = None
+    capture: ServingCapture | None = None
 
     @property
     def name(self) -> str:
-        return f"serving-{self.model}"
+        return serving_name(self.model)
 
     @property
     def workers(self) -> int:
@@ -101,6 +118,12 @@ def _container(workload: ServingWorkload) -> dict[str, Any]:
         "AWS_REGION": workload.region,
         "AWS_DEFAULT_REGION": workload.region,
     }
+    if workload.capture is not None:
+        environment |= {
+            "MLSTACK_CAPTURE_URI": workload.capture.uri,
+            "MLSTACK_CAPTURE_PERCENT": str(workload.capture.percent),
+            "MLSTACK_CAPTURE_ENDPOINT": workload.capture.endpoint,
+        }
     return {
         "name": COMPONENT,
         "image": workload.image,

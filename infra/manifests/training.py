@@ -22,6 +22,11 @@ REFUSED_EXIT_CODES = [1, 3]
 """The training CLI's "input refused" and "quality gate refused": retrying cannot change them."""
 
 
+def training_name(model: str) -> str:
+    """A model's training CronJob: scheduled runs, and those drift starts from it."""
+    return f"training-{model}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingSchedule:
     model: str
@@ -43,7 +48,7 @@ class TrainingSchedule:
 
     @property
     def name(self) -> str:
-        return f"training-{self.model}"
+        return training_name(self.model)
 
 
 def _arguments(schedule: TrainingSchedule) -> list[str]:

@@ -18,6 +18,14 @@ CLUSTER_STACKS = tuple(
     stack for stack in STACKS if load_config(load_stack_settings(stack).values).cluster.enabled
 )
 """The stacks that declare an EKS cluster (all but `local`, whose emulator cannot hold one)."""
+SERVING_STACKS = tuple(
+    stack
+    for stack in STACKS
+    if stack in CLUSTER_STACKS
+    or load_config(load_stack_settings(stack).values).serving.target != "kubernetes"
+)
+"""The stacks where a pinned model is served somewhere (`local` serves nowhere: a pin there is
+refused, as having no effect)."""
 RunStack = Callable[..., ProgramRun]
 
 
@@ -49,8 +57,11 @@ def ingress_run() -> ProgramRun:
 
 @pytest.fixture(scope="session")
 def served_runs() -> dict[str, ProgramRun]:
-    """One run per stack serving a pinned model: the Kubernetes workloads included."""
-    return {stack: run_served(stack) for stack in STACKS}
+    """One run per stack serving a pinned model (`local` as it is: it serves nowhere)."""
+    return {
+        stack: run_served(stack) if stack in SERVING_STACKS else run_program(stack)
+        for stack in STACKS
+    }
 
 
 @pytest.fixture

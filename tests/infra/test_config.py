@@ -444,3 +444,48 @@ def test_the_default_kubernetes_version_is_the_newest_under_standard_support_tod
 def test_every_supported_version_has_pins_for_every_addon_and_support_dates() -> None:
     assert set(ADDON_VERSIONS) == set(EKS_RELEASE_CALENDAR)
     assert all(set(pins) == set(ADDONS) for pins in ADDON_VERSIONS.values())
+
+
+def test_a_key_set_where_the_stack_gives_it_no_effect_is_refused_naming_what_would() -> None:
+    assert problems_for(endpointShiftPercent=20) == [
+        "mlstack:endpointShiftPercent = 20: allowed: its default (10), while "
+        "mlstack:servingTarget is kubernetes (it takes effect with sagemaker or both)"
+    ]
+    without_cluster = problems_for(cluster=False, nodeMaxSize=5, driftSchedule="")
+    assert without_cluster == [
+        "mlstack:nodeMaxSize = 5: allowed: its default (4), while mlstack:cluster is false "
+        "(it takes effect with true)",
+        "mlstack:driftSchedule = '': allowed: its default ('0 6 * * *'), while "
+        "mlstack:cluster is false (it takes effect with true)",
+    ]
+    # What SageMaker reads too still counts without the cluster when SageMaker serves.
+    load_config(
+        {
+            **VALID,
+            "mlstack:cluster": False,
+            "mlstack:servingTarget": "sagemaker",
+            "mlstack:dataCapturePercent": 50,
+        }
+    )
+    load_config({**VALID, "mlstack:servingTarget": "both", "mlstack:endpointShiftPercent": 20})
+
+
+def test_a_default_spelt_as_the_engine_spells_it_is_still_the_default() -> None:
+    # The engine passes every value as text; "1" is endpointMinInstances' default, 1.
+    config = load_config(
+        {
+            **VALID,
+            "mlstack:endpointMinInstances": "1",
+            "mlstack:cluster": "false",
+            "mlstack:clusterAdminArns": "[]",
+        }
+    )
+    assert config.serving.endpoint_min_instances == 1
+
+
+def test_retraining_on_drift_needs_a_training_cronjob_to_start_from() -> None:
+    assert problems_for(driftRetrains=True) == [
+        "mlstack:driftRetrains = true: allowed: false while mlstack:trainingSchedule is empty "
+        "(a run is started from the training CronJob, which only a schedule declares)"
+    ]
+    load_config({**VALID, "mlstack:driftRetrains": True, "mlstack:trainingSchedule": "0 3 * * *"})

@@ -75,14 +75,16 @@ def test_a_pinned_version_is_served_by_the_image_the_stack_built(
     assert sorted(declared) == [
         "kubernetes:apps/v1:Deployment/serving-demo",
         "kubernetes:autoscaling/v2:HorizontalPodAutoscaler/serving-demo",
+        "kubernetes:batch/v1:CronJob/drift-demo",
         "kubernetes:batch/v1:CronJob/training-demo",
         "kubernetes:core/v1:Namespace/mlstack",
         "kubernetes:core/v1:Service/serving-demo",
+        "kubernetes:core/v1:ServiceAccount/drift",
         "kubernetes:core/v1:ServiceAccount/serving",
         "kubernetes:core/v1:ServiceAccount/training",
         "kubernetes:networking.k8s.io/v1:NetworkPolicy/default-deny-ingress",
         "kubernetes:networking.k8s.io/v1:NetworkPolicy/serving-demo",
-    ]  # dev runs one replica: no disruption budget
+    ]  # dev runs one replica: no disruption budget; it checks drift daily
     [container] = deployment(run)["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item["value"] for item in container["env"]}
     assert env["MLSTACK_MODEL_URI"] == "s3://models/demo/v2/model.tar.gz"
@@ -94,9 +96,13 @@ def test_a_pinned_version_is_served_by_the_image_the_stack_built(
         for name, r in declared.items()
         if "ServiceAccount" in name
     }
+    drift_role = next(
+        r for r in run.of_type("aws:iam/role:Role") if r.name == "workloads-drift-role"
+    )
     assert accounts == {
         "serving": run.outputs[outputs.SERVING_ROLE_ARN],
         "training": run.outputs[outputs.TRAINING_ROLE_ARN],
+        "drift": drift_role.props["arn"],
     }
     provider = next(r for r in run.resources if r.resource_type == "pulumi:providers:kubernetes")
     assert all(r.provider.startswith(f"{provider.urn}::") for r in declared.values())

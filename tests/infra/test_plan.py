@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.config import CLUSTER_ONLY, NOT_DEPLOYED_YET, SAGEMAKER_ONLY
 from infra.offline.runner import ProgramRun
 from infra.paths import stack_file as stack_file_path
 from infra.plan import render_tree
@@ -174,25 +173,27 @@ def test_plan_refuses_a_misspelt_key_in_the_stack_file(stack_file: Callable[[byt
     assert "mlstak:natGateways: unknown namespace 'mlstak'" in result.stderr
 
 
-def test_plan_says_once_which_keys_have_no_effect_yet() -> None:
-    result = plan("dev")
-    assert result.returncode == 0, result.stderr
-    warnings = [line for line in result.stderr.splitlines() if "no effect yet" in line]
-    assert len(warnings) == 1
-    assert all(key in warnings[0] for key in NOT_DEPLOYED_YET)
-    # dev serves on the cluster only: the endpoint's keys are named; staging serves on both.
-    assert all(key in warnings[0] for key in SAGEMAKER_ONLY)
-    [staging] = [line for line in plan("staging").stderr.splitlines() if "no effect yet" in line]
-    assert not [key for key in SAGEMAKER_ONLY if key in staging]
+def test_plan_of_every_stack_warns_of_nothing() -> None:
+    # Every key has an effect somewhere, and a stack setting one where it has none is refused.
+    for stack in ("dev", "local"):
+        result = plan(stack)
+        assert result.returncode == 0, result.stderr
+        assert "warning" not in result.stderr.lower(), result.stderr
 
 
-def test_plan_of_a_stack_without_the_cluster_names_the_keys_that_then_do_nothing() -> None:
-    result = plan("local")
-    assert result.returncode == 0, result.stderr
-    [warning] = [line for line in result.stderr.splitlines() if "no effect yet" in line]
-    _, _, cluster_part = warning.partition("with mlstack:cluster false, these have none: ")
-    assert cluster_part.split(", ") == list(CLUSTER_ONLY)
-    assert "with mlstack:cluster false" not in plan("dev").stderr
+def test_plan_refuses_a_key_set_where_it_can_have_no_effect(
+    stack_file: Callable[[bytes], str],
+) -> None:
+    name = stack_file(
+        b"config:\n  aws:region: eu-west-1\n  mlstack:environment: scratch\n"
+        b"  mlstack:endpointMinInstances: 3\n"
+    )
+    result = plan(name)
+    assert result.returncode == 2
+    assert (
+        "mlstack:endpointMinInstances = 3: allowed: its default (1), while "
+        "mlstack:servingTarget is kubernetes (it takes effect with sagemaker or both)"
+    ) in result.stderr
 
 
 def served_version(result: subprocess.CompletedProcess[str]) -> str:

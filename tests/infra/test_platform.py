@@ -445,7 +445,7 @@ def test_every_arn_of_a_stack_in_a_china_region_is_in_the_aws_cn_partition() -> 
 
 
 def test_without_the_cluster_switch_nothing_hangs_on_a_cluster(run_stack: RunStack) -> None:
-    run = run_stack("dev", cluster=False)
+    run = run_stack("local")  # cluster: false; a stack setting the cluster's keys is refused
     types = {r.resource_type for r in run.resources}
     assert not [t for t in types if t.startswith(("aws:eks/", "pulumi:providers:kubernetes"))]
     assert "aws:ec2/launchTemplate:LaunchTemplate" not in types
@@ -454,5 +454,5 @@ def test_without_the_cluster_switch_nothing_hangs_on_a_cluster(run_stack: RunSta
     assert {"aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:ecr/repository:Repository"} <= types
     assert "aws:sagemaker/modelPackageGroup:ModelPackageGroup" in types
     assert outputs.CLUSTER_NAME not in run.outputs
-    with_cluster = run_stack("dev")
+    with_cluster = run_stack("local", cluster=True)
     assert len(with_cluster.of_type(CLUSTER)) == 1

@@ -320,6 +320,59 @@ def test_a_rule_fires_when_the_resource_holding_its_setting_is_missing(
     assert [(v.rule_id, v.resource_name) for v in evaluate(broken)] == [(rule_id, blamed)]
 
 
+def _break_alarm(
+    resources: Resources, name: str, edit: Callable[[dict[str, Any]], None]
+) -> tuple[Resources, str]:
+    """Like _change, for the alarm of that name."""
+    target = next(
+        r for r in resources if r.props.get("name") == name and "metricAlarm" in r.resource_type
+    )
+    props = copy.deepcopy(dict(target.props))
+    edit(props)
+    changed = dataclasses.replace(target, props=props)
+    return [changed if r is target else r for r in resources], target.name
+
+
+@pytest.mark.parametrize(
+    ("alarm", "edit", "message"),
+    [
+        (
+            "demo-staging-drift",
+            _set(
+                ("metricQueries", "0", "expression"),
+                "SELECT MAX(PopulationStabilityIndex) "
+                "FROM \"mlstack/Drift\" WHERE EndpointName = 'demo-other'",
+            ),
+            "queries drift of demo-other, for which no declared drift job publishes",
+        ),
+        (
+            "mlstack-staging-serving-demo-replicas",
+            _set(("dimensions", "Service"), "serving-other"),
+            "watches Service mlstack/serving-other on mlstack-staging, which the stack does not "
+            "declare",
+        ),
+        (
+            "mlstack-staging-serving-demo-replicas",
+            _set(("dimensions",), {"ClusterName": "mlstack-staging"}),
+            "without ClusterName, Namespace and Service dimensions",
+        ),
+    ],
+    ids=["drift of an endpoint nobody checks", "another service", "no service"],
+)
+def test_drift_and_replica_alarms_must_watch_what_the_stack_declares(
+    served_runs: dict[str, ProgramRun],
+    alarm: str,
+    edit: Callable[[dict[str, Any]], None],
+    message: str,
+) -> None:
+    resources = list(served_runs["staging"].resources)
+    assert evaluate(resources) == []
+    broken, blamed = _break_alarm(resources, alarm, edit)
+    [violation] = evaluate(broken)
+    assert (violation.rule_id, violation.resource_name) == ("MLSTACK.CW.1", blamed)
+    assert message in violation.message
+
+
 # In the preview of a new stack, these rules read documents built from ARNs of resources not yet
 # created, so they can only judge during `pulumi up` (still before the resource is created).
 # MLSTACK.K8S.3 and K8S.5 read the images' digests, known once `pulumi up` has built them.

@@ -154,7 +154,11 @@ def test_dev_serves_on_the_cluster_only_and_still_has_its_topic_and_budget(
 ) -> None:
     run = served_runs["dev"]
     assert run.of_type(ENDPOINT) == []
-    assert run.of_type(ALARM) == []
+    # No endpoint alarms: only the cluster's serving and its drift are watched.
+    assert sorted(a.inputs["name"] for a in run.of_type(ALARM)) == [
+        "demo-dev-drift",
+        "mlstack-dev-serving-demo-replicas",
+    ]
     topic = one(run, "aws:sns/topic:Topic")
     [key] = run.of_type("aws:kms/key:Key")
     assert topic.inputs["kmsMasterKeyId"] == key.props["arn"]
@@ -168,7 +172,6 @@ def test_dev_serves_on_the_cluster_only_and_still_has_its_topic_and_budget(
         (100, "FORECASTED"),
     ]
     assert all(n["subscriberSnsTopicArns"] == [topic.props["arn"]] for n in notices)
-    assert run.of_type("aws:cloudwatch/dashboard:Dashboard") == []
 
 
 def test_prod_alarms_reach_the_on_call_address_and_its_dashboard_shows_the_endpoint(
@@ -189,6 +192,7 @@ def test_prod_alarms_reach_the_on_call_address_and_its_dashboard_shows_the_endpo
         "demo-prod errors",
         "demo-prod model latency p99 (µs)",
         "demo-prod instances",
+        "serving-demo running pods",
         "demo-prod drift by feature (PSI)",
     ]
 
@@ -204,7 +208,7 @@ def test_every_alarm_needs_the_dimensions_of_what_it_watches() -> None:
         type(alarms["errors"])(**{**alarms["errors"].__dict__, "dimensions": {}})
 
 
-def test_each_endpoint_gets_a_drift_job_on_the_cluster_and_an_alarm_on_its_figures(
+def test_each_served_model_gets_a_drift_job_on_the_cluster_and_an_alarm_on_its_figures(
     served_runs: dict[str, ProgramRun],
 ) -> None:
     run = served_runs["staging"]
@@ -220,16 +224,18 @@ def test_each_endpoint_gets_a_drift_job_on_the_cluster_and_an_alarm_on_its_figur
     [container] = pod["containers"]
     assert container["image"] == run.outputs["servingImage"]
     assert container["command"] == ["python", "-m", "serving.drift"]
-    arguments = dict(zip(container["args"][::2], container["args"][1::2], strict=True))
-    assert arguments == {
-        "--model-package": "demo-staging/1",
-        "--capture": f"s3://{run.outputs['captureBucketName']}/sagemaker",
-        "--endpoint": "demo-staging",
-        "--variant": "primary",
-        "--hours": "24",
-        "--psi-threshold": "0.2",
-        "--out-of-range-threshold": "0.05",
-    }
+    bucket = run.outputs["captureBucketName"]
+    # staging serves on both targets: the job reads what each captured.
+    assert list(zip(container["args"][::2], container["args"][1::2], strict=True)) == [
+        ("--model-package", "demo-staging/1"),
+        ("--capture", f"s3://{bucket}/sagemaker"),
+        ("--capture", f"s3://{bucket}/kubernetes"),
+        ("--endpoint", "demo-staging"),
+        ("--variant", "primary"),
+        ("--hours", "24"),
+        ("--psi-threshold", "0.2"),
+        ("--out-of-range-threshold", "0.05"),
+    ]
     [alarm] = [a.inputs for a in run.of_type(ALARM) if a.inputs["name"] == "demo-staging-drift"]
     [query] = alarm["metricQueries"]
     assert "FROM \"mlstack/Drift\" WHERE EndpointName = 'demo-staging'" in query["expression"]
@@ -255,14 +261,9 @@ def test_without_capture_or_a_schedule_there_is_no_drift_job() -> None:
 
 
 def test_a_stack_without_the_cluster_can_still_serve_on_sagemaker() -> None:
-    run = run_served(
-        "dev",
-        cluster=False,
-        servingTarget="sagemaker",
-        clusterPublicAccess=False,
-        clusterPublicAccessCidrs=[],
-    )
-    assert one(run, ENDPOINT).inputs["name"] == "demo-dev"
+    run = run_served("local", servingTarget="sagemaker")
+    assert one(run, ENDPOINT).inputs["name"] == "demo-local"
     assert "@sha256:" in one(run, MODEL).inputs["primaryContainer"]["image"]
     assert not [r for r in run.resources if r.resource_type.startswith("kubernetes:")]
-    assert "demo-dev-drift" not in [a.inputs["name"] for a in run.of_type(ALARM)]
+    # The drift job runs on the cluster: without one, no job and no alarm on its figures.
+    assert "demo-local-drift" not in [a.inputs["name"] for a in run.of_type(ALARM)]

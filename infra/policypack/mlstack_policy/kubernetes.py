@@ -20,7 +20,7 @@ ADDON = "aws:eks/addon:Addon"
 Pod = Mapping[str, Any]
 
 
-def _pod(workload: ResourceLike) -> Pod:
+def pod_template(workload: ResourceLike) -> Pod:
     """The pod template of a Deployment, DaemonSet or CronJob."""
     spec = known(workload.props.get("spec") or {}, f"the spec of {workload.name}") or {}
     if workload.resource_type == CRON_JOB:
@@ -101,18 +101,18 @@ def _digest_problem(workload: ResourceLike, pod: Pod) -> str | None:
     "MLSTACK.K8S.1", "Pods meet the restricted Pod Security Standard", DEPLOYMENT, MLSTACK
 )
 def restricted_pods(workload: ResourceLike) -> str | None:
-    return _restricted_problem(_pod(workload))
+    return _restricted_problem(pod_template(workload))
 
 
 @resource_rule("MLSTACK.K8S.2", "Containers have probes, requests and limits", DEPLOYMENT, MLSTACK)
 def probed_and_sized(workload: ResourceLike) -> str | None:
-    pod = _pod(workload)
+    pod = pod_template(workload)
     return _probing_problem(pod) or _sizing_problem(pod)
 
 
 @resource_rule("MLSTACK.K8S.3", "Container images are pinned by digest", DEPLOYMENT, MLSTACK)
 def images_by_digest(workload: ResourceLike) -> str | None:
-    return _digest_problem(workload, _pod(workload))
+    return _digest_problem(workload, pod_template(workload))
 
 
 @resource_rule(
@@ -123,7 +123,7 @@ def images_by_digest(workload: ResourceLike) -> str | None:
 )
 def hardened_jobs(job: ResourceLike) -> str | None:
     # Probes do not apply: a Job's pod is not a server and is never behind a Service.
-    pod = _pod(job)
+    pod = pod_template(job)
     return _restricted_problem(pod) or _sizing_problem(pod) or _digest_problem(job, pod)
 
 
@@ -136,7 +136,7 @@ def hardened_jobs(job: ResourceLike) -> str | None:
 def unprivileged_node_agents(agent: ResourceLike) -> str | None:
     # A node agent may run as root and mount a node path (the device plugin's socket
     # directory); it may not be privileged, escalate or keep capabilities.
-    pod = _pod(agent)
+    pod = pod_template(agent)
     return _unprivileged_problem(pod) or _sizing_problem(pod) or _digest_problem(agent, pod)
 
 

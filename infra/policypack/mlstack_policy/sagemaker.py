@@ -6,12 +6,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from mlstack_policy.eks import CLUSTER
+from mlstack_policy.kubernetes import CRON_JOB, pod_template
 from mlstack_policy.rules import MLSTACK, ResourceLike, StackIndex, known, resource_rule, stack_rule
 
 ENDPOINT_CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SERVICE = "kubernetes:core/v1:Service"
 ENDPOINT_NAMESPACES = ("AWS/SageMaker", "/aws/sagemaker/Endpoints")
+CONTAINER_INSIGHTS = "ContainerInsights"
+DRIFT_NAMESPACE = "mlstack/Drift"
 _QUERIED_ENDPOINT = re.compile(r"EndpointName\s*=\s*'([^']+)'")
 
 
@@ -63,27 +68,77 @@ def _variants(stack: StackIndex) -> set[tuple[str, str]]:
     return found
 
 
+def _drift_publishers(stack: StackIndex) -> set[str]:
+    """The endpoint names declared drift jobs publish figures for (their `--endpoint`)."""
+    names = set()
+    for job in stack.of_type(CRON_JOB):
+        for container in pod_template(job).get("containers") or []:
+            words = [*(container.get("command") or []), *(container.get("args") or [])]
+            if "serving.drift" in words and "--endpoint" in words[:-1]:
+                names.add(str(words[words.index("--endpoint") + 1]))
+    return names
+
+
+def _services(stack: StackIndex) -> set[tuple[str, str, str]]:
+    """(cluster, namespace, name) of every Service, on every declared cluster (the stack has at
+    most one; its objects do not say which cluster's provider they went through)."""
+    clusters = [
+        str(known(c.props.get("name"), f"the name of {c.name}")) for c in stack.of_type(CLUSTER)
+    ]
+    found = set()
+    for service in stack.of_type(SERVICE):
+        metadata = service.props.get("metadata") or {}
+        for cluster in clusters:
+            found.add(
+                (cluster, str(metadata.get("namespace") or "default"), str(metadata.get("name")))
+            )
+    return found
+
+
+def _queried_problem(alarm: ResourceLike, stack: StackIndex) -> str | None:
+    for query in alarm.props.get("metricQueries") or []:
+        expression = str(query.get("expression") or "")
+        match = _QUERIED_ENDPOINT.search(expression)
+        if match is None:
+            continue
+        name = match.group(1)
+        if DRIFT_NAMESPACE in expression:
+            if name not in _drift_publishers(stack):
+                return f"queries drift of {name}, for which no declared drift job publishes"
+        elif name not in {endpoint for endpoint, _ in _variants(stack)}:
+            return f"queries endpoint {name}, which the stack does not declare"
+    return None
+
+
+def _container_insights_problem(dimensions: Mapping[str, Any], stack: StackIndex) -> str | None:
+    watched = tuple(dimensions.get(key) for key in ("ClusterName", "Namespace", "Service"))
+    if None in watched:
+        return (
+            "watches a Container Insights metric without ClusterName, Namespace and Service "
+            "dimensions: it sums over whatever else runs there"
+        )
+    if watched not in _services(stack):
+        return (
+            f"watches Service {watched[1]}/{watched[2]} on {watched[0]}, "
+            "which the stack does not declare"
+        )
+    return None
+
+
 @stack_rule(
     "MLSTACK.CW.1",
-    "Endpoint alarms name an endpoint and variant the stack declares",
+    "Alarms watch a series something the stack declares publishes",
     ALARM,
     MLSTACK,
 )
 def alarm_watches_something(alarm: ResourceLike, stack: StackIndex) -> str | None:
-    queried = [
-        match.group(1)
-        for query in alarm.props.get("metricQueries") or []
-        if (match := _QUERIED_ENDPOINT.search(str(query.get("expression") or "")))
-    ]
-    if queried:
-        declared = {name for name, _ in _variants(stack)}
-        unknown = [name for name in queried if name not in declared]
-        return (
-            f"queries endpoint {unknown[0]}, which the stack does not declare" if unknown else None
-        )
+    if alarm.props.get("metricQueries"):
+        return _queried_problem(alarm, stack)
+    dimensions: Mapping[str, Any] = alarm.props.get("dimensions") or {}
+    if alarm.props.get("namespace") == CONTAINER_INSIGHTS:
+        return _container_insights_problem(dimensions, stack)
     if alarm.props.get("namespace") not in ENDPOINT_NAMESPACES:
         return None
-    dimensions: Mapping[str, Any] = alarm.props.get("dimensions") or {}
     watched = (dimensions.get("EndpointName"), dimensions.get("VariantName"))
     if None in watched:
         return (
