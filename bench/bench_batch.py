@@ -20,13 +20,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-import boto3
 import numpy as np
 from bench_serving import peer_python
+from emulator import running_emulator
 
 from serving.artifact import load_model_dir, pack
-from serving.ports import free_port
 from training.demo import write_demo_dataset
 
 BUCKET = "bench-batch"
@@ -72,44 +72,20 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     options = parser.parse_args()
     peer_python("mlstack", refresh=True)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",  # the emulator's; it checks nothing
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with tempfile.TemporaryDirectory(prefix="mlstack-batch-bench-") as scratch:
-            measure(Path(scratch), options.rows, options.chunk_rows, endpoint, env)
-    finally:
-        emulator.terminate()
-        emulator.wait()
+    with (
+        running_emulator(BUCKET) as (_, env, s3),
+        tempfile.TemporaryDirectory(prefix="mlstack-batch-bench-") as scratch,
+    ):
+        measure(Path(scratch), options.rows, options.chunk_rows, {**os.environ, **env}, s3)
 
 
-def measure(work: Path, rows: int, chunk_rows: int, endpoint: str, env: dict[str, str]) -> None:
+def measure(work: Path, rows: int, chunk_rows: int, env: dict[str, str], s3: Any) -> None:
     data, _ = write_demo_dataset(work / "data")
     header, matrix = synthetic_rows(data, rows)
     csv = work / "input" / "scoring.csv"
     csv.parent.mkdir()
     np.savetxt(csv, matrix, delimiter=",", header=",".join(header), comments="", fmt="%.6g")
     size_mib = csv.stat().st_size / (1 << 20)
-    s3 = boto3.Session(
-        env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1"
-    ).client("s3", endpoint_url=endpoint)
-    for _ in range(100):
-        try:
-            s3.create_bucket(Bucket=BUCKET)
-            break
-        except Exception:  # noqa: BLE001 (the emulator is still starting)
-            time.sleep(0.1)
     s3.upload_file(str(csv), BUCKET, "input/scoring.csv")
     started = time.perf_counter()
     s3.download_file(BUCKET, "input/scoring.csv", str(work / "downloaded.csv"))

@@ -29,7 +29,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
 from bench_serving import (
     CONCURRENCY,
     SERVERS,
@@ -41,6 +40,7 @@ from bench_serving import (
     train_models,
     wrk,
 )
+from emulator import running_emulator
 
 from serving.ports import free_port
 
@@ -125,80 +125,53 @@ def main() -> None:
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
     peer_python("mlstack", refresh=True)
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",  # the emulator's; it checks nothing
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    s3 = boto3.Session("bench", "bench", region_name="us-east-1").client(
-        "s3", endpoint_url=endpoint
-    )
-    try:
-        for _ in range(100):
-            try:
-                s3.create_bucket(Bucket=BUCKET)
-                break
-            except Exception:  # noqa: BLE001 (the emulator is still starting)
-                time.sleep(0.1)
-        with tempfile.TemporaryDirectory(prefix="mlstack-capture-bench-") as scratch:
-            work = Path(scratch)
-            models, rows = train_models(work)
-            print(
-                f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-                f"Python {platform.python_version()}"
-            )
-            print(
-                f"load: wrk -t2 -c{CONCURRENCY} -d{args.duration}s, {WORKERS} workers, "
-                f"median of {args.repeat} alternating runs\n"
-            )
-            print(
-                "| request | capture | requests/s | p50 ms | p99 ms | errors | captured "
-                "| server CPU µs/request | emulator CPU µs/request |"
-            )
-            print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-            for label, request_rows in (("1 row", rows[:1]), ("100 rows", rows[:100])):
-                runs: dict[str, list[dict[str, Any]]] = {"off": [], "10 %": [], "100 %": []}
-                for attempt in range(args.repeat):
-                    prefix = f"{len(request_rows)}-{attempt}"
-                    settings = {
-                        "off": env,
-                        **{
-                            f"{percent} %": {
-                                **env,
-                                "MLSTACK_CAPTURE_URI": f"s3://{BUCKET}/kubernetes",
-                                "MLSTACK_CAPTURE_PERCENT": str(percent),
-                                "MLSTACK_CAPTURE_ENDPOINT": f"{prefix}-{percent}",
-                            }
-                            for percent in (10, 100)
-                        },
-                    }
-                    for setting, server_env in settings.items():
-                        emulator_cpu = cpu_seconds(emulator.pid)
-                        result = run(
-                            models["logistic"], request_rows, args.duration, work, server_env
-                        )
-                        emulator_cpu = cpu_seconds(emulator.pid) - emulator_cpu
-                        result["emulator_cpu_us_per_request"] = (
-                            emulator_cpu / result["answered"] * 1e6
-                        )
-                        if setting != "off":
-                            endpoint = server_env["MLSTACK_CAPTURE_ENDPOINT"]
-                            result["captured"] = captured_records(s3, f"kubernetes/{endpoint}/")
-                        runs[setting].append(result)
-                        print(f"{label} / {setting}: {json.dumps(result)}", file=sys.stderr)
-                for setting, results in runs.items():
-                    print(_row(label, setting, results))
-    finally:
-        emulator.terminate()
-        emulator.wait()
+    with (
+        running_emulator(BUCKET) as (emulator, env, s3),
+        tempfile.TemporaryDirectory(prefix="mlstack-capture-bench-") as scratch,
+    ):
+        work = Path(scratch)
+        models, rows = train_models(work)
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}"
+        )
+        print(
+            f"load: wrk -t2 -c{CONCURRENCY} -d{args.duration}s, {WORKERS} workers, "
+            f"median of {args.repeat} alternating runs\n"
+        )
+        print(
+            "| request | capture | requests/s | p50 ms | p99 ms | errors | captured "
+            "| server CPU µs/request | emulator CPU µs/request |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for label, request_rows in (("1 row", rows[:1]), ("100 rows", rows[:100])):
+            runs: dict[str, list[dict[str, Any]]] = {"off": [], "10 %": [], "100 %": []}
+            for attempt in range(args.repeat):
+                prefix = f"{len(request_rows)}-{attempt}"
+                settings = {
+                    "off": env,
+                    **{
+                        f"{percent} %": {
+                            **env,
+                            "MLSTACK_CAPTURE_URI": f"s3://{BUCKET}/kubernetes",
+                            "MLSTACK_CAPTURE_PERCENT": str(percent),
+                            "MLSTACK_CAPTURE_ENDPOINT": f"{prefix}-{percent}",
+                        }
+                        for percent in (10, 100)
+                    },
+                }
+                for setting, server_env in settings.items():
+                    emulator_cpu = cpu_seconds(emulator.pid)
+                    result = run(models["logistic"], request_rows, args.duration, work, server_env)
+                    emulator_cpu = cpu_seconds(emulator.pid) - emulator_cpu
+                    result["emulator_cpu_us_per_request"] = emulator_cpu / result["answered"] * 1e6
+                    if setting != "off":
+                        endpoint = server_env["MLSTACK_CAPTURE_ENDPOINT"]
+                        result["captured"] = captured_records(s3, f"kubernetes/{endpoint}/")
+                    runs[setting].append(result)
+                    print(f"{label} / {setting}: {json.dumps(result)}", file=sys.stderr)
+            for setting, results in runs.items():
+                print(_row(label, setting, results))
 
 
 def _row(label: str, setting: str, results: list[dict[str, Any]]) -> str:

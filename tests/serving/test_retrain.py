@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from infra.manifests.training import TrainingSchedule, cron_job
+from infra.manifests.training import cron_job
 from serving.retrain import STARTED_BY, ClusterApi, RetrainError, start_training
+from tests.infra.test_manifests_training import SCHEDULE
 
 TOKEN = "service-account-token"
 WHEN = datetime(2026, 12, 3, 7, 30, tzinfo=UTC)
@@ -26,21 +27,7 @@ WHEN = datetime(2026, 12, 3, 7, 30, tzinfo=UTC)
 def training_cron_job() -> dict[str, Any]:
     """The training CronJob as the API server returns it: the stack's object, namespaced, with
     the uid the server gave it."""
-    declared = cron_job(
-        TrainingSchedule(
-            model="demo",
-            schedule="0 3 * * *",
-            image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/training@sha256:" + "a" * 64,
-            serving_image="123456789012.dkr.ecr.eu-west-1.amazonaws.com/serving@sha256:" + "b" * 64,
-            source_revision="abc123",
-            data_uri="s3://data/demo/",
-            models_uri="s3://models/models",
-            group="demo-dev",
-            region="eu-west-1",
-            max_runtime_minutes=120,
-            auto_approve=False,
-        )
-    )
+    declared = cron_job(SCHEDULE)
     declared["metadata"] |= {"namespace": "mlstack", "uid": "0b3c-cron-uid"}
     return declared
 
@@ -76,7 +63,7 @@ def api_server() -> Iterator[ApiServer]:
             state.requests.append(("GET", self.path, None))
             if not self._authorised():
                 return
-            if self.path == "/apis/batch/v1/namespaces/mlstack/cronjobs/training-demo":
+            if self.path == "/apis/batch/v1/namespaces/mlstack/cronjobs/training-churn":
                 self._answer(200, cron)
             else:
                 self._answer(404, {"kind": "Status", "message": f"{self.path} not found"})
@@ -109,8 +96,8 @@ def test_drift_starts_one_training_job_an_hour_from_the_cronjobs_template(
     api_server: ApiServer,
 ) -> None:
     api = ClusterApi(api_server.url, TOKEN, None)
-    name, started = start_training(api, "mlstack", "training-demo", WHEN, "drift of size")
-    assert (name, started) == ("training-demo-drift-2026120307", True)
+    name, started = start_training(api, "mlstack", "training-churn", WHEN, "drift of size")
+    assert (name, started) == ("training-churn-drift-2026120307", True)
     [(_, path, job)] = [r for r in api_server.requests if r[0] == "POST"]
     assert path == "/apis/batch/v1/namespaces/mlstack/jobs"
     assert job is not None
@@ -122,7 +109,7 @@ def test_drift_starts_one_training_job_an_hour_from_the_cronjobs_template(
         {
             "apiVersion": "batch/v1",
             "kind": "CronJob",
-            "name": "training-demo",
+            "name": "training-churn",
             "uid": "0b3c-cron-uid",
             "controller": True,
         }
@@ -130,7 +117,7 @@ def test_drift_starts_one_training_job_an_hour_from_the_cronjobs_template(
     assert job["metadata"]["annotations"][STARTED_BY] == "drift of size"
     assert job["metadata"]["labels"] == cron["metadata"]["labels"]
     # A second run in the same hour finds it started.
-    assert start_training(api, "mlstack", "training-demo", WHEN, "drift of size") == (name, False)
+    assert start_training(api, "mlstack", "training-churn", WHEN, "drift of size") == (name, False)
     assert len(api_server.jobs) == 1
 
 
@@ -140,7 +127,7 @@ def test_a_cronjob_that_is_not_there_or_a_refused_token_is_named(api_server: Api
         start_training(api, "mlstack", "training-other", WHEN, "drift")
     with pytest.raises(RetrainError, match="401 Unauthorized"):
         start_training(
-            ClusterApi(api_server.url, "wrong", None), "mlstack", "training-demo", WHEN, "x"
+            ClusterApi(api_server.url, "wrong", None), "mlstack", "training-churn", WHEN, "x"
         )
     assert api_server.jobs == {}
 
