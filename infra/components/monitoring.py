@@ -38,7 +38,8 @@ class MonitoringArgs:
     """Each model served on the cluster: an alarm when its pods fall below the floor."""
     drift_endpoints: Sequence[str] = ()
     """The endpoint names a drift job checks: an alarm on each, and drift on the dashboard."""
-    drift_psi_threshold: float = 0.2
+    drift_psi_threshold: float
+    """The drift alarm's threshold on a feature's population stability index."""
 
 
 @dataclass(frozen=True, kw_only=True)
