@@ -113,8 +113,11 @@ def capture_record(
 
 @dataclass
 class _Buffer:
-    lines: list[bytes] = field(default_factory=list)
-    size: int = 0
+    """One hour's records, newline-terminated, in one growing block: no object per record
+    stays alive, so the request path reuses the same memory."""
+
+    data: bytearray = field(default_factory=bytearray)
+    records: int = 0
 
 
 class Capture:
@@ -162,8 +165,9 @@ class Capture:
         if not self._buffered:
             self._oldest = time.monotonic()
         buffer = self._buffers[self._hour]
-        buffer.lines.append(line)
-        buffer.size += len(line) + 1
+        buffer.data += line
+        buffer.data += b"\n"
+        buffer.records += 1
         self._buffered += len(line) + 1
         if self._buffered >= FLUSH_BYTES:
             self.flush()
@@ -201,14 +205,14 @@ class Capture:
             f"{name}-{int(stamp * 1000) % 1000:03d}-{os.getpid()}-{os.urandom(6).hex()}.jsonl",
         )
         try:
-            self._put(uri, b"\n".join(buffer.lines) + b"\n", "application/jsonlines")
-            self.counts.written += len(buffer.lines)
+            self._put(uri, bytes(buffer.data), "application/jsonlines")
+            self.counts.written += buffer.records
         except Exception as error:  # noqa: BLE001 (a lost sample is counted, never raised)
             self.counts.write_failures += 1
-            self.counts.lost += len(buffer.lines)
+            self.counts.lost += buffer.records
             log.warning("capture write failed", extra={"uri": uri, "error": str(error)})
         finally:
-            self.counts.completed += buffer.size
+            self.counts.completed += len(buffer.data)
 
 
 def _s3_put() -> Any:
