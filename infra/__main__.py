@@ -188,15 +188,18 @@ monitoring = Monitoring(
 )
 built: Images | None = None
 tags: dict[str, str] = {}
+# Training runs on the cluster only; serving everywhere (and training names its image).
+needed_images = naming.IMAGES if config.cluster.enabled else ("serving",)
 if config.cluster.enabled or serve_on_sagemaker:
     tags = {
         image: source_tag(image)
-        for image in naming.IMAGES
+        for image in needed_images
         if image not in config.registry.image_digests
     }
     built = Images(
         "build",
         ImagesArgs(
+            images=needed_images,
             repository_urls=images.urls,
             registry_id=images.repositories["serving"].registry_id,
             tags=tags,
@@ -304,7 +307,8 @@ if network is not None and cluster is not None and identities is not None:
     pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)
     pulumi.export(outputs.SERVING_ROLE_ARN, identities.serving.arn)
 if built is not None:
-    pulumi.export(outputs.TRAINING_IMAGE, built.refs["training"])
+    if "training" in built.refs:
+        pulumi.export(outputs.TRAINING_IMAGE, built.refs["training"])
     pulumi.export(outputs.SERVING_IMAGE, built.refs["serving"])
 pulumi.export(
     outputs.SERVED_MODEL_VERSIONS, {model: package.arn for model, package in served.items()}

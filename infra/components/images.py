@@ -3,7 +3,7 @@ repositories, or taken as prebuilt digests; referenced by digest everywhere down
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -19,6 +19,8 @@ PLATFORM = docker_build.Platform.LINUX_AMD64
 
 @dataclass(frozen=True, kw_only=True)
 class ImagesArgs:
+    images: Sequence[str]
+    """The images the stack runs (of naming.IMAGES); the others are neither built nor named."""
     repository_urls: Mapping[str, pulumi.Input[str]]
     """Each image's ECR repository URL, by image name."""
     registry_id: pulumi.Input[str]
@@ -44,7 +46,7 @@ class Images(pulumi.ComponentResource):
         super().__init__("mlstack:images:Images", name, None, opts)
         self.refs = {}
         token: pulumi.Output[aws.ecr.GetAuthorizationTokenResult] | None = None
-        for image in naming.IMAGES:
+        for image in args.images:
             url = pulumi.Output.from_input(args.repository_urls[image])
             if image in args.prebuilt:
                 self.refs[image] = pulumi.Output.concat(url, "@", args.prebuilt[image])
