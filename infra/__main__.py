@@ -25,34 +25,19 @@ from infra.config import from_pulumi
 from infra.image_sources import source_tag
 from infra.manifests.serving import ServingIngress, serving_name
 from infra.pinned_versions import registry_client, resolve_pinned_versions
+from infra.serving_targets import serving_targets
 
 config = from_pulumi()
 cluster_name = naming.cluster_name(config.environment)
-serve_on_cluster = config.cluster.enabled and config.serving.target in ("kubernetes", "both")
-serve_on_sagemaker = config.serving.target in ("sagemaker", "both")
 # Before anything is declared: a pin the registry cannot serve stops the program here.
 served = (
     resolve_pinned_versions(
         registry_client(config.region), config.environment, config.serving.model_versions
     )
-    if (serve_on_cluster or serve_on_sagemaker) and config.serving.model_versions
+    if serving_targets(config).serves and config.serving.model_versions
     else {}
 )
-served_as = {model: naming.endpoint_name(model, config.environment) for model in served}
-endpoints = served_as if serve_on_sagemaker else {}
-capture_on_cluster = serve_on_cluster and config.serving.data_capture_percent > 0
-# The drift job runs on the cluster and reads what every target serving a model captures.
-capture_prefixes = [
-    *([naming.ENDPOINT_CAPTURE_PREFIX] if serve_on_sagemaker else []),
-    *([naming.KUBERNETES_CAPTURE_PREFIX] if serve_on_cluster else []),
-]
-drifted = (
-    served_as
-    if config.cluster.enabled
-    and config.monitoring.drift_schedule
-    and config.serving.data_capture_percent
-    else {}
-)
+targets = serving_targets(config, served)
 
 key = EnvironmentKey(
     "key",
@@ -119,8 +104,8 @@ if config.cluster.enabled:
             oidc_provider_arn=cluster.oidc_provider.arn,
             oidc_issuer=cluster.oidc_issuer,
             capture_bucket_arn=storage.capture.arn,
-            serving_captures=capture_on_cluster,
-            drift_capture_prefixes=capture_prefixes if drifted else [],
+            serving_captures=targets.capture_on_cluster,
+            drift_capture_prefixes=targets.capture_prefixes if targets.drifted else (),
         ),
     )
     ingress = (
@@ -129,7 +114,7 @@ if config.cluster.enabled:
             internet_facing=config.serving.ingress_internet_facing,
             vpc_cidr=config.network.vpc_cidr,
         )
-        if serve_on_cluster and config.serving.ingress_certificate_arn
+        if targets.on_cluster and config.serving.ingress_certificate_arn
         else None
     )
     addons = ClusterAddons(
@@ -172,7 +157,7 @@ monitoring = Monitoring(
         kms_key_arn=key.arn,
         alarm_email=config.monitoring.alarm_email,
         monthly_budget_usd=config.monitoring.monthly_budget_usd,
-        endpoints=[(endpoint, naming.ENDPOINT_VARIANT) for endpoint in endpoints.values()],
+        endpoints=[(endpoint, naming.ENDPOINT_VARIANT) for endpoint in targets.endpoints.values()],
         services=[
             ServingService(
                 cluster=cluster_name,
@@ -180,9 +165,9 @@ monitoring = Monitoring(
                 service=serving_name(model),
                 min_replicas=config.serving.min_replicas,
             )
-            for model in (served if serve_on_cluster else {})
+            for model in (served if targets.on_cluster else {})
         ],
-        drift_endpoints=list(drifted.values()),
+        drift_endpoints=list(targets.drifted.values()),
         drift_psi_threshold=config.monitoring.drift_psi_threshold,
     ),
 )
@@ -190,7 +175,7 @@ built: Images | None = None
 tags: dict[str, str] = {}
 # Training runs on the cluster only; serving everywhere (and training names its image).
 needed_images = naming.IMAGES if config.cluster.enabled else ("serving",)
-if config.cluster.enabled or serve_on_sagemaker:
+if config.cluster.enabled or targets.on_sagemaker:
     tags = {
         image: source_tag(image)
         for image in needed_images
@@ -228,7 +213,7 @@ if cluster is not None and identities is not None and built is not None:
                 capture_percent=config.serving.data_capture_percent,
                 capture_bucket=storage.capture.name,
             )
-            if serve_on_cluster
+            if targets.on_cluster
             else None,
             training=TrainingArgs(
                 models=config.registry.models,
@@ -244,8 +229,8 @@ if cluster is not None and identities is not None and built is not None:
             else None,
             drift=DriftArgs(
                 packages=served,
-                endpoints=drifted,
-                capture_prefixes=capture_prefixes,
+                endpoints=targets.drifted,
+                capture_prefixes=targets.capture_prefixes,
                 capture_bucket=storage.capture.name,
                 role_arn=identities.drift.arn,
                 schedule=config.monitoring.drift_schedule,
@@ -262,7 +247,7 @@ if cluster is not None and identities is not None and built is not None:
     )
 
 if built is not None:
-    for model in endpoints:
+    for model in targets.endpoints:
         SageMakerEndpoint(
             f"endpoint-{model}",
             SageMakerEndpointArgs(

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from infra.paths import PROJECT_ROOT
+from infra.processes import stop
 
 PACKAGES = ("docker.io", "containerd", "runc", "debootstrap")
 BASE_IMAGE = "mlstack-base:bookworm"
@@ -193,12 +194,7 @@ def running_engine(cache: Path | None = None) -> Iterator[Engine]:
                 time.sleep(0.5)
         yield engine
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
         _unmount_under(state)
 
