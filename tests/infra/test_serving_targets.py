@@ -7,12 +7,15 @@ from typing import Any
 import pytest
 
 from infra.config import load_config
-from infra.serving_targets import serving_targets
+from infra.serving_targets import ServingTargets, serving_targets
 from infra.stackfiles import load_stack_settings
 
 
-def targets_of(stack: str, **overrides: Any) -> Any:
-    values = load_stack_settings(stack).values | {f"mlstack:{k}": v for k, v in overrides.items()}
+def targets_of(stack: str, **overrides: Any) -> ServingTargets:
+    values = {
+        **load_stack_settings(stack).values,
+        **{f"mlstack:{key}": value for key, value in overrides.items()},
+    }
     return serving_targets(load_config(values), ["demo"])
 
 
