@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 from serving.artifact import Feature
@@ -46,7 +47,7 @@ class Metrics:
         model_name: str,
         model_version: str,
         classifier: bool,
-        features: tuple[Feature, ...] = (),
+        features: tuple[Feature, ...],
     ) -> None:
         self.info: Labels = (("model", model_name), ("model_version", model_version))
         self.ranges = RangeCheck(features)
@@ -67,7 +68,7 @@ class Metrics:
             histogram = self.latency[key] = Histogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
 
-    def batch(self, rows: Any) -> None:
+    def batch(self, rows: np.ndarray) -> None:
         """A batch the model scored: its size, and its values outside the training ranges."""
         self.batch_rows.observe(len(rows))
         for index, count in self.ranges.outside(rows).items():
