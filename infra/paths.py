@@ -11,16 +11,16 @@ PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 PROGRAM_MAIN = PROJECT_ROOT / "infra" / "__main__.py"
 
 
-def stack_file(stack: str) -> Path:
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
     """The `Pulumi.<stack>.yaml` file that holds what differs for one environment."""
-    return PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    return root / f"Pulumi.{stack}.yaml"
 
 
-def known_stacks() -> list[str]:
+def known_stacks(root: Path = PROJECT_ROOT) -> list[str]:
     """Stack names that have a stack file, in a stable order."""
     prefix, suffix = "Pulumi.", ".yaml"
     return sorted(
         path.name[len(prefix) : -len(suffix)]
-        for path in PROJECT_ROOT.glob("Pulumi.*.yaml")
+        for path in root.glob("Pulumi.*.yaml")
         if path.name != PROJECT_FILE.name
     )

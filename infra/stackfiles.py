@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from infra.paths import known_stacks, stack_file
+from infra.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks, stack_file
 from infra.schema import ConfigKey, load_schema
 
 # `secure:` values are encrypted with the stack's secrets provider, which needs the CLI.
@@ -48,7 +48,7 @@ def _as_config_string(value: Any) -> str:
 def read_stack_file(path: Path) -> dict[str, Any]:
     """The `config:` block of one stack file."""
     if not path.is_file():
-        stacks = ", ".join(known_stacks()) or "none"
+        stacks = ", ".join(known_stacks(path.parent)) or "none"
         raise StackFileError(f"no stack file {path.name}; stacks with a file: {stacks}")
     try:
         with path.open(encoding="utf-8") as handle:
@@ -89,7 +89,10 @@ def merge_with_defaults(
     return values, frozenset(secrets)
 
 
-def load_stack_settings(stack: str) -> StackSettings:
-    """Everything the program of `stack` is configured with, as the CLI would pass it."""
-    values, secrets = merge_with_defaults(read_stack_file(stack_file(stack)), load_schema())
+def load_stack_settings(stack: str, root: Path = PROJECT_ROOT) -> StackSettings:
+    """Everything the program of `stack` is configured with, as the CLI would pass it; `root` is
+    the project directory holding `Pulumi.yaml` and the stack files."""
+    values, secrets = merge_with_defaults(
+        read_stack_file(stack_file(stack, root)), load_schema(root / PROJECT_FILE.name)
+    )
     return StackSettings(stack=stack, values=values, secret_keys=secrets)

@@ -1,0 +1,124 @@
+"""`mlstack plan STACK`: what a stack declares, evaluated offline under Pulumi's mock runtime."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.cli.output import write_stdout
+from infra.config import ConfigError
+from infra.paths import known_stacks
+from infra.schema import NAMESPACE
+from infra.stackfiles import StackFileError
+
+
+def add_parser(commands: Any) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="print the resources a stack declares, offline (no Pulumi CLI, no credentials)",
+        description=(
+            "Run the Pulumi program for STACK under Pulumi's mock runtime with the values of "
+            "Pulumi.yaml and Pulumi.STACK.yaml, print every declared resource with its inputs, "
+            "and check it against the policy rules. Exit status: 0 clean, 1 policy violations, "
+            "2 the stack could not be evaluated (bad config; a stack file that is missing, "
+            "unreadable or not YAML; the output closed before the plan was written)."
+        ),
+    )
+    plan.add_argument("stack", help=f"stack name (with a stack file: {', '.join(known_stacks())})")
+    plan.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    plan.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value for this plan, e.g. --set gpuNodeGroup=true",
+    )
+    plan.add_argument(
+        "--k8s-yaml",
+        type=Path,
+        metavar="DIR",
+        help="also write every Kubernetes object as YAML, one file each, into DIR",
+    )
+    registry = plan.add_mutually_exclusive_group()
+    registry.add_argument(
+        "--registry-endpoint",
+        metavar="URL",
+        help="resolve the pinned model versions against the registry at URL (an emulator, "
+        "such as the moto_server of `mlstack demo --keep`)",
+    )
+    registry.add_argument(
+        "--registry-answers",
+        type=Path,
+        metavar="FILE",
+        help="resolve them from recorded answers: YAML of group -> version -> status, "
+        "model_data_url, model_sha256, metrics (default: every pinned version taken as "
+        "Approved, with placeholder model data)",
+    )
+    plan.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pulumi
+
+    from infra.config import load_config
+    from infra.offline.registry import offline_registry
+    from infra.offline.runner import run_program
+    from infra.plan import render_json, render_tree
+    from infra.stackfiles import load_stack_settings
+    from mlstack_policy.rules import evaluate
+
+    try:
+        overrides = overrides_from(args.set)
+        config = load_config({**load_stack_settings(args.stack).values, **overrides})
+        with offline_registry(
+            config.environment,
+            config.serving.model_versions,
+            config.region,
+            endpoint=args.registry_endpoint,
+            answers_file=args.registry_answers,
+        ) as registry:
+            program_run = run_program(args.stack, overrides=overrides)
+    except (StackFileError, ConfigError, pulumi.RunError, ValueError) as error:
+        print(f"mlstack plan {args.stack}: {error}", file=sys.stderr)
+        return 2
+    if config.serving.model_versions:
+        print(f"mlstack plan {args.stack}: {registry}", file=sys.stderr)
+    if args.k8s_yaml is not None:
+        from infra.k8s_yaml import write_objects
+
+        written = write_objects(program_run, args.k8s_yaml)
+        print(
+            f"mlstack plan {args.stack}: {len(written)} Kubernetes objects in {args.k8s_yaml}",
+            file=sys.stderr,
+        )
+    violations = evaluate(program_run.resources)
+    text = (
+        render_json(program_run, violations) if args.json else render_tree(program_run, violations)
+    )
+    if not write_stdout(text):
+        print(
+            f"mlstack plan {args.stack}: the output was closed before the plan was written in full",
+            file=sys.stderr,
+        )
+        return 2
+    return 1 if violations else 0
+
+
+def overrides_from(assignments: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs as `pulumi config set` takes them; VALUE is read as YAML (3, true, [a])."""
+    overrides: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or not key:
+            raise StackFileError(f"--set {assignment!r}: expected KEY=VALUE")
+        full_key = key if ":" in key else f"{NAMESPACE}:{key}"
+        try:
+            overrides[full_key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError as error:
+            raise StackFileError(f"--set {assignment!r}: the value is not valid YAML") from error
+    return overrides
