@@ -57,6 +57,26 @@ def use_emulator_credentials(env: pytest.MonkeyPatch, region: str = REGION) -> N
     env.delenv("AWS_PROFILE", raising=False)
 
 
+def keep_customer_metadata_on_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extends moto: AWS's UpdateModelPackage adds to or updates the customer metadata and keeps
+    the rest; moto 5.2 replaces it with whatever the call passes (None when approving), which
+    would erase a version's lineage. This restores AWS's behaviour for our tests."""
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    original = SageMakerModelBackend.update_model_package
+
+    def update(self: Any, model_package_arn: str, *args: Any, **kwargs: Any) -> str:
+        name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
+        existing = dict(
+            getattr(self.model_packages.get(name), "customer_metadata_properties", None) or {}
+        )
+        given = kwargs.get("customer_metadata_properties")
+        kwargs["customer_metadata_properties"] = {**existing, **(given or {})}
+        return original(self, model_package_arn, *args, **kwargs)
+
+    monkeypatch.setattr(SageMakerModelBackend, "update_model_package", update)
+
+
 @dataclass
 class Emulator:
     """A moto_server on 127.0.0.1: what a server process reaches through AWS_ENDPOINT_URL."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -17,35 +16,16 @@ from tests.aws import (
     REGION,
     Aws,
     Emulator,
+    keep_customer_metadata_on_update,
     running_emulator,
     use_emulator_credentials,
 )
 from training.demo import write_demo_dataset
 
 
-def _keep_customer_metadata_on_update(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Extends moto: AWS's UpdateModelPackage adds to or updates the customer metadata and keeps
-    the rest; moto 5.2 replaces it with whatever the call passes (None when approving), which
-    would erase a version's lineage. This restores AWS's behaviour for our tests."""
-    from moto.sagemaker.models import SageMakerModelBackend
-
-    original = SageMakerModelBackend.update_model_package
-
-    def update(self: Any, model_package_arn: str, *args: Any, **kwargs: Any) -> str:
-        name = self.model_package_name_mapping.get(model_package_arn, model_package_arn)
-        existing = dict(
-            getattr(self.model_packages.get(name), "customer_metadata_properties", None) or {}
-        )
-        given = kwargs.get("customer_metadata_properties")
-        kwargs["customer_metadata_properties"] = {**existing, **(given or {})}
-        return original(self, model_package_arn, *args, **kwargs)
-
-    monkeypatch.setattr(SageMakerModelBackend, "update_model_package", update)
-
-
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    _keep_customer_metadata_on_update(monkeypatch)
+    keep_customer_metadata_on_update(monkeypatch)
     use_emulator_credentials(monkeypatch)
     storage.s3_client.cache_clear()
     with mock_aws():

@@ -76,9 +76,9 @@ def _entries(value: Any, key: str, path: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in value if "=" in item)
 
 
-def set_entries(path: Path, key: str, entries: Mapping[str, str]) -> StackFileEdit:
-    """`key`'s list with each `name=value` of `entries` set: an entry for the same name is
-    replaced where it stands (its comment kept), a new one appended; other entries are kept."""
+def set_entries(path: Path, changes: Mapping[str, Mapping[str, str]]) -> StackFileEdit:
+    """For each list-valued key of `changes`, each `name=value` set: an entry for the same name
+    is replaced where it stands (its comment kept), a new one appended, other entries kept."""
     try:
         before = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -89,18 +89,19 @@ def set_entries(path: Path, key: str, entries: Mapping[str, str]) -> StackFileEd
     ):
         raise StackFileError(f"{path.name}: expected a mapping with a 'config:' mapping inside")
     config: CommentedMap = document["config"]
-    current = config.get(key)
-    existing = _entries(current, key, path)
-    if isinstance(current, CommentedSeq):
-        for index, item in enumerate(current):
-            name = item.split("=", 1)[0]
-            if name in entries:
-                current[index] = f"{name}={entries[name]}"
-        for name, value in entries.items():
-            if name not in existing:
-                current.append(f"{name}={value}")
-    else:
-        config[key] = CommentedSeq(f"{name}={value}" for name, value in entries.items())
+    for key, entries in changes.items():
+        current = config.get(key)
+        existing = _entries(current, key, path)
+        if isinstance(current, CommentedSeq):
+            for index, item in enumerate(current):
+                name = item.split("=", 1)[0]
+                if name in entries:
+                    current[index] = f"{name}={entries[name]}"
+            current.extend(
+                f"{name}={value}" for name, value in entries.items() if name not in existing
+            )
+        elif entries:
+            config[key] = CommentedSeq(f"{name}={value}" for name, value in entries.items())
     out = io.StringIO()
     yaml.dump(document, out)
     return StackFileEdit(path=path, before=before, after=out.getvalue())

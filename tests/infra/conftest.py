@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from infra.config import load_config
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
 from infra.paths import known_stacks
 from infra.stackfiles import load_stack_settings
+from tests.aws import keep_customer_metadata_on_update, use_emulator_credentials
+from tests.infra.operating import REGION, Registry, copy_project
 
 STACKS = tuple(known_stacks())
 CLUSTER_STACKS = tuple(
@@ -74,3 +79,18 @@ def run_stack() -> RunStack:
         )
 
     return run
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A checkout's Pulumi.yaml and stack files, for commands that edit them."""
+    return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    """The stacks' region's model registry, in moto."""
+    keep_customer_metadata_on_update(monkeypatch)
+    use_emulator_credentials(monkeypatch, REGION)
+    with mock_aws():
+        yield Registry(boto3.client("sagemaker", region_name=REGION))

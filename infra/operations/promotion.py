@@ -1,0 +1,265 @@
+"""Pinning model versions in a stack file: one version into one environment, or every pin and
+image digest of one environment copied into the next.
+
+A pin goes in only when the registry allows it (the version exists and is Approved, or is
+approved here on request; never a Rejected one) and the stack would accept the edited file, so a
+promotion that `pulumi up` would refuse never reaches the file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra import naming
+from infra.config import ConfigError, StackConfig, load_config
+from infra.operations.errors import PulumiCliMissingError, RefusedError
+from infra.operations.stack_edit import DIGESTS_KEY, PINS_KEY, StackFileEdit, set_entries
+from infra.operations.versions import (
+    APPROVED,
+    REJECTED,
+    VersionSummary,
+    describe_versions,
+    list_versions,
+    set_approval,
+)
+from infra.outputs import SERVING_IMAGE, TRAINING_IMAGE
+from infra.paths import PROJECT_FILE, stack_file
+from infra.schema import load_schema
+from infra.stackfiles import load_stack_settings, merge_with_defaults
+from serving.registry import MODEL_SHA256_PROPERTY
+
+
+@dataclass(frozen=True)
+class Approval:
+    version: VersionSummary
+    description: str
+
+
+@dataclass(frozen=True)
+class PinChange:
+    """A stack file edit, and the registry approvals it needs, not yet applied."""
+
+    edit: StackFileEdit
+    approvals: tuple[Approval, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def apply(self, client: Any) -> None:
+        """Approve first: a pin of a version the registry has not approved would stop the next
+        `pulumi up`."""
+        for approval in self.approvals:
+            set_approval(client, approval.version, APPROVED, approval.description)
+        if self.edit.changed:
+            self.edit.write()
+
+
+def stack_config(root: Path, stack: str) -> StackConfig:
+    return load_config(load_stack_settings(stack, root).values)
+
+
+def accepted(edit: StackFileEdit, root: Path) -> StackFileEdit:
+    """The edit, once the stack is known to accept the file it makes."""
+    document = yaml.safe_load(edit.after) or {}
+    values, _ = merge_with_defaults(
+        dict(document.get("config") or {}), load_schema(root / PROJECT_FILE.name)
+    )
+    try:
+        load_config(values)
+    except ConfigError as error:
+        raise RefusedError(f"{edit.path.name} would no longer be a valid stack: {error}") from error
+    return edit
+
+
+def _check_model(config: StackConfig, model: str) -> None:
+    if model not in config.registry.models:
+        raise RefusedError(
+            f"model {model!r} is not one of this stack's models (mlstack:models): "
+            + ", ".join(config.registry.models)
+        )
+
+
+def _servable(group: str, summary: VersionSummary, approve: bool, reason: str) -> Approval | None:
+    """The approval a pin of `summary` needs first, if any; a refusal if it cannot be pinned."""
+    if summary.status == APPROVED:
+        return None
+    if summary.status == REJECTED:
+        raise RefusedError(
+            f"version {summary.version} of {group!r} is Rejected; a Rejected version is never "
+            "served: pin an Approved one"
+        )
+    if not approve:
+        raise RefusedError(
+            f"version {summary.version} of {group!r} is {summary.status or 'without a status'}; "
+            "approve it with --approve (recorded with your name and --reason), or in the registry"
+        )
+    return Approval(summary, reason)
+
+
+def pin_version(
+    root: Path,
+    stack: str,
+    model: str,
+    version: int,
+    *,
+    client: Any,
+    approve: bool,
+    operator: str,
+    reason: str,
+) -> PinChange:
+    """`model` pinned to `version` in `stack`'s file."""
+    config = stack_config(root, stack)
+    _check_model(config, model)
+    group = naming.model_package_group(model, config.environment)
+    versions = list_versions(client, group)
+    summary = next((v for v in versions if v.version == version), None)
+    if summary is None:
+        raise RefusedError(
+            f"model package group {group!r} has no version {version}; versions there: "
+            + describe_versions(versions)
+        )
+    approval = _servable(
+        group, summary, approve, f"approved by {operator} with mlstack promote {stack}: {reason}"
+    )
+    edit = accepted(set_entries(stack_file(stack, root), {PINS_KEY: {model: str(version)}}), root)
+    return PinChange(edit=edit, approvals=(approval,) if approval else ())
+
+
+@dataclass(frozen=True)
+class SourceImages:
+    """Where the digests the source environment runs come from."""
+
+    digests: Mapping[str, str]
+    origin: str
+
+
+def source_images(
+    config: StackConfig, read_outputs: Callable[[], Mapping[str, Any]]
+) -> SourceImages:
+    """The image digests an environment runs: its `imageDigests` pins, else the digests its last
+    update built (the stack's outputs, which only the Pulumi CLI can read)."""
+    if config.registry.image_digests:
+        return SourceImages(dict(config.registry.image_digests), "its imageDigests")
+    try:
+        outputs = read_outputs()
+    except PulumiCliMissingError as error:
+        raise PulumiCliMissingError(
+            f"{config.environment} builds its own images, so their digests are in its stack "
+            f"outputs ({SERVING_IMAGE}, {TRAINING_IMAGE}); reading them: {error}"
+        ) from error
+    digests = {
+        image: str(outputs[output]).rpartition("@")[2]
+        for image, output in (("serving", SERVING_IMAGE), ("training", TRAINING_IMAGE))
+        if "@sha256:" in str(outputs.get(output) or "")
+    }
+    if not digests:
+        raise RefusedError(
+            f"{config.environment}'s stack outputs name no image digest; deploy it first"
+        )
+    return SourceImages(digests, "its stack outputs")
+
+
+@dataclass(frozen=True)
+class _Match:
+    source: VersionSummary
+    target: VersionSummary
+    sha256: str
+
+
+def _same_model(
+    model: str,
+    source_group: str,
+    source_version: int,
+    source_client: Any,
+    target_group: str,
+    target_client: Any,
+) -> _Match:
+    """The target group's version holding the model the source group's version holds (its
+    model sha256): the same number when it does, else the newest that does."""
+    source_versions = list_versions(source_client, source_group)
+    source = next((v for v in source_versions if v.version == source_version), None)
+    if source is None:
+        raise RefusedError(
+            f"{source_group!r} has no version {source_version} (it pins {model}={source_version})"
+        )
+    sha = _model_sha256(source_client, source)
+    if not sha:
+        raise RefusedError(
+            f"version {source_version} of {source_group!r} records no {MODEL_SHA256_PROPERTY}, "
+            "so no other registry can be shown to hold the same model"
+        )
+    candidates = [
+        target
+        for target in list_versions(target_client, target_group)
+        if _model_sha256(target_client, target) == sha
+    ]
+    if not candidates:
+        raise RefusedError(
+            f"{target_group!r} holds no version of the model {source_group!r} version "
+            f"{source_version} holds ({MODEL_SHA256_PROPERTY} {sha[:12]}…); register it there "
+            "first (a training run on the same data registers the same model)"
+        )
+    same_number = [t for t in candidates if t.version == source_version]
+    return _Match(source, (same_number or candidates)[-1], sha)
+
+
+def _model_sha256(client: Any, summary: VersionSummary) -> str:
+    from serving.registry import describe_model_package
+
+    return describe_model_package(client, summary.arn).model_sha256
+
+
+def copy_pins(
+    root: Path,
+    source: str,
+    target: str,
+    *,
+    source_client: Any,
+    target_client: Any,
+    read_source_outputs: Callable[[], Mapping[str, Any]],
+    approve: bool,
+    operator: str,
+    reason: str,
+) -> PinChange:
+    """`target`'s file given `source`'s served models and image digests."""
+    if source == target:
+        raise RefusedError(f"--from and --to are both {source!r}")
+    source_config, target_config = stack_config(root, source), stack_config(root, target)
+    if not source_config.serving.model_versions:
+        raise RefusedError(
+            f"{source} pins no model version (mlstack:servingModelVersions); nothing to promote"
+        )
+    pins: dict[str, str] = {}
+    approvals: list[Approval] = []
+    notes: list[str] = []
+    for model, version in source_config.serving.model_versions.items():
+        _check_model(target_config, model)
+        source_group = naming.model_package_group(model, source_config.environment)
+        target_group = naming.model_package_group(model, target_config.environment)
+        match = _same_model(
+            model, source_group, version, source_client, target_group, target_client
+        )
+        approval = _servable(
+            target_group,
+            match.target,
+            approve,
+            f"approved by {operator} with mlstack promote --from {source} --to {target}: {reason}",
+        )
+        approvals.extend([approval] if approval else [])
+        pins[model] = str(match.target.version)
+        notes.append(
+            f"{model}: {source} version {version} is {target} version {match.target.version} "
+            f"(model sha256 {match.sha256[:12]}…)"
+        )
+    images = source_images(source_config, read_source_outputs)
+    notes.append(
+        f"images from {source} ({images.origin}): "
+        + ", ".join(f"{k}={v}" for k, v in images.digests.items())
+    )
+    edit = accepted(
+        set_entries(stack_file(target, root), {PINS_KEY: pins, DIGESTS_KEY: dict(images.digests)}),
+        root,
+    )
+    return PinChange(edit=edit, approvals=tuple(approvals), notes=tuple(notes))

@@ -1,0 +1,88 @@
+"""The steps that need the Pulumi CLI (stack outputs, update history, `up` and `preview`), through
+the Automation API, which runs the CLI. Without the CLI they stop at once, saying what to install,
+instead of failing somewhere inside the SDK."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from infra.operations.errors import PulumiCliMissingError
+
+INSTALL = (
+    "install it (https://www.pulumi.com/docs/iac/download-install/: `curl -fsSL "
+    "https://get.pulumi.com | sh`, or `brew install pulumi`), log in to the stack's backend "
+    "(`pulumi login`), and run this again"
+)
+
+
+def require_cli(step: str) -> None:
+    if shutil.which("pulumi") is None:
+        raise PulumiCliMissingError(
+            f"{step} needs the Pulumi CLI, and there is no `pulumi` on PATH: {INSTALL}"
+        )
+
+
+class StackEngine(Protocol):
+    """One stack as the Automation API sees it; what a stack rollback needs of it."""
+
+    def history(self) -> list[Any]:
+        """The stack's updates, newest first (`pulumi stack history`), as UpdateSummary objects."""
+
+    def run(
+        self,
+        work_dir: Path,
+        config: Mapping[str, tuple[str, bool]],
+        *,
+        preview: bool,
+        message: str,
+        on_output: Callable[[str], None],
+    ) -> None:
+        """`pulumi preview` or `pulumi up` of the program in `work_dir`, with `config`
+        (key -> (value, secret)) set on the stack first."""
+
+
+class AutomationStack:
+    """The real engine: the Pulumi CLI driven by the Automation API."""
+
+    def __init__(self, stack: str, project_dir: Path) -> None:
+        require_cli(f"stack {stack!r}")
+        self.stack = stack
+        self.project_dir = project_dir
+
+    def _select(self, work_dir: Path) -> Any:
+        from pulumi import automation
+
+        return automation.select_stack(stack_name=self.stack, work_dir=str(work_dir))
+
+    def history(self) -> list[Any]:
+        return list(self._select(self.project_dir).history(show_secrets=True))
+
+    def outputs(self) -> dict[str, Any]:
+        return {key: item.value for key, item in self._select(self.project_dir).outputs().items()}
+
+    def run(
+        self,
+        work_dir: Path,
+        config: Mapping[str, tuple[str, bool]],
+        *,
+        preview: bool,
+        message: str,
+        on_output: Callable[[str], None],
+    ) -> None:
+        from pulumi import automation
+
+        stack = self._select(work_dir)
+        if config:
+            stack.set_all_config(
+                {
+                    key: automation.ConfigValue(value=value, secret=secret)
+                    for key, (value, secret) in config.items()
+                }
+            )
+        if preview:
+            stack.preview(message=message, on_output=on_output)
+        else:
+            stack.up(message=message, on_output=on_output)

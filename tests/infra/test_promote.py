@@ -1,0 +1,207 @@
+"""`mlstack promote`: pins go into stack files only as the registry and the stack allow, with
+the files' comments and order kept."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from infra.cli.main import main
+from infra.config import load_config
+from infra.stackfiles import load_stack_settings
+from tests.infra.operating import SERVING_DIGEST, TRAINING_DIGEST, Registry
+
+SHA_A, SHA_B = "a" * 64, "b" * 64
+
+
+def promote(project: Path, *args: str) -> int:
+    return main(["promote", *args, "--project-dir", str(project)])
+
+
+def pins(project: Path, stack: str) -> dict[str, int]:
+    return dict(load_config(load_stack_settings(stack, project).values).serving.model_versions)
+
+
+def test_an_approved_version_is_pinned_with_the_file_otherwise_untouched(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register("demo-staging", SHA_A)
+    registry.register("demo-staging", SHA_B)
+    before = (project / "Pulumi.staging.yaml").read_text()
+
+    assert promote(project, "staging", "--model", "demo", "--version", "2") == 0
+
+    after = (project / "Pulumi.staging.yaml").read_text()
+    assert after == before + "  mlstack:servingModelVersions:\n    - demo=2\n"
+    out, err = capsys.readouterr()
+    assert "+  mlstack:servingModelVersions:\n+    - demo=2" in out
+    assert "next: commit Pulumi.staging.yaml, then `pulumi up --stack staging`" in err
+    assert pins(project, "staging") == {"demo": 2}
+
+    # A second pin replaces the entry where it stands; promoting it again changes nothing.
+    assert promote(project, "staging", "--model", "demo", "--version", "1") == 0
+    assert (project / "Pulumi.staging.yaml").read_text() == after.replace("demo=2", "demo=1")
+    assert promote(project, "staging", "--model", "demo", "--version", "1") == 0
+    assert "already pins that; nothing to change" in capsys.readouterr().err
+
+
+def test_a_pending_version_needs_approve_which_records_who_and_why(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register("demo-prod", SHA_A, status="PendingManualApproval")
+    before = (project / "Pulumi.prod.yaml").read_text()
+
+    assert promote(project, "prod", "--model", "demo", "--version", "1") == 1
+    assert "version 1 of 'demo-prod' is PendingManualApproval; approve it with --approve" in (
+        capsys.readouterr().err
+    )
+    assert (project / "Pulumi.prod.yaml").read_text() == before
+
+    assert (
+        promote(project, "prod", "--model", "demo", "--version", "1", "--approve", "--dry-run") == 0
+    )
+    assert registry.status("demo-prod", 1)[0] == "PendingManualApproval"
+    assert (project / "Pulumi.prod.yaml").read_text() == before
+    assert "dry run: nothing changed" in capsys.readouterr().err
+
+    code = promote(
+        project, "prod", "--model", "demo", "--version", "1", "--approve", "--reason", "CAB-42"
+    )
+    assert code == 0
+    status, description = registry.status("demo-prod", 1)
+    assert status == "Approved"
+    assert description.startswith("approved by ")
+    assert description.endswith("with mlstack promote prod: CAB-42")
+    assert pins(project, "prod") == {"demo": 1}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "version", "message"),
+    [
+        (
+            ["Rejected"],
+            1,
+            "version 1 of 'demo-dev' is Rejected; a Rejected version is never served",
+        ),
+        (
+            ["Approved", "Rejected"],
+            3,
+            "model package group 'demo-dev' has no version 3; versions there: 1 (Approved), "
+            "2 (Rejected)",
+        ),
+    ],
+)
+def test_a_version_the_registry_does_not_allow_is_refused_even_with_approve(
+    project: Path,
+    registry: Registry,
+    capsys: pytest.CaptureFixture[str],
+    statuses: list[str],
+    version: int,
+    message: str,
+) -> None:
+    for number, status in enumerate(statuses):
+        registry.register("demo-dev", f"{number}" * 64, status=status)
+    before = (project / "Pulumi.dev.yaml").read_text()
+    code = promote(project, "dev", "--model", "demo", "--version", str(version), "--approve")
+    assert code == 1
+    assert message in capsys.readouterr().err
+    assert (project / "Pulumi.dev.yaml").read_text() == before
+
+
+def test_a_model_the_stack_does_not_have_and_bad_arguments_are_named(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert promote(project, "dev", "--model", "churn", "--version", "1") == 1
+    assert "model 'churn' is not one of this stack's models (mlstack:models): demo" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        promote(project, "dev", "--model", "demo")
+    assert exit_info.value.code == 2
+    assert "pinning in dev needs --model and --version" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        promote(project, "dev", "--from", "dev", "--to", "staging")
+    assert "give either ENV --model M --version N, or --from ENV --to ENV" in (
+        capsys.readouterr().err
+    )
+    assert promote(project, "qa", "--model", "demo", "--version", "1") == 2
+    assert "no stack file Pulumi.qa.yaml; stacks with a file: dev, local, prod, staging" in (
+        capsys.readouterr().err
+    )
+
+
+def staging_serving(project: Path, registry: Registry, version_sha: str = SHA_B) -> None:
+    """staging serves demo version 2 from prebuilt images, as CI leaves it."""
+    registry.register("demo-staging", SHA_A)
+    registry.register("demo-staging", version_sha)
+    assert promote(project, "staging", "--model", "demo", "--version", "2") == 0
+    with (project / "Pulumi.staging.yaml").open("a") as handle:
+        handle.write(
+            f"  mlstack:imageDigests:\n    - serving={SERVING_DIGEST}\n"
+            f"    - training={TRAINING_DIGEST}\n"
+        )
+
+
+def test_promoting_staging_to_prod_copies_versions_and_digests_keeping_comments(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging_serving(project, registry)
+    registry.register("demo-prod", SHA_A)
+    registry.register("demo-prod", SHA_B)
+    before = (project / "Pulumi.prod.yaml").read_text()
+    capsys.readouterr()
+
+    assert promote(project, "--from", "staging", "--to", "prod") == 0
+
+    after = (project / "Pulumi.prod.yaml").read_text()
+    assert after.startswith(before)  # every line and comment kept, in order; lines only added
+    assert after[len(before) :] == (
+        "  mlstack:servingModelVersions:\n    - demo=2\n"
+        f"  mlstack:imageDigests:\n    - serving={SERVING_DIGEST}\n"
+        f"    - training={TRAINING_DIGEST}\n"
+    )
+    prod = load_config(load_stack_settings("prod", project).values)
+    assert dict(prod.serving.model_versions) == {"demo": 2}
+    assert dict(prod.registry.image_digests) == {
+        "serving": SERVING_DIGEST,
+        "training": TRAINING_DIGEST,
+    }
+    err = capsys.readouterr().err
+    assert "demo: staging version 2 is prod version 2 (model sha256 bbbbbbbbbbbb…)" in err
+
+
+def test_prod_pins_its_own_version_of_the_same_model_and_refuses_a_model_it_lacks(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging_serving(project, registry)
+    registry.register("demo-prod", SHA_B)  # prod trained the same model first: its version 1
+    assert promote(project, "--from", "staging", "--to", "prod") == 0
+    assert pins(project, "prod") == {"demo": 1}
+    assert "demo: staging version 2 is prod version 1" in capsys.readouterr().err
+
+    before = (project / "Pulumi.dev.yaml").read_text()
+    assert promote(project, "--from", "staging", "--to", "dev") == 1
+    assert (
+        "'demo-dev' holds no version of the model 'demo-staging' version 2 holds (model_sha256 "
+        "bbbbbbbbbbbb…); register it there first"
+    ) in capsys.readouterr().err
+    assert (project / "Pulumi.dev.yaml").read_text() == before
+
+
+@pytest.mark.skipif(
+    shutil.which("pulumi") is not None, reason="with the Pulumi CLI the outputs can be read"
+)
+def test_an_environment_that_builds_its_images_needs_the_cli_to_promote_from(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register("demo-dev", SHA_A)
+    registry.register("demo-staging", SHA_A)
+    assert promote(project, "dev", "--model", "demo", "--version", "1") == 0
+    before = (project / "Pulumi.staging.yaml").read_text()
+    assert promote(project, "--from", "dev", "--to", "staging") == 5
+    err = capsys.readouterr().err
+    assert "dev builds its own images, so their digests are in its stack outputs" in err
+    assert "needs the Pulumi CLI, and there is no `pulumi` on PATH: install it" in err
+    assert (project / "Pulumi.staging.yaml").read_text() == before
