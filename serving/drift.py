@@ -331,11 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = report.to_json()
     failed = False
     if args.retrain_cronjob and report.drifted_features:
-        from serving.retrain import RetrainError
+        from serving.cluster_api import ClusterApiError
 
         try:
             document["retraining"] = _retrain(args.retrain_cronjob, end, report)
-        except RetrainError as error:
+        except ClusterApiError as error:
             # The report and the figures still go out; the job fails so the failure shows.
             document["retraining"] = {"error": str(error)}
             failed = True
@@ -353,7 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _retrain(cron_job: str, end: datetime, report: DriftReport) -> dict[str, Any]:
-    from serving.retrain import ClusterApi, start_training
+    from serving.cluster_api import ClusterApi
+    from serving.retrain import start_training
 
     api = ClusterApi.in_cluster()
     reason = f"drift of {', '.join(report.drifted_features)} on {report.endpoint}"

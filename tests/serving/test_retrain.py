@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from infra.manifests.training import cron_job
-from serving.retrain import STARTED_BY, ClusterApi, RetrainError, start_training
+from serving.cluster_api import ClusterApi, ClusterApiError
+from serving.retrain import STARTED_BY, RetrainError, start_training
 from tests.infra.test_manifests_training import SCHEDULE
 
 TOKEN = "service-account-token"
@@ -133,5 +134,5 @@ def test_a_cronjob_that_is_not_there_or_a_refused_token_is_named(api_server: Api
 
 
 def test_outside_a_pod_retraining_says_where_it_must_run(tmp_path: Path) -> None:
-    with pytest.raises(RetrainError, match="not in a Kubernetes pod"):
+    with pytest.raises(ClusterApiError, match="not in a Kubernetes pod"):
         ClusterApi.in_cluster({}, tmp_path)
