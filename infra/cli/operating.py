@@ -14,12 +14,18 @@ from infra.paths import PROJECT_ROOT
 from infra.stackfiles import StackFileError
 from serving.registry import RegistryError
 
-EXIT_STATUSES = (
-    "Exit status: 0 done; 1 refused (the message says by what: the registry, the stack, the "
-    "repository) or, for verify, a mismatch; 2 bad arguments, configuration or stack file; "
-    "4 AWS, the registry or the cluster could not be reached; 5 the Pulumi CLI is needed and "
-    "missing (the message says what to install)."
-)
+REFUSED = "refused (the message says by what: the registry, the stack, the repository)"
+
+
+def exit_statuses(one: str = REFUSED) -> str:
+    """The exit statuses every operation command documents in its --help."""
+    return (
+        f"Exit status: 0 done; 1 {one}; 2 bad arguments, configuration or stack file; 4 AWS, "
+        "the registry or the cluster could not be reached; 5 the Pulumi CLI is needed and "
+        "missing (the message says what to install)."
+    )
+
+
 INVALID = 2
 UNREACHABLE = 4
 

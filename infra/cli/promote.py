@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli.operating import EXIT_STATUSES, add_project_dir, guarded, progress
+from infra.cli.operating import add_project_dir, exit_statuses, guarded, progress
 from infra.cli.output import write_stdout
 
 
@@ -21,7 +21,7 @@ def add_parser(commands: Any) -> None:
             "hold the same models). The registry is asked first: a version must be Approved "
             "(--approve approves a pending one, recording who and why); a Rejected one is "
             "refused. The stack file is edited in place, comments and key order kept, and the "
-            "diff printed with the command that deploys it. " + EXIT_STATUSES
+            "diff printed with the command that deploys it. " + exit_statuses()
         ),
     )
     promote.add_argument("stack", nargs="?", help="the environment to pin a version in")
@@ -94,12 +94,12 @@ def _promote(args: argparse.Namespace) -> int:
         )
     for note in change.notes:
         progress(note)
-    if not change.edit.changed and not change.approvals:
+    if not change.edit.changed and not change.records:
         progress(f"{change.edit.path.name} already pins that; nothing to change")
         return 0
-    for approval in change.approvals:
+    for record in change.records:
         verb = "would approve" if args.dry_run else "approving"
-        progress(f"{verb} {approval.version.arn}: {approval.description}")
+        progress(f"{verb} {record.version.arn}: {record.description}")
     if not args.dry_run:
         change.apply(target_client)
     write_stdout(change.edit.diff())

@@ -34,24 +34,27 @@ from serving.registry import MODEL_SHA256_PROPERTY
 
 
 @dataclass(frozen=True)
-class Approval:
+class RegistryRecord:
+    """A status to set on a version, with the description that says who and why."""
+
     version: VersionSummary
+    status: str
     description: str
 
 
 @dataclass(frozen=True)
 class PinChange:
-    """A stack file edit, and the registry approvals it needs, not yet applied."""
+    """A stack file edit, and what it records in the registry, not yet applied."""
 
     edit: StackFileEdit
-    approvals: tuple[Approval, ...] = ()
+    records: tuple[RegistryRecord, ...] = ()
     notes: tuple[str, ...] = ()
 
     def apply(self, client: Any) -> None:
-        """Approve first: a pin of a version the registry has not approved would stop the next
-        `pulumi up`."""
-        for approval in self.approvals:
-            set_approval(client, approval.version, APPROVED, approval.description)
+        """The registry first: a pin of a version the registry has not approved would stop the
+        next `pulumi up`."""
+        for record in self.records:
+            set_approval(client, record.version, record.status, record.description)
         if self.edit.changed:
             self.edit.write()
 
@@ -81,7 +84,9 @@ def _check_model(config: StackConfig, model: str) -> None:
         )
 
 
-def _servable(group: str, summary: VersionSummary, approve: bool, reason: str) -> Approval | None:
+def servable(
+    group: str, summary: VersionSummary, approve: bool, reason: str
+) -> RegistryRecord | None:
     """The approval a pin of `summary` needs first, if any; a refusal if it cannot be pinned."""
     if summary.status == APPROVED:
         return None
@@ -95,7 +100,7 @@ def _servable(group: str, summary: VersionSummary, approve: bool, reason: str) -
             f"version {summary.version} of {group!r} is {summary.status or 'without a status'}; "
             "approve it with --approve (recorded with your name and --reason), or in the registry"
         )
-    return Approval(summary, reason)
+    return RegistryRecord(summary, APPROVED, reason)
 
 
 def pin_version(
@@ -120,11 +125,11 @@ def pin_version(
             f"model package group {group!r} has no version {version}; versions there: "
             + describe_versions(versions)
         )
-    approval = _servable(
+    approval = servable(
         group, summary, approve, f"approved by {operator} with mlstack promote {stack}: {reason}"
     )
     edit = accepted(set_entries(stack_file(stack, root), {PINS_KEY: {model: str(version)}}), root)
-    return PinChange(edit=edit, approvals=(approval,) if approval else ())
+    return PinChange(edit=edit, records=(approval,) if approval else ())
 
 
 @dataclass(frozen=True)
@@ -232,7 +237,7 @@ def copy_pins(
             f"{source} pins no model version (mlstack:servingModelVersions); nothing to promote"
         )
     pins: dict[str, str] = {}
-    approvals: list[Approval] = []
+    records: list[RegistryRecord] = []
     notes: list[str] = []
     for model, version in source_config.serving.model_versions.items():
         _check_model(target_config, model)
@@ -241,13 +246,13 @@ def copy_pins(
         match = _same_model(
             model, source_group, version, source_client, target_group, target_client
         )
-        approval = _servable(
+        approval = servable(
             target_group,
             match.target,
             approve,
             f"approved by {operator} with mlstack promote --from {source} --to {target}: {reason}",
         )
-        approvals.extend([approval] if approval else [])
+        records.extend([approval] if approval else [])
         pins[model] = str(match.target.version)
         notes.append(
             f"{model}: {source} version {version} is {target} version {match.target.version} "
@@ -262,4 +267,4 @@ def copy_pins(
         set_entries(stack_file(target, root), {PINS_KEY: pins, DIGESTS_KEY: dict(images.digests)}),
         root,
     )
-    return PinChange(edit=edit, approvals=tuple(approvals), notes=tuple(notes))
+    return PinChange(edit=edit, records=tuple(records), notes=tuple(notes))

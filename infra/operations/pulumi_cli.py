@@ -5,7 +5,7 @@ instead of failing somewhere inside the SDK."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,14 +34,12 @@ class StackEngine(Protocol):
     def run(
         self,
         work_dir: Path,
-        config: Mapping[str, tuple[str, bool]],
         *,
         preview: bool,
         message: str,
         on_output: Callable[[str], None],
     ) -> None:
-        """`pulumi preview` or `pulumi up` of the program in `work_dir`, with `config`
-        (key -> (value, secret)) set on the stack first."""
+        """`pulumi preview` or `pulumi up` of the program and stack file in `work_dir`."""
 
 
 class AutomationStack:
@@ -66,22 +64,12 @@ class AutomationStack:
     def run(
         self,
         work_dir: Path,
-        config: Mapping[str, tuple[str, bool]],
         *,
         preview: bool,
         message: str,
         on_output: Callable[[str], None],
     ) -> None:
-        from pulumi import automation
-
         stack = self._select(work_dir)
-        if config:
-            stack.set_all_config(
-                {
-                    key: automation.ConfigValue(value=value, secret=secret)
-                    for key, (value, secret) in config.items()
-                }
-            )
         if preview:
             stack.preview(message=message, on_output=on_output)
         else:

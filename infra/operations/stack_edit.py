@@ -105,3 +105,15 @@ def set_entries(path: Path, changes: Mapping[str, Mapping[str, str]]) -> StackFi
     out = io.StringIO()
     yaml.dump(document, out)
     return StackFileEdit(path=path, before=before, after=out.getvalue())
+
+
+def set_values(path: Path, values: Mapping[str, Any]) -> StackFileEdit:
+    """Each key of `values` set to its value (added at the end when absent), the rest kept."""
+    before = path.read_text(encoding="utf-8")
+    yaml, document = _load(before, path)
+    config: CommentedMap = document["config"]
+    for key, value in values.items():
+        config[key] = value
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return StackFileEdit(path=path, before=before, after=out.getvalue())

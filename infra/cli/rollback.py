@@ -1,0 +1,117 @@
+"""`mlstack rollback ENV`: one model back to its previous version, or the whole stack back to an
+earlier update."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from infra.cli.operating import add_project_dir, exit_statuses, guarded, progress
+from infra.cli.output import write_stdout
+
+
+def add_parser(commands: Any) -> None:
+    rollback = commands.add_parser(
+        "rollback",
+        help="pin a model's previous version, or re-deploy the stack as an earlier update left it",
+        description=(
+            "`mlstack rollback ENV --reason WHY` pins the model's previous Approved version "
+            "(--to N: that one) in Pulumi.ENV.yaml, records who and why on the version rolled "
+            "back from, and prints the diff; deploy it with `pulumi up`. `mlstack rollback ENV "
+            "--to-update K --reason WHY` runs update K's code and configuration again: the git "
+            "commit K recorded, checked out in a temporary worktree, with K's configuration, "
+            "through the Pulumi CLI (--dry-run: a preview). It refuses an unknown update, one "
+            "that failed or ran from uncommitted changes, a commit this repository lacks, and "
+            "a checkout with uncommitted changes. " + exit_statuses()
+        ),
+    )
+    rollback.add_argument("stack", help="the environment")
+    rollback.add_argument(
+        "--reason", required=True, help="why, recorded in the registry or the update"
+    )
+    rollback.add_argument("--model", help="the model to roll back (needed when ENV serves several)")
+    which = rollback.add_mutually_exclusive_group()
+    which.add_argument("--to", type=int, metavar="N", help="the version to go back to")
+    which.add_argument(
+        "--to-update",
+        type=int,
+        metavar="K",
+        help="the stack update to go back to (pulumi stack history)",
+    )
+    rollback.add_argument(
+        "--dry-run", action="store_true", help="show what would change, change nothing"
+    )
+    add_project_dir(rollback)
+    rollback.set_defaults(handler=run, parser=rollback)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.to_update is not None and args.model:
+        args.parser.error("--to-update rolls back the whole stack; it takes no --model")
+    if args.to_update is not None:
+        return guarded("rollback", lambda: _stack(args))
+    return guarded("rollback", lambda: _model(args))
+
+
+def _model(args: argparse.Namespace) -> int:
+    from infra.operations.aws_access import stack_aws
+    from infra.operations.git import operator
+    from infra.operations.model_rollback import roll_back_model
+    from infra.stackfiles import load_stack_settings
+
+    root = args.project_dir
+    client = stack_aws(load_stack_settings(args.stack, root)).client("sagemaker")
+    change = roll_back_model(
+        root,
+        args.stack,
+        model=args.model,
+        to=args.to,
+        client=client,
+        operator=operator(root),
+        reason=args.reason,
+    )
+    for note in change.notes:
+        progress(note)
+    for record in change.records:
+        verb = "would record on" if args.dry_run else "recording on"
+        progress(f"{verb} {record.version.arn}: {record.description}")
+    if not args.dry_run:
+        change.apply(client)
+    write_stdout(change.edit.diff())
+    if args.dry_run:
+        progress("dry run: nothing changed")
+    else:
+        progress(
+            f"next: commit {change.edit.path.name}, then `pulumi up --stack {args.stack}` "
+            f"and `mlstack verify {args.stack}`"
+        )
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    import sys
+
+    from infra.operations.git import operator, uncommitted_changes
+    from infra.operations.pulumi_cli import AutomationStack
+    from infra.operations.stack_rollback import roll_back_stack
+
+    root = args.project_dir
+    uncommitted_changes(root)  # a checkout that is not one is named before the CLI is looked for
+    target = roll_back_stack(
+        root,
+        args.stack,
+        args.to_update,
+        engine=AutomationStack(args.stack, root),
+        preview=args.dry_run,
+        reason=args.reason,
+        operator=operator(root),
+        on_output=lambda text: print(text, end="", file=sys.stderr, flush=True),
+    )
+    done = "previewed" if args.dry_run else "deployed"
+    progress(f"{args.stack}: update {target.version}'s commit {target.commit[:12]} {done}")
+    if not args.dry_run:
+        progress(
+            f"next: `mlstack verify {args.stack}`, and revert the change that broke it on your "
+            f"branch (`git revert`), or the next deploy from it undoes this rollback"
+        )
+    return 0
