@@ -91,12 +91,12 @@ def _model(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     import sys
 
-    from infra.operations.git import operator, uncommitted_changes
+    from infra.operations.git import operator, require_clean
     from infra.operations.pulumi_cli import AutomationStack
     from infra.operations.stack_rollback import roll_back_stack
 
     root = args.project_dir
-    uncommitted_changes(root)  # a checkout that is not one is named before the CLI is looked for
+    require_clean(root)  # said before the Pulumi CLI is looked for
     target = roll_back_stack(
         root,
         args.stack,

@@ -36,6 +36,15 @@ def uncommitted_changes(root: Path) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.strip()]
 
 
+def require_clean(root: Path) -> None:
+    changes = uncommitted_changes(root)
+    if changes:
+        raise RefusedError(
+            f"{root} has uncommitted changes ({len(changes)}: {', '.join(changes[:5])}); commit "
+            "or stash them first, so what is rolled back and what is on disk are not confused"
+        )
+
+
 def has_commit(root: Path, commit: str) -> bool:
     return _git(root, "cat-file", "-e", f"{commit}^{{commit}}").returncode == 0
 

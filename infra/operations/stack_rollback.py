@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.operations.errors import RefusedError
-from infra.operations.git import checkout, has_commit, uncommitted_changes
+from infra.operations.git import checkout, has_commit, require_clean
 from infra.operations.pulumi_cli import StackEngine
 from infra.operations.stack_edit import set_values
 from infra.paths import PROJECT_FILE, stack_file
@@ -67,10 +67,14 @@ def find_update(history: list[Any], version: int, stack: str, root: Path) -> Rol
             f"{stack} has no update {version}; its updates, newest first: {recent} "
             f"(`pulumi stack history --stack {stack}`)"
         )
-    if summary.kind != UPDATE or summary.result != SUCCEEDED:
+    if summary.kind != UPDATE:
         raise RefusedError(
-            f"update {version} of {stack} was a {summary.kind} that {summary.result}; roll back "
-            "to an update that succeeded"
+            f"entry {version} of {stack}'s history is a {summary.kind}, which deploys nothing; "
+            "roll back to an update"
+        )
+    if summary.result != SUCCEEDED:
+        raise RefusedError(
+            f"update {version} of {stack} {summary.result}; roll back to an update that succeeded"
         )
     environment = summary.environment or {}
     commit = environment.get(GIT_HEAD, "")
@@ -106,12 +110,7 @@ def roll_back_stack(
     operator: str,
     on_output: Callable[[str], None],
 ) -> RollbackTarget:
-    changes = uncommitted_changes(root)
-    if changes:
-        raise RefusedError(
-            f"{root} has uncommitted changes ({len(changes)}: {', '.join(changes[:5])}); commit "
-            "or stash them first, so what is rolled back and what is on disk are not confused"
-        )
+    require_clean(root)
     target = find_update(engine.history(), version, stack, root)
     with checkout(root, target.commit) as worktree:
         path = stack_file(stack, worktree)
