@@ -1,0 +1,80 @@
+"""A stand-in for a Kubernetes API server on 127.0.0.1: it answers GETs with the objects it is
+given (shaped as the API server returns them), creates what is POSTed to a collection (409 when
+the name is taken), refuses any token but its own with 401, and records every request. The
+client code under test is the one that talks to a real cluster."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TOKEN = "service-account-token"
+
+
+@dataclass
+class ApiServer:
+    url: str = ""
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Path -> object, e.g. `/apis/apps/v1/namespaces/mlstack/deployments/serving-demo`."""
+    requests: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Objects POSTed, by name."""
+
+
+@contextmanager
+def api_server(objects: dict[str, dict[str, Any]]) -> Iterator[ApiServer]:
+    state = ApiServer(objects=objects)
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorised(self) -> bool:
+            if self.headers.get("Authorization") == f"Bearer {TOKEN}":
+                return True
+            self._answer(401, {"kind": "Status", "message": "Unauthorized"})
+            return False
+
+        def do_GET(self) -> None:
+            state.requests.append(("GET", self.path, None))
+            if not self._authorised():
+                return
+            if self.path in state.objects:
+                self._answer(200, state.objects[self.path])
+            else:
+                self._answer(404, {"kind": "Status", "message": f"{self.path} not found"})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.requests.append(("POST", self.path, body))
+            if not self._authorised():
+                return
+            name = body["metadata"]["name"]
+            if name in state.created:
+                self._answer(409, {"kind": "Status", "message": f'"{name}" already exists'})
+                return
+            state.created[name] = body
+            self._answer(201, body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
