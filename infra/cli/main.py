@@ -17,8 +17,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments, checked as far as they can be without running anything: each command may
+    refuse a combination its parser cannot express (exit 2, with its usage)."""
     args = build_parser().parse_args(argv)
+    validate = getattr(args, "validate", None)
+    if validate is not None:
+        validate(args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
     return int(args.handler(args))
 
 

@@ -41,10 +41,10 @@ def add_parser(commands: Any) -> None:
     )
     promote.add_argument("--dry-run", action="store_true", help="print the diff and change nothing")
     add_project_dir(promote)
-    promote.set_defaults(handler=run, parser=promote)
+    promote.set_defaults(handler=run, validate=validate, parser=promote)
 
 
-def run(args: argparse.Namespace) -> int:
+def validate(args: argparse.Namespace) -> None:
     pinning = args.stack is not None
     copying = args.source is not None or args.target is not None
     if pinning == copying:
@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(f"pinning in {args.stack} needs --model and --version")
     if copying and (args.source is None or args.target is None or args.model or args.version):
         args.parser.error("copying pins needs --from and --to, and no --model or --version")
+
+
+def run(args: argparse.Namespace) -> int:
     return guarded("promote", lambda: _promote(args))
 
 

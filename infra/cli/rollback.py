@@ -42,12 +42,15 @@ def add_parser(commands: Any) -> None:
         "--dry-run", action="store_true", help="show what would change, change nothing"
     )
     add_project_dir(rollback)
-    rollback.set_defaults(handler=run, parser=rollback)
+    rollback.set_defaults(handler=run, validate=validate, parser=rollback)
+
+
+def validate(args: argparse.Namespace) -> None:
+    if args.to_update is not None and args.model:
+        args.parser.error("--to-update rolls back the whole stack; it takes no --model")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.to_update is not None and args.model:
-        args.parser.error("--to-update rolls back the whole stack; it takes no --model")
     if args.to_update is not None:
         return guarded("rollback", lambda: _stack(args))
     return guarded("rollback", lambda: _model(args))
