@@ -7,12 +7,17 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from infra.cli.output import write_stdout
 from infra.config import ConfigError
 from infra.operations.errors import OperationError
 from infra.paths import PROJECT_ROOT
 from infra.stackfiles import StackFileError
 from serving.registry import RegistryError
+
+if TYPE_CHECKING:
+    from infra.operations.promotion import PinChange
 
 REFUSED = "refused (the message says by what: the registry, the stack, the repository)"
 
@@ -43,6 +48,32 @@ def add_project_dir(parser: argparse.ArgumentParser) -> None:
 def progress(message: str) -> None:
     """A step as it starts, on stderr, so stdout carries only the result."""
     print(message, file=sys.stderr, flush=True)
+
+
+def apply_pin_change(
+    change: PinChange, client: Any, stack: str, *, dry_run: bool, verbs: tuple[str, str]
+) -> int:
+    """Say what the change records and edits, make it unless `dry_run`, print its diff and
+    what to run next; `verbs` say what its registry records do, and would do in a dry run."""
+    for note in change.notes:
+        progress(note)
+    if not change.edit.changed and not change.records:
+        progress(f"{change.edit.path.name} already pins that; nothing to change")
+        return 0
+    for record in change.records:
+        verb = verbs[1] if dry_run else verbs[0]
+        progress(f"{verb} {record.version.arn}: {record.description}")
+    if not dry_run:
+        change.apply(client)
+    write_stdout(change.edit.diff())
+    if dry_run:
+        progress("dry run: nothing changed")
+    else:
+        progress(
+            f"next: commit {change.edit.path.name}, then `pulumi up --stack {stack}` "
+            f"and `mlstack verify {stack}`"
+        )
+    return 0
 
 
 def guarded(command: str, action: Callable[[], int]) -> int:

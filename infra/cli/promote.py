@@ -6,8 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli.operating import add_project_dir, exit_statuses, guarded, progress
-from infra.cli.output import write_stdout
+from infra.cli.operating import (
+    add_project_dir,
+    apply_pin_change,
+    exit_statuses,
+    guarded,
+    progress,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -95,22 +100,6 @@ def _promote(args: argparse.Namespace) -> int:
             operator=who,
             reason=args.reason,
         )
-    for note in change.notes:
-        progress(note)
-    if not change.edit.changed and not change.records:
-        progress(f"{change.edit.path.name} already pins that; nothing to change")
-        return 0
-    for record in change.records:
-        verb = "would approve" if args.dry_run else "approving"
-        progress(f"{verb} {record.version.arn}: {record.description}")
-    if not args.dry_run:
-        change.apply(target_client)
-    write_stdout(change.edit.diff())
-    if args.dry_run:
-        progress("dry run: nothing changed")
-    else:
-        progress(
-            f"next: commit {change.edit.path.name}, then `pulumi up --stack {target}` "
-            f"and `mlstack verify {target}`"
-        )
-    return 0
+    return apply_pin_change(
+        change, target_client, target, dry_run=args.dry_run, verbs=("approving", "would approve")
+    )

@@ -6,8 +6,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infra.cli.operating import add_project_dir, exit_statuses, guarded, progress
-from infra.cli.output import write_stdout
+from infra.cli.operating import (
+    add_project_dir,
+    apply_pin_change,
+    exit_statuses,
+    guarded,
+    progress,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -73,22 +78,9 @@ def _model(args: argparse.Namespace) -> int:
         operator=operator(root),
         reason=args.reason,
     )
-    for note in change.notes:
-        progress(note)
-    for record in change.records:
-        verb = "would record on" if args.dry_run else "recording on"
-        progress(f"{verb} {record.version.arn}: {record.description}")
-    if not args.dry_run:
-        change.apply(client)
-    write_stdout(change.edit.diff())
-    if args.dry_run:
-        progress("dry run: nothing changed")
-    else:
-        progress(
-            f"next: commit {change.edit.path.name}, then `pulumi up --stack {args.stack}` "
-            f"and `mlstack verify {args.stack}`"
-        )
-    return 0
+    return apply_pin_change(
+        change, client, args.stack, dry_run=args.dry_run, verbs=("recording on", "would record on")
+    )
 
 
 def _stack(args: argparse.Namespace) -> int:

@@ -141,21 +141,20 @@ def endpoint_checks(expected: Expected, live: LiveEndpoint | None) -> list[Check
     ]
     if expected.package is not None:
         checks.append(
-            _check(
-                target,
-                "model data",
-                expected.package.model_data_url,
-                live.model_data_url,
-            )
+            _check(target, "model data", expected.package.model_data_url, live.model_data_url)
         )
-        checks.append(
-            _check(target, "model package", expected.package.arn, live.package_arn or "none")
-        )
+    return checks + _package_and_image(target, expected, live.package_arn, live.image)
+
+
+def _package_and_image(
+    target: str, expected: Expected, package_arn: str, image: str
+) -> list[Check]:
+    checks = []
+    if expected.package is not None:
+        checks.append(_check(target, "model package", expected.package.arn, package_arn or "none"))
     if expected.image_digest:
         checks.append(
-            _check(
-                target, "image digest", expected.image_digest, digest_of(live.image) or live.image
-            )
+            _check(target, "image digest", expected.image_digest, digest_of(image) or image)
         )
     return checks
 
@@ -168,17 +167,8 @@ def deployment_checks(expected: Expected, live: LiveDeployment | None) -> list[C
         return [Check(target, "exists", "yes", "no", ok=False, hint="run `pulumi up`")]
     checks = [
         _check(target, "model version", str(expected.version), live.model_version or "none"),
+        *_package_and_image(target, expected, live.package_arn, live.image),
     ]
-    if expected.package is not None:
-        checks.append(
-            _check(target, "model package", expected.package.arn, live.package_arn or "none")
-        )
-    if expected.image_digest:
-        checks.append(
-            _check(
-                target, "image digest", expected.image_digest, digest_of(live.image) or live.image
-            )
-        )
     checks.append(
         Check(
             target,
