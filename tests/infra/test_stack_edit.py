@@ -48,5 +48,5 @@ def test_entries_keep_their_style_place_and_comments(tmp_path: Path) -> None:
 def test_a_layout_that_cannot_be_kept_is_refused_not_reformatted(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.dev.yaml"
     path.write_text("config:\n    mlstack:nodeMinSize: 3\n")
-    with pytest.raises(StackFileError, match="its layout .* cannot be kept by an automatic edit"):
+    with pytest.raises(StackFileError, match=r"its layout .* cannot be kept by an automatic edit"):
         set_entries(path, {PINS_KEY: {"demo": "1"}})
