@@ -17,6 +17,7 @@ import yaml
 from infra import naming
 from infra.config import ConfigError, StackConfig, load_config
 from infra.operations.errors import PulumiCliMissingError, RefusedError
+from infra.operations.live_state import digest_of
 from infra.operations.stack_edit import DIGESTS_KEY, PINS_KEY, StackFileEdit, set_entries
 from infra.operations.versions import (
     APPROVED,
@@ -155,9 +156,9 @@ def source_images(
             f"outputs ({SERVING_IMAGE}, {TRAINING_IMAGE}); reading them: {error}"
         ) from error
     digests = {
-        image: str(outputs[output]).rpartition("@")[2]
+        image: digest_of(str(outputs.get(output) or ""))
         for image, output in (("serving", SERVING_IMAGE), ("training", TRAINING_IMAGE))
-        if "@sha256:" in str(outputs.get(output) or "")
+        if digest_of(str(outputs.get(output) or ""))
     }
     if not digests:
         raise RefusedError(

@@ -12,7 +12,7 @@ from infra.config import load_config
 from infra.manifests.serving import serving_name
 from infra.operations.aws_access import StackAws, stack_aws
 from infra.operations.errors import PulumiCliMissingError
-from infra.operations.live_state import read_deployment, read_endpoint
+from infra.operations.live_state import digest_of, read_deployment, read_endpoint
 from infra.operations.verification import (
     Expected,
     Report,
@@ -43,7 +43,9 @@ def _declared_image(
             f"stack output ({SERVING_IMAGE}); {error}"
         )
         return ""
-    return image.rpartition("@")[2] if "@sha256:" in image else ""
+    if not digest_of(image):
+        notes.append(f"image digests not compared: the stack's outputs name no {SERVING_IMAGE}")
+    return digest_of(image)
 
 
 def verify_stack(

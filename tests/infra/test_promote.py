@@ -10,6 +10,8 @@ import pytest
 
 from infra.cli.main import main
 from infra.config import load_config
+from infra.operations.errors import RefusedError
+from infra.operations.promotion import SourceImages, source_images
 from infra.stackfiles import load_stack_settings
 from tests.infra.operating import SERVING_DIGEST, TRAINING_DIGEST, Registry
 
@@ -205,3 +207,23 @@ def test_an_environment_that_builds_its_images_needs_the_cli_to_promote_from(
     assert "dev builds its own images, so their digests are in its stack outputs" in err
     assert "needs the Pulumi CLI, and there is no `pulumi` on PATH: install it" in err
     assert (project / "Pulumi.staging.yaml").read_text() == before
+
+
+def test_an_environment_that_builds_its_images_gives_the_digests_its_outputs_name(
+    project: Path,
+) -> None:
+    dev = load_config(load_stack_settings("dev", project).values)
+    repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/images-serving-1a2b"
+    images = source_images(
+        dev,
+        lambda: {
+            "servingImage": f"{repository}@{SERVING_DIGEST}",
+            "trainingImage": f"{repository.replace('serving', 'training')}@{TRAINING_DIGEST}",
+            "environment": "dev",
+        },
+    )
+    assert images == SourceImages(
+        {"serving": SERVING_DIGEST, "training": TRAINING_DIGEST}, "its stack outputs"
+    )
+    with pytest.raises(RefusedError, match="dev's stack outputs name no image digest; deploy it"):
+        source_images(dev, lambda: {"environment": "dev"})
