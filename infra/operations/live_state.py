@@ -42,7 +42,7 @@ def read_endpoint(client: Any, name: str) -> LiveEndpoint | None:
     try:
         endpoint = client.describe_endpoint(EndpointName=name)
     except client.exceptions.ClientError as error:
-        if "Could not find" in str(error) or "ValidationException" in str(error):
+        if "Could not find endpoint" in str(error):
             return None
         raise UnreachableError(f"endpoint {name} cannot be read: {error}") from error
     except Exception as error:

@@ -144,6 +144,9 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
 
     promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "1")
     assert promoted.returncode == 0, promoted.stderr
+    verified = mlstack(project, "verify", "local")  # pinned, not deployed yet
+    assert verified.returncode == 1
+    assert "MISMATCH endpoint demo-local: exists: declared yes, live no" in verified.stdout
     v1_config = deploy(declared(project, emulator), emulator, "v1")
     promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "2")
     assert promoted.returncode == 0, promoted.stderr
