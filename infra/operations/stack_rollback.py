@@ -135,4 +135,23 @@ def roll_back_stack(
             message=f"rollback to update {version} ({target.commit[:12]}) by {operator}: {reason}",
             on_output=on_output,
         )
+    if not preview:
+        _check_recorded(engine, target, on_output)
     return target
+
+
+def _check_recorded(
+    engine: StackEngine, target: RollbackTarget, on_output: Callable[[str], None]
+) -> None:
+    """Say so when the rollback's own update did not record its commit: a later rollback to it
+    would be refused. Pulumi CLIs that read git through go-git alone miss the metadata of some
+    checkouts (pulumi/pulumi#23522, fixed by reading it with git itself)."""
+    updates = [summary for summary in engine.history() if summary.version is not None]
+    latest = max(updates, key=lambda summary: summary.version, default=None)
+    recorded = (latest.environment or {}).get(GIT_HEAD, "") if latest is not None else ""
+    if recorded != target.commit:
+        on_output(
+            f"warning: the rollback's update recorded commit {recorded or 'none'}, not "
+            f"{target.commit}; `--to-update` cannot return to it later (upgrade the Pulumi CLI: "
+            "pulumi/pulumi#23522)\n"
+        )

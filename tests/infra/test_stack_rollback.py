@@ -90,19 +90,37 @@ class RecordingEngine:
 
     updates: list[UpdateSummary]
     runs: list[Run] = field(default_factory=list)
+    records_commit: bool = True
+    """Whether an update it runs records the checkout's commit, as the Pulumi CLI does."""
 
     def history(self) -> list[Any]:
         return list(self.updates)
 
     def run(self, work_dir: Path, *, preview: bool, message: str, on_output: Any) -> None:
+        head = git(work_dir, "rev-parse", "HEAD")
         self.runs.append(
             Run(
-                head=git(work_dir, "rev-parse", "HEAD"),
+                head=head,
                 stack_file=(work_dir / "Pulumi.staging.yaml").read_text(),
                 preview=preview,
                 message=message,
             )
         )
+        if not preview:
+            dirty = "true" if git(work_dir, "status", "--porcelain") else "false"
+            environment = {"git.head": head, "git.dirty": dirty} if self.records_commit else {}
+            self.updates.insert(
+                0,
+                UpdateSummary(
+                    kind="update",
+                    start_time=datetime(2026, 12, 3, 9, 0),
+                    message=message,
+                    environment=environment,
+                    config={},
+                    result="succeeded",
+                    version=max(u.version or 0 for u in self.updates) + 1,
+                ),
+            )
 
 
 def roll_back(repository: Repository, engine: RecordingEngine, version: int, **kw: Any) -> Any:
@@ -147,6 +165,19 @@ def test_an_update_is_deployed_again_from_its_commit_with_its_configuration(
     assert git(repository.root, "rev-parse", "HEAD") == repository.commit2
     assert git(repository.root, "status", "--porcelain") == ""
     assert len(git(repository.root, "worktree", "list").splitlines()) == 1
+
+
+def test_a_rollback_that_left_no_commit_in_its_own_update_says_so(
+    repository: Repository,
+) -> None:
+    recording = RecordingEngine(recorded_history("staging.json", repository))
+    assert "warning" not in roll_back(repository, recording, 3)[1]
+    silent = RecordingEngine(recorded_history("staging.json", repository), records_commit=False)
+    _, output = roll_back(repository, silent, 3)
+    assert (
+        f"warning: the rollback's update recorded commit none, not {repository.commit1}; "
+        "`--to-update` cannot return to it later"
+    ) in output
 
 
 def test_a_dry_run_previews_the_same_checkout(repository: Repository) -> None:
