@@ -6,11 +6,12 @@ SHELL := /bin/bash
 # uv from PATH if there is one, else the copy `make uv` installs into the user's Python.
 UV = $$(command -v uv || echo python3 -m uv)
 
-.PHONY: help uv sync demo test lint typecheck unit
+.PHONY: help uv sync demo test lint typecheck unit snapshots
 
 help:
 	@echo "make demo   train, register and serve the demo model against a local AWS emulator"
 	@echo "make test   install everything, then lint, type-check and run every test"
+	@echo "make snapshots   rewrite every stack's committed plan (infra/snapshots/) after a reviewed change"
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -35,3 +36,10 @@ unit: sync
 	$(UV) run --locked pytest
 
 test: lint typecheck unit
+
+# Every stack's committed plan (infra/snapshots/), rewritten from the program as it is now.
+snapshots: sync
+	@for file in Pulumi.*.yaml; do \
+	  stack=$${file#Pulumi.}; stack=$${stack%.yaml}; \
+	  $(UV) run --locked mlstack plan "$$stack" --snapshot || [ $$? -eq 1 ] || exit 1; \
+	done

@@ -12,7 +12,7 @@ import yaml
 
 from infra.cli.output import write_stdout
 from infra.config import ConfigError
-from infra.paths import known_stacks
+from infra.paths import PROJECT_ROOT, known_stacks
 from infra.schema import NAMESPACE
 from infra.stackfiles import StackFileError
 
@@ -44,6 +44,13 @@ def add_parser(commands: Any) -> None:
         metavar="DIR",
         help="also write every Kubernetes object as YAML, one file each, into DIR",
     )
+    plan.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="write the plan to its committed snapshot, infra/snapshots/STACK.txt (`make "
+        "snapshots` refreshes every stack's), and say which resources changed, instead of "
+        "printing it",
+    )
     registry = plan.add_mutually_exclusive_group()
     registry.add_argument(
         "--registry-endpoint",
@@ -59,10 +66,29 @@ def add_parser(commands: Any) -> None:
         "model_data_url, model_sha256, metrics (default: every pinned version taken as "
         "Approved, with placeholder model data)",
     )
-    plan.set_defaults(handler=run)
+    plan.set_defaults(handler=run, validate=validate, parser=plan)
+
+
+def validate(args: argparse.Namespace) -> None:
+    if args.snapshot and (args.set or args.registry_answers or args.registry_endpoint or args.json):
+        args.parser.error(
+            "--snapshot records the stack as its files declare it: it takes no --set, --json "
+            "or registry option"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
+    import gc
+
+    try:
+        return _plan(args)
+    finally:
+        # The mock runtime leaves event loops behind; collected at interpreter exit, after
+        # their self-pipes, asyncio prints "Exception ignored ... Invalid file descriptor".
+        gc.collect()
+
+
+def _plan(args: argparse.Namespace) -> int:
     import pulumi
 
     from infra.config import load_config
@@ -97,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     violations = evaluate(program_run.resources)
+    if args.snapshot:
+        _write_snapshot(args.stack, program_run, violations)
+        return 1 if violations else 0
     text = (
         render_json(program_run, violations) if args.json else render_tree(program_run, violations)
     )
@@ -107,6 +136,21 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     return 1 if violations else 0
+
+
+def _write_snapshot(stack: str, program_run: Any, violations: Any) -> None:
+    from infra.snapshot import compare, render_snapshot, snapshot_file
+
+    path = snapshot_file(stack)
+    text = render_snapshot(program_run, violations)
+    committed = path.read_text(encoding="utf-8") if path.is_file() else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    changes = compare(committed, text)
+    print(
+        f"mlstack plan {stack}: {path.relative_to(PROJECT_ROOT)}: {changes.describe()}",
+        file=sys.stderr,
+    )
 
 
 def overrides_from(assignments: Sequence[str]) -> dict[str, Any]:

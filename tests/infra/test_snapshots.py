@@ -1,0 +1,87 @@
+"""The committed plan of each stack (infra/snapshots/) is the program's plan: a change to what a
+stack declares fails here, naming the resources, until the snapshot is refreshed and the change
+shows in the review."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.offline.runner import ProgramRun, run_program
+from infra.paths import PROJECT_ROOT
+from infra.snapshot import compare, render_snapshot, snapshot_file
+from mlstack_policy.rules import evaluate
+from tests.infra.conftest import STACKS
+
+MLSTACK = Path(sys.executable).parent / "mlstack"
+
+
+def snapshot(run: ProgramRun) -> str:
+    return render_snapshot(run, evaluate(run.resources))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_committed_plan_is_the_programs_plan(
+    stack: str, stack_runs: dict[str, ProgramRun]
+) -> None:
+    committed = snapshot_file(stack).read_text(encoding="utf-8")
+    current = snapshot(stack_runs[stack])
+    if current != committed:
+        pytest.fail(
+            f"{stack}'s plan differs from {snapshot_file(stack).relative_to(PROJECT_ROOT)}: "
+            f"{compare(committed, current).describe()}. If the change is meant, run `make "
+            "snapshots` and commit the result, so the review shows it."
+        )
+
+
+def test_an_unreviewed_change_is_caught_and_named() -> None:
+    committed = snapshot_file("dev").read_text(encoding="utf-8")
+    changed = snapshot(run_program("dev", overrides={"mlstack:natGateways": "per-az"}))
+    changes = compare(committed, changed)
+    assert changes.added == [
+        "aws:ec2/eip:Eip  network-nat-1",
+        "aws:ec2/natGateway:NatGateway  network-nat-1",
+    ]
+    assert changes.removed == []
+    assert changes.changed == ["aws:ec2/routeTable:RouteTable  network-private-1"]
+    assert changes.describe() == (
+        "added: aws:ec2/eip:Eip  network-nat-1, aws:ec2/natGateway:NatGateway  network-nat-1; "
+        "changed: aws:ec2/routeTable:RouteTable  network-private-1"
+    )
+
+
+def test_the_snapshot_holds_nothing_that_differs_between_checkouts(
+    stack_runs: dict[str, ProgramRun],
+) -> None:
+    """The checkout's path, the source commit and the digests derived from it are placeholders;
+    secrets are masked; the Kubernetes objects are there."""
+    text = snapshot(stack_runs["dev"])
+    head = subprocess.run(
+        ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert str(PROJECT_ROOT) not in text
+    assert head not in text
+    assert "<project>/serving/Dockerfile" in text
+    assert "images-serving-1860547@sha256:<serving image>" in text
+    assert "kubernetes:batch/v1:CronJob  kubernetes-cronjob-training-demo" in text
+    assert "kubeconfig: '[secret]'" in text
+
+
+def test_the_snapshot_command_writes_the_file_and_refuses_overrides(tmp_path: Path) -> None:
+    refused = subprocess.run(
+        [str(MLSTACK), "plan", "dev", "--snapshot", "--set", "natGateways=per-az"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--snapshot records the stack as its files declare it" in refused.stderr
+    written = subprocess.run(
+        [str(MLSTACK), "plan", "local", "--snapshot"], capture_output=True, text=True, check=False
+    )
+    assert written.returncode == 0, written.stderr
+    assert written.stdout == ""
+    assert written.stderr == "mlstack plan local: infra/snapshots/local.txt: no change\n"
