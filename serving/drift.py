@@ -354,11 +354,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _retrain(cron_job: str, end: datetime, report: DriftReport) -> dict[str, Any]:
     from serving.cluster_api import ClusterApi
-    from serving.retrain import start_training
+    from serving.retrain import drift_job_name, start_training
 
     api = ClusterApi.in_cluster()
     reason = f"drift of {', '.join(report.drifted_features)} on {report.endpoint}"
-    job, started = start_training(api, api.namespace, cron_job, end, reason)
+    job, started = start_training(
+        api, api.namespace, cron_job, drift_job_name(cron_job, end), reason
+    )
     return {"job": job, "started": started, "reason": reason}
 
 

@@ -55,10 +55,10 @@ def job_from_cron_job(cron_job: Mapping[str, Any], name: str, reason: str) -> di
 
 
 def start_training(
-    api: ClusterApi, namespace: str, cron_job: str, when: datetime, reason: str
+    api: ClusterApi, namespace: str, cron_job: str, name: str, reason: str
 ) -> tuple[str, bool]:
-    """Start a Job from `cron_job`; returns its name and whether this call started it (False:
-    one was already started this hour)."""
+    """Start Job `name` from `cron_job`; returns its name and whether this call started it
+    (False: a Job of that name was already there)."""
     found_status, found = api.call(
         "GET", f"/apis/batch/v1/namespaces/{namespace}/cronjobs/{cron_job}"
     )
@@ -67,7 +67,6 @@ def start_training(
             f"cannot read CronJob {namespace}/{cron_job}: {found_status} "
             f"{found.get('message', '')}".rstrip()
         )
-    name = f"{cron_job}-drift-{when:%Y%m%d%H}"
     status, answer = api.call(
         "POST",
         f"/apis/batch/v1/namespaces/{namespace}/jobs",
@@ -80,3 +79,8 @@ def start_training(
             f"cannot create Job {namespace}/{name}: {status} {answer.get('message', '')}".rstrip()
         )
     return name, True
+
+
+def drift_job_name(cron_job: str, when: datetime) -> str:
+    """One retraining an hour at most: the hour is in the name."""
+    return f"{cron_job}-drift-{when:%Y%m%d%H}"

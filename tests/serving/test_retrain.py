@@ -14,12 +14,13 @@ import pytest
 
 from infra.manifests.training import cron_job
 from serving.cluster_api import ClusterApi, ClusterApiError
-from serving.retrain import STARTED_BY, RetrainError, start_training
+from serving.retrain import STARTED_BY, RetrainError, drift_job_name, start_training
 from tests import kubernetes_api
 from tests.infra.test_manifests_training import SCHEDULE
 from tests.kubernetes_api import TOKEN, ApiServer
 
 WHEN = datetime(2026, 12, 3, 7, 30, tzinfo=UTC)
+NAME = drift_job_name("training-churn", WHEN)
 
 
 def training_cron_job() -> dict[str, Any]:
@@ -41,7 +42,7 @@ def test_drift_starts_one_training_job_an_hour_from_the_cronjobs_template(
     api_server: ApiServer,
 ) -> None:
     api = ClusterApi(api_server.url, TOKEN, None)
-    name, started = start_training(api, "mlstack", "training-churn", WHEN, "drift of size")
+    name, started = start_training(api, "mlstack", "training-churn", NAME, "drift of size")
     assert (name, started) == ("training-churn-drift-2026120307", True)
     [(_, path, job)] = [r for r in api_server.requests if r[0] == "POST"]
     assert path == "/apis/batch/v1/namespaces/mlstack/jobs"
@@ -62,17 +63,17 @@ def test_drift_starts_one_training_job_an_hour_from_the_cronjobs_template(
     assert job["metadata"]["annotations"][STARTED_BY] == "drift of size"
     assert job["metadata"]["labels"] == cron["metadata"]["labels"]
     # A second run in the same hour finds it started.
-    assert start_training(api, "mlstack", "training-churn", WHEN, "drift of size") == (name, False)
+    assert start_training(api, "mlstack", "training-churn", NAME, "drift of size") == (name, False)
     assert len(api_server.created) == 1
 
 
 def test_a_cronjob_that_is_not_there_or_a_refused_token_is_named(api_server: ApiServer) -> None:
     api = ClusterApi(api_server.url, TOKEN, None)
     with pytest.raises(RetrainError, match="cannot read CronJob mlstack/training-other: 404"):
-        start_training(api, "mlstack", "training-other", WHEN, "drift")
+        start_training(api, "mlstack", "training-other", NAME, "drift")
     with pytest.raises(RetrainError, match="401 Unauthorized"):
         start_training(
-            ClusterApi(api_server.url, "wrong", None), "mlstack", "training-churn", WHEN, "x"
+            ClusterApi(api_server.url, "wrong", None), "mlstack", "training-churn", NAME, "x"
         )
     assert api_server.created == {}
 
