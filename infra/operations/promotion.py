@@ -77,7 +77,7 @@ def accepted(edit: StackFileEdit, root: Path) -> StackFileEdit:
     return edit
 
 
-def _check_model(config: StackConfig, model: str) -> None:
+def check_model(config: StackConfig, model: str) -> None:
     if model not in config.registry.models:
         raise RefusedError(
             f"model {model!r} is not one of this stack's models (mlstack:models): "
@@ -117,7 +117,7 @@ def pin_version(
 ) -> PinChange:
     """`model` pinned to `version` in `stack`'s file."""
     config = stack_config(root, stack)
-    _check_model(config, model)
+    check_model(config, model)
     group = naming.model_package_group(model, config.environment)
     versions = list_versions(client, group)
     summary = next((v for v in versions if v.version == version), None)
@@ -241,7 +241,7 @@ def copy_pins(
     records: list[RegistryRecord] = []
     notes: list[str] = []
     for model, version in source_config.serving.model_versions.items():
-        _check_model(target_config, model)
+        check_model(target_config, model)
         source_group = naming.model_package_group(model, source_config.environment)
         target_group = naming.model_package_group(model, target_config.environment)
         match = _same_model(

@@ -12,7 +12,7 @@ from infra import naming
 from infra.manifests.training import training_name
 from infra.operations.aws_access import StackAws, stack_aws
 from infra.operations.errors import RefusedError, UnreachableError
-from infra.operations.promotion import stack_config
+from infra.operations.promotion import check_model, stack_config
 from infra.stackfiles import load_stack_settings
 from serving.cluster_api import ClusterApi, ClusterApiError
 from serving.retrain import start_training
@@ -36,11 +36,7 @@ def train_on_kubernetes(
 ) -> str:
     """The name of the Job started from `model`'s training CronJob in `stack`."""
     config = stack_config(root, stack)
-    if model not in config.registry.models:
-        raise RefusedError(
-            f"model {model!r} is not one of this stack's models (mlstack:models): "
-            + ", ".join(config.registry.models)
-        )
+    check_model(config, model)
     if not (config.cluster.enabled and config.training.schedule):
         raise RefusedError(
             f"{stack} has no training CronJob to start a run from: it takes the cluster "
