@@ -73,6 +73,16 @@ def test_no_expression_reaches_a_shell() -> None:
                 assert "${{" not in str(step.get("run", "")), f"{path.name}: {job_name}: {step}"
 
 
+def test_every_action_is_pinned_to_a_commit() -> None:
+    """A tag can be moved to other code; a commit cannot. The version stays in a comment, for
+    reading and for update tools."""
+    pinned = re.compile(r"^\s*- uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "uses:" in line and "./.github/" not in line:
+                assert pinned.match(line), f"{path.name}: {line.strip()}"
+
+
 def test_pull_requests_are_tested_and_previewed_per_environment_from_this_repository_only() -> None:
     ci = workflow("ci.yml")
     assert "pull_request" in ci["on"]
