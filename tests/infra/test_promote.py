@@ -227,3 +227,24 @@ def test_an_environment_that_builds_its_images_gives_the_digests_its_outputs_nam
     )
     with pytest.raises(RefusedError, match="dev's stack outputs name no image digest; deploy it"):
         source_images(dev, lambda: {"environment": "dev"})
+
+
+def test_carrying_pins_to_a_pending_version_needs_approve_and_records_it(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging_serving(project, registry)
+    registry.register("demo-prod", SHA_B, status="PendingManualApproval")
+    before = (project / "Pulumi.prod.yaml").read_text()
+    assert promote(project, "--from", "staging", "--to", "prod") == 1
+    assert "version 1 of 'demo-prod' is PendingManualApproval; approve it with --approve" in (
+        capsys.readouterr().err
+    )
+    assert (project / "Pulumi.prod.yaml").read_text() == before
+
+    assert (
+        promote(project, "--from", "staging", "--to", "prod", "--approve", "--reason", "CAB-9") == 0
+    )
+    status, description = registry.status("demo-prod", 1)
+    assert status == "Approved"
+    assert description.endswith("with mlstack promote --from staging --to prod: CAB-9")
+    assert pins(project, "prod") == {"demo": 1}
