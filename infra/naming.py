@@ -16,7 +16,7 @@ TRAINING_SERVICE_ACCOUNT = "training"
 SERVING_SERVICE_ACCOUNT = "serving"
 DRIFT_SERVICE_ACCOUNT = "drift"
 SCORING_SERVICE_ACCOUNT = "scoring"
-"""Batch scoring Jobs (`mlstack score --on kubernetes`): read and write the data bucket, read models."""
+"""Batch scoring Jobs (`mlstack score --on kubernetes`): the data bucket, and models to read."""
 IMAGES = ("training", "serving")
 """The images the stack builds, each from `<image>/Dockerfile`, into its own repository."""
 BUILD_CACHE_TAG = "buildcache"
