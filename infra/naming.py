@@ -28,6 +28,16 @@ def cluster_name(environment: str) -> str:
     return f"mlstack-{environment}"
 
 
+def training_data_uri(data_bucket: str, model: str) -> str:
+    """Where a model's training data is: one data file and its dataset.yaml, wherever it trains."""
+    return f"s3://{data_bucket}/{model}/"
+
+
+def models_uri(models_bucket: str) -> str:
+    """The prefix every run publishes its artifacts under, wherever it trains."""
+    return f"s3://{models_bucket}/models"
+
+
 def model_package_group(model: str, environment: str) -> str:
     """The SageMaker model package group that versions of `model` register into."""
     return f"{model}-{environment}"
