@@ -4,15 +4,20 @@ every supported Kubernetes version, and read back with the scorer's own argument
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from infra import naming
 from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
+from infra.manifests.namespace import default_deny
 from infra.manifests.scoring import ScoringRun, scoring_job
 from serving import batch
+
+from .test_checkov import checkov
 
 RUN = ScoringRun(
     name="scoring-churn-20261203161500",
@@ -137,3 +142,15 @@ def test_the_job_says_which_model_version_who_and_why() -> None:
 def test_a_run_without_pods_is_refused_naming_the_value() -> None:
     with pytest.raises(ValueError, match="pods = 0: allowed: 1 or more"):
         replace(RUN, pods=0)
+
+
+def test_the_job_passes_checkov_like_every_object_the_stack_declares(tmp_path: Path) -> None:
+    (tmp_path / "scoring-job.yaml").write_text(yaml.safe_dump(scoring_job(RUN)))
+    # The namespace the Job is created in denies ingress to every pod (CKV2_K8S_6).
+    (tmp_path / "default-deny.yaml").write_text(yaml.safe_dump(default_deny()))
+    report = checkov(tmp_path)
+    results = report["results"]
+    assert [(c["check_id"], c["resource"]) for c in results["failed_checks"]] == []
+    assert results.get("parsing_errors", []) == []
+    assert results["skipped_checks"] == []
+    assert report["summary"]["passed"] > 20
