@@ -1,5 +1,6 @@
 """The Dockerfiles, built and run by a real engine: the training image trains in SageMaker's
-layout, the serving image serves what it trained, both as uid 10001 on a read-only root."""
+layout, the serving image serves what it trained (to requests, and to a batch transform job's
+mini-batches), both as uid 10001 on a read-only root."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import pytest
 from serving.artifact import load_model_dir, verify_model_file
 from serving.ports import free_port
 from tests.images.engine import Engine, EngineUnavailableError
+from tests.serving.batch_transform import transform
+from tests.serving.conftest import Loopback
 
 pytestmark = pytest.mark.images
 
@@ -55,7 +58,10 @@ def _wait_ready(port: int, engine: Engine, container: str) -> None:
 
 
 def test_the_serving_image_serves_the_model_the_training_image_made(
-    engine: Engine, images: dict[str, str], trained_in_container: tuple[Path, str]
+    engine: Engine,
+    images: dict[str, str],
+    trained_in_container: tuple[Path, str],
+    tmp_path: Path,
 ) -> None:
     opt_ml, _ = trained_in_container
     port = free_port()
@@ -79,6 +85,13 @@ def test_the_serving_image_serves_the_model_the_training_image_made(
         )
         with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
             served = json.loads(answer.read())
+        # As a batch transform job calls the image: its /execution-parameters, then the
+        # file's lines (no header) in mini-batches, one output line per input line.
+        data = opt_ml / "input/data/train/breast_cancer.csv"
+        lines = data.read_text().splitlines()[1:]
+        source = tmp_path / "input.csv"
+        source.write_text("".join(",".join(line.split(",")[:-1]) + "\n" for line in lines))
+        transformed = transform(Loopback(port), source, tmp_path / "output")
         user = engine.docker("exec", container, "id", "-u").stdout.strip()
         engine.docker("stop", "-t", "30", container)
         exit_code = engine.docker("inspect", "-f", "{{.State.ExitCode}}", container).stdout.strip()
@@ -88,5 +101,7 @@ def test_the_serving_image_serves_the_model_the_training_image_made(
     pipeline, _ = load_model_dir(opt_ml / "model")
     expected = pipeline.predict_proba(np.asarray(rows, dtype=np.float64))
     assert np.allclose(served["probabilities"], expected, atol=1e-9)
+    assert transformed.parameters["BatchStrategy"] == "MULTI_RECORD"
+    assert len(transformed.output.read_text().splitlines()) == len(lines)
     assert user == "10001"
     assert exit_code == "0"  # SIGTERM drains and exits cleanly

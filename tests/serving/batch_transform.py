@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.serving.conftest import Server
+from tests.serving.conftest import Loopback
 
 MIB = 1 << 20
 DEFAULTS: dict[str, int | str] = {
@@ -40,7 +40,7 @@ class Transformed:
     parameters: dict[str, int | str]
 
 
-def execution_parameters(server: Server) -> dict[str, int | str]:
+def execution_parameters(server: Loopback) -> dict[str, int | str]:
     status, headers, body = server.request("GET", "/execution-parameters")
     if status == 404:
         return dict(DEFAULTS)
@@ -67,12 +67,12 @@ def mini_batches(records: list[bytes], max_bytes: int) -> Iterator[bytes]:
         yield b"".join(batch)
 
 
-def invoke(server: Server, body: bytes) -> tuple[int, bytes]:
+def invoke(server: Loopback, body: bytes) -> tuple[int, bytes]:
     status, _, answer = server.post(body, "text/csv", Accept="text/csv")
     return status, answer
 
 
-def transform(server: Server, source: Path, output_dir: Path) -> Transformed:
+def transform(server: Loopback, source: Path, output_dir: Path) -> Transformed:
     """Score one header-less CSV file into `<output_dir>/<name>.out`, as a transform job does."""
     parameters = execution_parameters(server)
     if parameters["BatchStrategy"] != "MULTI_RECORD":

@@ -22,12 +22,10 @@ from training.cli import main as train
 
 
 @dataclass
-class Server:
-    """A running `python -m serving serve` and a way to talk to it."""
+class Loopback:
+    """A server listening on 127.0.0.1 (a process here, or a container on the host network)."""
 
-    process: subprocess.Popen[bytes]
     port: int
-    log: Path
 
     def request(
         self,
@@ -52,6 +50,14 @@ class Server:
         self, body: bytes, content_type: str = "application/json", **headers: str
     ) -> tuple[int, dict[str, str], bytes]:
         return self.request("POST", "/invocations", body, {"Content-Type": content_type, **headers})
+
+
+@dataclass
+class Server(Loopback):
+    """A running `python -m serving serve` and a way to talk to it."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
 
 
 def _model_env(model_uri: str | None) -> dict[str, str]:
@@ -84,7 +90,7 @@ def start_server(model_uri: str | None, work_dir: Path, **env: str) -> Server:
     log = work_dir / "server.log"
     with log.open("wb") as output:
         process = _spawn(model_uri, port, work_dir, output, env)
-    server = Server(process, port, log)
+    server = Server(port, process, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
