@@ -300,7 +300,12 @@ if ci is not None:
             models=config.registry.models,
             endpoint_models=list(endpoints),
             passed_roles={
-                "cluster": [cluster.control_plane_role.arn] if cluster else [],
+                "cluster": [
+                    cluster.control_plane_role.arn,
+                    *(role.arn for role in cluster.addon_roles.values()),
+                ]
+                if cluster
+                else [],
                 "nodes": [cluster.node_role.arn] if cluster else [],
                 "flow-logs": [network.flow_log_role.arn] if network else [],
                 "endpoints": [endpoint.role.arn for endpoint in endpoints.values()],

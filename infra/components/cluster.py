@@ -112,6 +112,8 @@ class Cluster(pulumi.ComponentResource):
     """The role EKS runs the control plane with (a deployer passes it to EKS)."""
     node_role: aws.iam.Role
     """The role of every managed node group's instances."""
+    addon_roles: dict[str, WorkloadRole]
+    """The IRSA roles of the add-ons that call AWS, by add-on (a deployer passes them to EKS)."""
     oidc_issuer: pulumi.Output[str]
     node_groups: dict[str, aws.eks.NodeGroup]
     kubeconfig: pulumi.Output[str]
@@ -208,7 +210,7 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
             )
 
-        addon_roles = {
+        self.addon_roles = addon_roles = {
             addon: WorkloadRole(
                 f"{name}-{addon}",
                 WorkloadRoleArgs(

@@ -110,7 +110,7 @@ READ_ACTIONS: tuple[str, ...] = (
 )
 
 PASSED_TO: Mapping[str, tuple[str, ...]] = {
-    "cluster": ("eks.amazonaws.com",),
+    "cluster": ("eks.amazonaws.com",),  # the control plane's role and the add-ons' IRSA roles
     "nodes": ("eks.amazonaws.com", "ec2.amazonaws.com"),
     "flow-logs": ("vpc-flow-logs.amazonaws.com",),
     "endpoints": ("sagemaker.amazonaws.com",),

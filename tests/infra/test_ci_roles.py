@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from infra import naming, outputs
+from infra.components.cluster import ADDON_SERVICE_ACCOUNTS
 from infra.documents.ci import (
     DEFAULT_BRANCH,
     DEPLOY_SESSION_SECONDS,
@@ -451,12 +452,13 @@ def test_the_deploy_role_may_pass_exactly_the_roles_the_stack_hands_to_services(
         if statement["Action"] == ["iam:PassRole"]
         for arn in statement["Resource"]
     )
-    handed = sorted(
+    addons = [f"cluster-{addon}-role" for addon in ADDON_SERVICE_ACCOUNTS]
+    handed = [
         role(prod, name).props["arn"]
-        for name in ("cluster-control-plane", "cluster-nodes", "network-flow-logs")
-    ) + [r.props["arn"] for r in stack_roles(prod) if r.name.endswith("-execution")]
+        for name in ("cluster-control-plane", "cluster-nodes", "network-flow-logs", *addons)
+    ] + [r.props["arn"] for r in stack_roles(prod) if r.name.endswith("-execution")]
     assert passed == sorted(handed)
-    assert len(handed) == 4  # prod serves demo on an endpoint too
+    assert len(handed) == 4 + len(addons)  # prod serves demo on an endpoint too
 
 
 def test_both_roles_reach_the_cluster_one_to_view_one_to_administer(prod: ProgramRun) -> None:
