@@ -378,10 +378,17 @@ def deploy_policy(
             [f"{iam}:role/*"],
             {"StringEquals": {"iam:PermissionsBoundary": boundary_arn}},
         ),
-        # These calls take no boundary condition; none of them grants a permission.
+        # These calls take no boundary condition; none of them grants a permission (UpdateRole
+        # sets a description and a session length), and a role with policies cannot be deleted.
         _allow(
             "TagAndRemoveRoles",
-            ["iam:TagRole", "iam:UntagRole", "iam:UpdateRoleDescription", "iam:DeleteRole"],
+            [
+                "iam:TagRole",
+                "iam:UntagRole",
+                "iam:UpdateRole",
+                "iam:UpdateRoleDescription",
+                "iam:DeleteRole",
+            ],
             [f"{iam}:role/*"],
         ),
         _allow(

@@ -432,10 +432,29 @@ def test_every_other_role_of_the_stack_carries_the_boundary(prod: ProgramRun) ->
     assert "permissionsBoundary" not in role(prod, "ci-deploy").inputs
 
 
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+
+
+@pytest.mark.parametrize("variant", ["prod serving", "dev with an ingress"])
 def test_the_boundary_lets_through_every_permission_the_stacks_roles_are_given(
-    prod: ProgramRun,
+    prod: ProgramRun, variant: str
 ) -> None:
-    for policy in prod.of_type("aws:iam/rolePolicy:RolePolicy"):
+    """Every inline policy the stack writes, the load balancer controller's included."""
+    run = (
+        prod
+        if variant == "prod serving"
+        else with_ci(
+            "dev",
+            **{
+                "mlstack:servingModelVersions": ["demo=1"],
+                "mlstack:servingIngressCertificateArn": CERTIFICATE,
+            },
+        )
+    )
+    assert variant == "prod serving" or any(
+        r.name.startswith("cluster-addons-load-balancer") for r in stack_roles(run)
+    ), [r.name for r in stack_roles(run)]
+    for policy in run.of_type("aws:iam/rolePolicy:RolePolicy"):
         if policy.name.startswith("ci-"):
             continue
         outside = [a for a in actions_of(document(policy, "policy")) if not within_boundary(a)]
