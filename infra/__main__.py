@@ -20,6 +20,7 @@ from infra.components.model_registry import ModelRegistry, ModelRegistryArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs, ServingService
 from infra.components.network import Network, NetworkArgs
 from infra.components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
+from infra.components.sagemaker_jobs import SageMakerJobs, SageMakerJobsArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
 from infra.config import from_pulumi
@@ -144,16 +145,6 @@ if config.cluster.enabled:
             permissions_boundary=boundary,
         ),
     )
-model_registry = ModelRegistry(
-    "models",
-    ModelRegistryArgs(
-        environment=config.environment,
-        models=config.registry.models,
-        writer_arns=[identities.training.arn] if identities else [],
-        reader_arns=config.registry.reader_arns,
-        access_policy=identities is not None,
-    ),
-)
 images = ContainerRegistry(
     "images",
     ContainerRegistryArgs(
@@ -186,25 +177,52 @@ monitoring = Monitoring(
     ),
 )
 built: Images | None = None
+jobs: SageMakerJobs | None = None
 tags: dict[str, str] = {}
-# Training runs on the cluster only; serving everywhere (and training names its image).
-needed_images = naming.IMAGES if config.cluster.enabled else ("serving",)
+# A stack that runs anything builds both images: training runs on the cluster or as SageMaker
+# training jobs (`mlstack train --on sagemaker`), and serving names the version's image.
 if config.cluster.enabled or targets.on_sagemaker:
     tags = {
         image: source_tag(image)
-        for image in needed_images
+        for image in naming.IMAGES
         if image not in config.registry.image_digests
     }
     built = Images(
         "build",
         ImagesArgs(
-            images=needed_images,
+            images=naming.IMAGES,
             repository_urls=images.urls,
             registry_id=images.repositories["serving"].registry_id,
             tags=tags,
             prebuilt=config.registry.image_digests,
         ),
     )
+    jobs = SageMakerJobs(
+        "sagemaker-jobs",
+        SageMakerJobsArgs(
+            environment=config.environment,
+            models=config.registry.models,
+            data_bucket_arn=storage.data.arn,
+            models_bucket_arn=storage.models.arn,
+            kms_key_arn=key.arn,
+            training_repository_arn=images.repositories["training"].arn,
+            serving_repository_arn=images.repositories["serving"].arn,
+            permissions_boundary=boundary,
+        ),
+    )
+model_registry = ModelRegistry(
+    "models",
+    ModelRegistryArgs(
+        environment=config.environment,
+        models=config.registry.models,
+        writer_arns=[
+            *([identities.training.arn] if identities else []),
+            *([jobs.training_role.arn] if jobs else []),
+        ],
+        reader_arns=config.registry.reader_arns,
+        access_policy=identities is not None,
+    ),
+)
 if cluster is not None and identities is not None and built is not None:
     KubernetesWorkloads(
         "kubernetes",
@@ -215,6 +233,7 @@ if cluster is not None and identities is not None and built is not None:
             training_image=built.refs["training"],
             serving_role_arn=identities.serving.arn,
             training_role_arn=identities.training.arn,
+            scoring_role_arn=identities.scoring.arn,
             serving=ServingArgs(
                 packages=served,
                 min_replicas=config.serving.min_replicas,
@@ -333,10 +352,11 @@ if network is not None and cluster is not None and identities is not None:
     pulumi.export(outputs.OIDC_PROVIDER_ARN, cluster.oidc_provider.arn)
     pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)
     pulumi.export(outputs.SERVING_ROLE_ARN, identities.serving.arn)
-if built is not None:
-    if "training" in built.refs:
-        pulumi.export(outputs.TRAINING_IMAGE, built.refs["training"])
+if built is not None and jobs is not None:
+    pulumi.export(outputs.TRAINING_IMAGE, built.refs["training"])
     pulumi.export(outputs.SERVING_IMAGE, built.refs["serving"])
+    pulumi.export(outputs.SAGEMAKER_TRAINING_ROLE_ARN, jobs.training_role.arn)
+    pulumi.export(outputs.SAGEMAKER_SCORING_ROLE_ARN, jobs.scoring_role.arn)
 if ci is not None:
     pulumi.export(outputs.CI_PREVIEW_ROLE_ARN, ci.preview_role.arn)
     pulumi.export(outputs.CI_DEPLOY_ROLE_ARN, ci.deploy_role.arn)

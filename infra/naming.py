@@ -15,6 +15,8 @@ WORKLOAD_NAMESPACE = "mlstack"
 TRAINING_SERVICE_ACCOUNT = "training"
 SERVING_SERVICE_ACCOUNT = "serving"
 DRIFT_SERVICE_ACCOUNT = "drift"
+SCORING_SERVICE_ACCOUNT = "scoring"
+"""Batch scoring Jobs (`mlstack score --on kubernetes`): the data bucket, and models to read."""
 IMAGES = ("training", "serving")
 """The images the stack builds, each from `<image>/Dockerfile`, into its own repository."""
 BUILD_CACHE_TAG = "buildcache"
@@ -24,6 +26,16 @@ BUILD_CACHE_TAG = "buildcache"
 def cluster_name(environment: str) -> str:
     """The EKS cluster's name: kubeconfigs, `aws eks` commands and its log group use it."""
     return f"mlstack-{environment}"
+
+
+def training_data_uri(data_bucket: str, model: str) -> str:
+    """Where a model's training data is: one data file and its dataset.yaml, wherever it trains."""
+    return f"s3://{data_bucket}/{model}/"
+
+
+def models_uri(models_bucket: str) -> str:
+    """The prefix every run publishes its artifacts under, wherever it trains."""
+    return f"s3://{models_bucket}/models"
 
 
 def model_package_group(model: str, environment: str) -> str:

@@ -9,6 +9,8 @@ the body, parse, check, score in a batch, write) and nothing else.
     GET  /readyz       as /ping (readiness)
     GET  /metrics      Prometheus text format
     GET  /metadata     the model's name, version, features and lineage
+    GET  /execution-parameters
+                       what SageMaker batch transform may send: concurrency, strategy, payload
 """
 
 from __future__ import annotations
@@ -54,7 +56,33 @@ ROUTES = {
     "/readyz": "GET",
     "/metrics": "GET",
     "/metadata": "GET",
+    "/execution-parameters": "GET",
 }
+MIB = 1 << 20
+SAGEMAKER_MAX_PAYLOAD_MB = 100
+"""Batch transform's ceiling for MaxPayloadInMB, and for MaxConcurrentTransforms times it."""
+
+
+def execution_parameters(settings: ServingSettings) -> dict[str, Any]:
+    """What `GET /execution-parameters` tells SageMaker batch transform, from the settings that
+    bound this server, so that batch transform never sends what the server would refuse.
+
+    Batch transform asks for these when its job leaves them unset. `MaxConcurrentTransforms`
+    is one request in flight per worker: scoring is CPU-bound and each worker is one process,
+    so more would only queue. `MULTI_RECORD` because a request of many rows is scored in one
+    model call. `MaxPayloadInMB` is the most whole mebibytes within `max_body_bytes`: the
+    documentation says MB without saying which, and a count of 2^20-byte units that fits
+    also fits as 10^6-byte units, so this reading is safe under both. It is at least 1 and
+    at most what keeps MaxConcurrentTransforms times it within SageMaker's 100 (a job asking
+    for more is refused). With a body limit under 1 MiB no value is safe: 1 is advertised
+    and larger mini-batches are refused with 413.
+    """
+    payload = min(settings.max_body_bytes // MIB, SAGEMAKER_MAX_PAYLOAD_MB // settings.workers)
+    return {
+        "MaxConcurrentTransforms": settings.workers,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": max(1, payload),
+    }
 
 
 class ServingApp:
@@ -94,6 +122,7 @@ class ServingApp:
             else None
         )
         self.metrics.capture = self.capture.counts if self.capture else None
+        self.execution_parameters_body = orjson.dumps(execution_parameters(settings))
         self._ticker: asyncio.Task[None] | None = None
         metadata = predictor.metadata
         self.metadata_body = orjson.dumps(
@@ -189,6 +218,9 @@ class ServingApp:
         if path == "/metrics":
             body = self.shared.render(self.metrics) if self.shared else b""
             await _respond(send, 200, body, [(b"content-type", b"text/plain; version=0.0.4")])
+            return 200
+        if path == "/execution-parameters":
+            await _respond(send, 200, self.execution_parameters_body, JSON_HEADERS)
             return 200
         await _respond(send, 200, self.metadata_body, JSON_HEADERS)
         return 200

@@ -11,8 +11,17 @@ An output appears only when its file is complete (a rename locally, a single upl
 a re-run skips the files already done and redoes only the one that was interrupted.
 
 CSV files have a header; columns are picked by feature name, so extra columns are fine.
+
+Sharding: with `--shards N`, a process scores only its share of the files, those at positions
+`I`, `I+N`, `I+2N`, ... of the sorted listing, where `I` is `--shard-index`, else the
+`JOB_COMPLETION_INDEX` that Kubernetes gives each pod of an Indexed Job. Every process computes
+the split from the listing alone, so N of them together score every file exactly once provided
+they all see the same listing (the same files under the input while they start); a pod that is
+run again skips what it already finished.
+
 Exit status: 0 done, 1 a file does not fit the model (the message names the file, column and
-row; that file's output is not written), 2 the model or a location cannot be used.
+row; that file's output is not written), 2 bad arguments, or the model or a location cannot be
+used.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,22 @@ import orjson
 from serving import storage
 from serving.model import Predictor, load_predictor
 from serving.settings import model_uri_from
+
+EXIT_REFUSED = 1
+"""A file does not fit the model: running again cannot change that."""
+SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
+"""Set by Kubernetes in every container of an Indexed Job's pod: the pod's completion index."""
+
+
+def shard(files: Sequence[str], shards: int, index: int) -> list[str]:
+    """The files shard `index` of `shards` scores: every `shards`-th of the sorted listing,
+    from position `index`. A pure function of the listing, so each process computes its share
+    alone and the shares cover every file exactly once; counts differ by one at most."""
+    if shards < 1 or not 0 <= index < shards:
+        raise ValueError(
+            f"shard {index} of {shards}: allowed: 1 or more shards, an index from 0 to shards - 1"
+        )
+    return sorted(files)[index::shards]
 
 
 class BatchInputError(ValueError):
@@ -194,7 +219,10 @@ def _progress(record: dict[str, Any]) -> None:
     sys.stderr.write(orjson.dumps(record).decode() + "\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_arguments(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.Namespace:
+    """The command line as `main` reads it, `shard_index` resolved from `env` when not given;
+    a bad value exits 2 with the message. Exposed so that what a Kubernetes pod would run can
+    be read back from its manifest with this very parser."""
     parser = argparse.ArgumentParser(
         prog="python -m serving.batch", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
@@ -202,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="directory or s3:// prefix")
     parser.add_argument(
         "--model",
-        default=model_uri_from(os.environ),
+        default=model_uri_from(env),
         help="model directory, model.tar.gz or s3:// URI (default: as the server reads it, "
         "MLSTACK_MODEL_URI, else SM_MODEL_DIR, else /opt/ml/model)",
     )
@@ -210,9 +238,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--chunk-rows", type=int, default=100_000, help="rows per chunk (memory bound)"
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="score only one share of the files, out of this many (default 1: all of them)",
+    )
+    parser.add_argument(
+        "--shard-index",
+        type=int,
+        help=f"which share, 0 to --shards minus 1 (default: {SHARD_INDEX_ENV}, which Kubernetes "
+        "sets in each pod of an Indexed Job; else 0 with --shards 1)",
+    )
     args = parser.parse_args(argv)
     if args.chunk_rows < 1:
         parser.error("--chunk-rows: allowed: 1 or more")
+    args.shard_index = _shard_index(parser, args.shards, args.shard_index, env)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_arguments(argv, os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     from serving.artifact import ArtifactError
@@ -227,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not inputs:
             print(f"serving.batch: no .csv or .parquet files under {args.input}", file=sys.stderr)
             return 2
+        listed = len(inputs)
+        inputs = shard(inputs, args.shards, args.shard_index)
         total, started = 0, time.perf_counter()
         for source in inputs:
             try:
@@ -236,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )  # fmt: skip
             except BatchInputError as error:
                 print(f"serving.batch: refused: {error}", file=sys.stderr)
-                return 1
+                return EXIT_REFUSED
             except storage.StorageError as error:
                 print(f"serving.batch: failed: {error}", file=sys.stderr)
                 return 2
@@ -248,11 +296,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         _progress(
             {
                 "files": len(inputs),
+                "listed": listed,
+                "shard": f"{args.shard_index}/{args.shards}",
                 "rows": total,
                 "rows_per_second": round(total / max(seconds, 1e-9)),
             }
         )
     return 0
+
+
+def _shard_index(
+    parser: argparse.ArgumentParser, shards: int, given: int | None, env: Mapping[str, str]
+) -> int:
+    """The shard this process scores: `--shard-index`, else the pod's completion index; a
+    value outside 0..shards-1 stops with exit 2, naming where it came from and what is
+    allowed."""
+    if shards < 1:
+        parser.error(f"--shards {shards}: allowed: 1 or more")
+    allowed = f"allowed: 0 to {shards - 1} (--shards {shards})"
+    if given is not None:
+        if not 0 <= given < shards:
+            parser.error(f"--shard-index {given}: {allowed}")
+        return given
+    raw = env.get(SHARD_INDEX_ENV, "")
+    if not raw:
+        if shards == 1:
+            return 0
+        parser.error(
+            f"--shards {shards} needs --shard-index or {SHARD_INDEX_ENV} (set by Kubernetes in "
+            f"each pod of an Indexed Job); {allowed}"
+        )
+    if not raw.isdigit() or not 0 <= int(raw) < shards:
+        parser.error(f"{SHARD_INDEX_ENV} = {raw!r}: {allowed}")
+    return int(raw)
 
 
 if __name__ == "__main__":

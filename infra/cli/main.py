@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra.cli import demo, plan, promote, rollback, train, verify
+from infra.cli import demo, plan, promote, rollback, score, train, verify
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlstack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (plan, promote, rollback, verify, train, demo):
+    for command in (plan, promote, rollback, verify, train, score, demo):
         command.add_parser(commands)
     return parser
 

@@ -86,6 +86,8 @@ class KubernetesWorkloadsArgs:
     training_image: pulumi.Input[str]
     serving_role_arn: pulumi.Input[str]
     training_role_arn: pulumi.Input[str]
+    scoring_role_arn: pulumi.Input[str]
+    """The role of `mlstack score --on kubernetes` Jobs' service account."""
     serving: ServingArgs | None
     """None when models are not served on the cluster (`servingTarget: sagemaker`)."""
     training: TrainingArgs | None
@@ -98,6 +100,7 @@ _SERVING_IMAGE = "<serving image digest, known once built>"
 _TRAINING_IMAGE = "<training image digest, known once built>"
 _SERVING_ROLE = "<serving role ARN>"
 _TRAINING_ROLE = "<training role ARN>"
+_SCORING_ROLE = "<scoring role ARN>"
 _DATA_BUCKET = "<data bucket>"
 _MODELS_BUCKET = "<models bucket>"
 _CAPTURE_BUCKET = "<capture bucket>"
@@ -122,6 +125,7 @@ class KubernetesWorkloads(pulumi.ComponentResource):
             _TRAINING_IMAGE: args.training_image,
             _SERVING_ROLE: args.serving_role_arn,
             _TRAINING_ROLE: args.training_role_arn,
+            _SCORING_ROLE: args.scoring_role_arn,
         }
         if args.training is not None:
             slots[_DATA_BUCKET] = args.training.data_bucket
@@ -146,6 +150,7 @@ class KubernetesWorkloads(pulumi.ComponentResource):
             for account, role in (
                 (naming.SERVING_SERVICE_ACCOUNT, _SERVING_ROLE),
                 (naming.TRAINING_SERVICE_ACCOUNT, _TRAINING_ROLE),
+                (naming.SCORING_SERVICE_ACCOUNT, _SCORING_ROLE),
                 *([(naming.DRIFT_SERVICE_ACCOUNT, _DRIFT_ROLE)] if args.drift else []),
             )
         ]
@@ -221,8 +226,8 @@ def _schedule(
         image=_TRAINING_IMAGE,
         serving_image=_SERVING_IMAGE,
         source_revision=training.source_revision,
-        data_uri=f"s3://{_DATA_BUCKET}/{model}/",
-        models_uri=f"s3://{_MODELS_BUCKET}/models",
+        data_uri=naming.training_data_uri(_DATA_BUCKET, model),
+        models_uri=naming.models_uri(_MODELS_BUCKET),
         group=naming.model_package_group(model, training.environment),
         region=args.region,
         max_runtime_minutes=training.max_runtime_minutes,

@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from infra import naming
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
-from infra.documents.iam import drift_policy, serving_policy, training_policy
+from infra.documents.iam import drift_policy, scoring_policy, serving_policy, training_policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,14 +35,16 @@ class WorkloadIdentitiesArgs:
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
-    """IRSA roles for `mlstack/training` and `mlstack/serving`.
+    """IRSA roles for `mlstack/training`, `mlstack/serving` and `mlstack/scoring`.
 
     Training reads data, writes artifacts and registers into this environment's model package
-    groups; serving reads artifacts and writes its capture; the drift job reads the capture.
+    groups; serving reads artifacts and writes its capture; batch scoring reads input and writes
+    predictions in the data bucket; the drift job reads the capture.
     """
 
     training: WorkloadRole
     serving: WorkloadRole
+    scoring: WorkloadRole
     drift: WorkloadRole | None
 
     def __init__(
@@ -103,6 +105,14 @@ class WorkloadIdentities(pulumi.ComponentResource):
 
         self.training = role(naming.TRAINING_SERVICE_ACCOUNT, training)
         self.serving = role(naming.SERVING_SERVICE_ACCOUNT, serving)
+        scoring = pulumi.Output.all(
+            args.data_bucket_arn, args.models_bucket_arn, args.kms_key_arn
+        ).apply(
+            lambda values: scoring_policy(
+                data_bucket_arn=values[0], models_bucket_arn=values[1], kms_key_arn=values[2]
+            )
+        )
+        self.scoring = role(naming.SCORING_SERVICE_ACCOUNT, scoring)
         self.drift = None
         if args.drift_capture_prefixes:
             drift = pulumi.Output.all(

@@ -444,6 +444,119 @@ def training_policy(
     )
 
 
+TRAINING_JOB_LOGS = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_JOB_LOGS = "/aws/sagemaker/TransformJobs"
+"""The log groups SageMaker writes every training and transform job of an account and region
+into (a stream per job): shared by every stack there, so the jobs' roles create them if absent
+instead of a stack owning them."""
+
+
+def job_log_group_arn(*, partition: str, region: str, account_id: str, group: str) -> str:
+    return f"arn:{partition}:logs:{region}:{account_id}:log-group:{group}"
+
+
+def _sagemaker_job_statements(
+    *, repository_arn: str, log_group_arn: str, metrics_namespace: str
+) -> list[dict[str, Any]]:
+    """What SageMaker needs of a job's role to run its container: pull the one image, write the
+    job's logs, publish the job's metrics."""
+    return [
+        _allow(
+            "PullJobImage",
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [repository_arn],
+        ),
+        _allow("AuthenticateToRegistry", ["ecr:GetAuthorizationToken"], ["*"]),
+        _allow(
+            "WriteJobLogs",
+            [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
+            [log_group_arn, f"{log_group_arn}:*"],
+        ),
+        {
+            # PutMetricData names no resource; the condition keeps it to the jobs' namespace.
+            **_allow("PublishJobMetrics", ["cloudwatch:PutMetricData"], ["*"]),
+            "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
+        },
+    ]
+
+
+def sagemaker_training_policy(
+    *,
+    data_bucket_arn: str,
+    models_bucket_arn: str,
+    kms_key_arn: str,
+    model_package_group_arns: Sequence[str],
+    repository_arn: str,
+    log_group_arn: str,
+) -> dict[str, Any]:
+    """A SageMaker training job does what the cluster's training does (read data, write
+    artifacts, register versions), plus what SageMaker needs to run the training image."""
+    statements = training_policy(
+        data_bucket_arn=data_bucket_arn,
+        models_bucket_arn=models_bucket_arn,
+        kms_key_arn=kms_key_arn,
+        model_package_group_arns=model_package_group_arns,
+    )["Statement"]
+    return _document(
+        *statements,
+        *_sagemaker_job_statements(
+            repository_arn=repository_arn,
+            log_group_arn=log_group_arn,
+            metrics_namespace=TRAINING_JOB_LOGS,
+        ),
+    )
+
+
+def scoring_policy(
+    *, data_bucket_arn: str, models_bucket_arn: str, kms_key_arn: str
+) -> dict[str, Any]:
+    """Batch scoring reads input files and writes predictions in the data bucket, and reads the
+    scored version's model artifacts; it registers nothing and reads no capture."""
+    return _document(
+        _allow(
+            "ReadInputWritePredictions",
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            [f"{data_bucket_arn}/*"],
+        ),
+        _allow("ListInput", ["s3:ListBucket"], [data_bucket_arn]),
+        _allow("ReadModelArtifacts", ["s3:GetObject"], [f"{models_bucket_arn}/*"]),
+        _allow(
+            "UseEnvironmentKey",
+            ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [kms_key_arn],
+        ),
+    )
+
+
+def sagemaker_scoring_policy(
+    *,
+    data_bucket_arn: str,
+    models_bucket_arn: str,
+    kms_key_arn: str,
+    repository_arn: str,
+    log_group_arn: str,
+) -> dict[str, Any]:
+    """A batch transform job's model: batch scoring's reach, plus running the serving image."""
+    statements = scoring_policy(
+        data_bucket_arn=data_bucket_arn,
+        models_bucket_arn=models_bucket_arn,
+        kms_key_arn=kms_key_arn,
+    )["Statement"]
+    return _document(
+        *statements,
+        *_sagemaker_job_statements(
+            repository_arn=repository_arn,
+            log_group_arn=log_group_arn,
+            metrics_namespace=TRANSFORM_JOB_LOGS,
+        ),
+    )
+
+
 def model_registry_policy(
     *, group_arn: str, writer_arns: Sequence[str], reader_arns: Sequence[str]
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from infra.offline.runner import ProgramRun, run_program
 from infra.paths import known_stacks
 from infra.stackfiles import load_stack_settings
 from tests.aws import keep_customer_metadata_on_update, use_emulator_credentials
+from tests.infra.deployed import DeployedStack, deployed_dev
 from tests.infra.operating import REGION, Registry, copy_project
 
 STACKS = tuple(known_stacks())
@@ -85,6 +86,15 @@ def run_stack() -> RunStack:
 def project(tmp_path: Path) -> Path:
     """A checkout's Pulumi.yaml and stack files, for commands that edit them."""
     return copy_project(tmp_path / "project")
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[DeployedStack]:
+    """dev as `pulumi up` leaves it, in moto, with its outputs."""
+    keep_customer_metadata_on_update(monkeypatch)
+    use_emulator_credentials(monkeypatch, REGION)
+    with deployed_dev(tmp_path) as stack:
+        yield stack
 
 
 @pytest.fixture

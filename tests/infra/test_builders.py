@@ -14,6 +14,9 @@ from infra.documents.iam import (
     flow_log_delivery_policy,
     model_package_arns,
     model_registry_policy,
+    sagemaker_scoring_policy,
+    sagemaker_training_policy,
+    scoring_policy,
     service_account_trust_policy,
     service_trust_policy,
     serving_policy,
@@ -94,6 +97,57 @@ def test_training_reads_data_writes_models_and_registers_only_into_its_groups() 
     assert "sagemaker:UpdateModelPackage" not in register["Action"]  # approval is a human step
     resources = [r for s in statements.values() for r in s["Resource"]]
     assert "*" not in resources
+
+
+REPOSITORY = "arn:aws:ecr:eu-west-1:111122223333:repository/training-1"
+LOGS = "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/sagemaker/TrainingJobs"
+
+
+def test_a_sagemaker_training_job_does_what_cluster_training_does_plus_run_its_image() -> None:
+    on_cluster = training_policy(
+        data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+        model_package_group_arns=[GROUP],
+    )  # fmt: skip
+    statements = by_sid(
+        sagemaker_training_policy(
+            data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+            model_package_group_arns=[GROUP], repository_arn=REPOSITORY, log_group_arn=LOGS,
+        )
+    )  # fmt: skip
+    assert all(statements[s["Sid"]] == s for s in on_cluster["Statement"])
+    assert statements["PullJobImage"]["Resource"] == [REPOSITORY]
+    assert statements["WriteJobLogs"]["Resource"] == [LOGS, f"{LOGS}:*"]
+    assert statements["PublishJobMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+    }
+    unscoped = {a for s in statements.values() if s["Resource"] == ["*"] for a in s["Action"]}
+    assert unscoped == {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+
+
+def test_scoring_reads_and_writes_the_data_bucket_reads_models_and_registers_nothing() -> None:
+    statements = by_sid(
+        scoring_policy(data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY)
+    )
+    assert statements["ReadInputWritePredictions"]["Resource"] == [f"{DATA}/*"]
+    assert statements["ReadModelArtifacts"] == {
+        "Sid": "ReadModelArtifacts",
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"{MODELS}/*"],
+    }
+    actions = {a for s in statements.values() for a in s["Action"]}
+    assert not {a for a in actions if a.startswith("sagemaker:")}
+    on_sagemaker = by_sid(
+        sagemaker_scoring_policy(
+            data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+            repository_arn=REPOSITORY.replace("training", "serving"),
+            log_group_arn=LOGS.replace("Training", "Transform"),
+        )
+    )  # fmt: skip
+    assert on_sagemaker["PullJobImage"]["Resource"] == [REPOSITORY.replace("training", "serving")]
+    assert on_sagemaker["PublishJobMetrics"]["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TransformJobs"}
+    }
 
 
 def test_model_package_arns_are_the_versions_of_a_group() -> None:

@@ -80,6 +80,7 @@ def test_a_pinned_version_is_served_by_the_image_the_stack_built(
         "kubernetes:core/v1:Namespace/mlstack",
         "kubernetes:core/v1:Service/serving-demo",
         "kubernetes:core/v1:ServiceAccount/drift",
+        "kubernetes:core/v1:ServiceAccount/scoring",
         "kubernetes:core/v1:ServiceAccount/serving",
         "kubernetes:core/v1:ServiceAccount/training",
         "kubernetes:networking.k8s.io/v1:NetworkPolicy/default-deny-ingress",
@@ -96,13 +97,12 @@ def test_a_pinned_version_is_served_by_the_image_the_stack_built(
         for name, r in declared.items()
         if "ServiceAccount" in name
     }
-    drift_role = next(
-        r for r in run.of_type("aws:iam/role:Role") if r.name == "workloads-drift-role"
-    )
+    roles = {r.name: r.props["arn"] for r in run.of_type("aws:iam/role:Role")}
     assert accounts == {
         "serving": run.outputs[outputs.SERVING_ROLE_ARN],
         "training": run.outputs[outputs.TRAINING_ROLE_ARN],
-        "drift": drift_role.props["arn"],
+        "drift": roles["workloads-drift-role"],
+        "scoring": roles["workloads-scoring-role"],
     }
     provider = next(r for r in run.resources if r.resource_type == "pulumi:providers:kubernetes")
     assert all(r.provider.startswith(f"{provider.urn}::") for r in declared.values())

@@ -281,6 +281,7 @@ def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path
         "mlstack--poddisruptionbudget--serving-demo.yaml",
         "mlstack--service--serving-demo.yaml",
         "mlstack--serviceaccount--drift.yaml",
+        "mlstack--serviceaccount--scoring.yaml",
         "mlstack--serviceaccount--serving.yaml",
         "mlstack--serviceaccount--training.yaml",
     ]

@@ -338,7 +338,13 @@ def test_training_registers_into_the_stacks_groups_which_name_it_as_writer(
         ]
     )
     writers = next(s for s in policy["Statement"] if s["Sid"] == "WritersRegisterVersions")
-    assert writers["Principal"] == {"AWS": [run.outputs[outputs.TRAINING_ROLE_ARN]]}
+    # The cluster's training and SageMaker training jobs (`mlstack train --on sagemaker`).
+    assert writers["Principal"] == {
+        "AWS": [
+            run.outputs[outputs.TRAINING_ROLE_ARN],
+            run.outputs[outputs.SAGEMAKER_TRAINING_ROLE_ARN],
+        ]
+    }
     readers = next(s for s in policy["Statement"] if s["Sid"] == "ReadersLookUpVersions")
     assert readers["Principal"] == {"AWS": ["arn:aws:iam::123456789012:root"]}
 

@@ -20,9 +20,14 @@ CLUSTER_OUTPUTS = {
     outputs.OIDC_PROVIDER_ARN,
     outputs.TRAINING_ROLE_ARN,
     outputs.SERVING_ROLE_ARN,
+}
+BUILD_OUTPUTS = {
     outputs.TRAINING_IMAGE,
     outputs.SERVING_IMAGE,
+    outputs.SAGEMAKER_TRAINING_ROLE_ARN,
+    outputs.SAGEMAKER_SCORING_ROLE_ARN,
 }
+"""What a stack that runs anything (the cluster, or a SageMaker endpoint) builds and declares."""
 CI_OUTPUTS = {outputs.CI_PREVIEW_ROLE_ARN, outputs.CI_DEPLOY_ROLE_ARN}
 """Exported only by a stack with `ciGithubRepository`, which no stack file sets (test_ci_roles
 runs the program with it)."""
@@ -48,7 +53,7 @@ def test_the_program_completes_and_exports_every_output(
     assert run.outputs[outputs.ENVIRONMENT] == stack
     exported = {v for k, v in vars(outputs).items() if k.isupper()} - CI_OUTPUTS
     if stack not in CLUSTER_STACKS:
-        exported -= CLUSTER_OUTPUTS
+        exported -= CLUSTER_OUTPUTS | BUILD_OUTPUTS
     assert set(run.outputs) == exported
     # Every output has a value; a map may be empty (no model pinned yet serves nothing).
     assert all(value not in (None, "", []) for value in run.outputs.values())

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from infra import outputs
 from infra.documents.monitoring import endpoint_alarms
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
@@ -265,9 +266,10 @@ def test_a_stack_without_the_cluster_can_still_serve_on_sagemaker() -> None:
     assert one(run, ENDPOINT).inputs["name"] == "demo-local"
     assert "@sha256:" in one(run, MODEL).inputs["primaryContainer"]["image"]
     assert not [r for r in run.resources if r.resource_type.startswith("kubernetes:")]
-    # Training runs on the cluster only: its image is neither built nor named.
+    # Training has no cluster to run on, so SageMaker training jobs are its engine.
     builds = [r.name for r in run.resources if r.resource_type.startswith("docker-build:")]
-    assert builds == ["build-serving"]
-    assert "trainingImage" not in run.outputs
+    assert sorted(builds) == ["build-serving", "build-training"]
+    training = run.outputs[outputs.TRAINING_IMAGE].split("@")[0]
+    assert training == run.outputs[outputs.TRAINING_REPOSITORY_URL]
     # The drift job runs on the cluster: without one, no job and no alarm on its figures.
     assert "demo-local-drift" not in [a.inputs["name"] for a in run.of_type(ALARM)]

@@ -1,0 +1,146 @@
+"""The roles SageMaker runs a stack's training jobs and batch transform jobs with.
+
+`mlstack train --on sagemaker` and `mlstack score --on sagemaker` start the jobs; the stack only
+declares who they run as, so a job can do what the cluster's training or scoring does and
+nothing more: the same buckets, key and model package groups, and the one image each runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import naming
+from infra.documents.iam import (
+    TRAINING_JOB_LOGS,
+    TRANSFORM_JOB_LOGS,
+    job_log_group_arn,
+    sagemaker_scoring_policy,
+    sagemaker_training_policy,
+    service_trust_policy,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SageMakerJobsArgs:
+    environment: str
+    models: Sequence[str]
+    data_bucket_arn: pulumi.Input[str]
+    models_bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    training_repository_arn: pulumi.Input[str]
+    serving_repository_arn: pulumi.Input[str]
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
+
+
+class SageMakerJobs(pulumi.ComponentResource):
+    """`training_role` runs training jobs; `scoring_role` is the execution role of the models
+    batch transform jobs score with."""
+
+    training_role: aws.iam.Role
+    scoring_role: aws.iam.Role
+
+    def __init__(
+        self, name: str, args: SageMakerJobsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlstack:sagemaker:Jobs", name, None, opts)
+        self._boundary = args.permissions_boundary
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        region = aws.get_region_output(opts=invoke).region
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        where = pulumi.Output.all(partition, region, account_id)
+
+        def log_group(group: str) -> pulumi.Output[str]:
+            return where.apply(
+                lambda values: job_log_group_arn(
+                    partition=values[0], region=values[1], account_id=values[2], group=group
+                )
+            )
+
+        group_arns = where.apply(
+            lambda values: [
+                naming.model_package_group_arn(
+                    partition=values[0],
+                    region=values[1],
+                    account_id=values[2],
+                    group=naming.model_package_group(model, args.environment),
+                )
+                for model in args.models
+            ]
+        )
+        training = pulumi.Output.all(
+            args.data_bucket_arn,
+            args.models_bucket_arn,
+            args.kms_key_arn,
+            group_arns,
+            args.training_repository_arn,
+            log_group(TRAINING_JOB_LOGS),
+        ).apply(
+            lambda values: sagemaker_training_policy(
+                data_bucket_arn=values[0],
+                models_bucket_arn=values[1],
+                kms_key_arn=values[2],
+                model_package_group_arns=values[3],
+                repository_arn=values[4],
+                log_group_arn=values[5],
+            )
+        )
+        scoring = pulumi.Output.all(
+            args.data_bucket_arn,
+            args.models_bucket_arn,
+            args.kms_key_arn,
+            args.serving_repository_arn,
+            log_group(TRANSFORM_JOB_LOGS),
+        ).apply(
+            lambda values: sagemaker_scoring_policy(
+                data_bucket_arn=values[0],
+                models_bucket_arn=values[1],
+                kms_key_arn=values[2],
+                repository_arn=values[3],
+                log_group_arn=values[4],
+            )
+        )
+        self.training_role = self._role(
+            f"{name}-training", f"SageMaker training jobs of {args.environment}", training
+        )
+        self.scoring_role = self._role(
+            f"{name}-scoring", f"SageMaker batch transform jobs of {args.environment}", scoring
+        )
+        self.register_outputs(
+            {"training_role": self.training_role.arn, "scoring_role": self.scoring_role.arn}
+        )
+
+    def _role(
+        self, name: str, description: str, policy: pulumi.Output[dict[str, Any]]
+    ) -> aws.iam.Role:
+        child = pulumi.ResourceOptions(parent=self)
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        role = aws.iam.Role(
+            name,
+            description=description,
+            assume_role_policy=account_id.apply(
+                lambda account: json.dumps(
+                    service_trust_policy("sagemaker.amazonaws.com", account_id=account),
+                    sort_keys=True,
+                )
+            ),
+            permissions_boundary=self._boundary,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-permissions",
+            role=role.id,
+            policy=policy.apply(lambda document: json.dumps(document, sort_keys=True)),
+            opts=child,
+        )
+        return role

@@ -1,0 +1,182 @@
+"""`mlstack train ENV --on sagemaker`: the CreateTrainingJob request, field by field as moto
+holds it, and the training image run with exactly what that request gives a container."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from infra import outputs
+from infra.cli.main import main
+from infra.operations.errors import RefusedError
+from infra.operations.training_runs import SageMakerTraining, train_on_sagemaker
+from tests.infra.deployed import COMMIT, DATA, MODELS, TRAINING_ROLE, DeployedStack
+
+WHEN = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
+
+
+def start(project: Path, deployed: DeployedStack, run: SageMakerTraining | None = None) -> str:
+    return train_on_sagemaker(
+        project,
+        "dev",
+        "demo",
+        read_outputs=lambda: deployed.outputs,
+        operator="ops@example.com",
+        reason="a year of data, too big for a pod!",
+        now=WHEN,
+        run=run or SageMakerTraining(),
+    )
+
+
+def test_the_training_job_runs_the_stacks_image_as_its_role_on_its_data(
+    project: Path, deployed: DeployedStack
+) -> None:
+    name = start(project, deployed, SageMakerTraining(hyperparameters={"algorithm": "forest"}))
+    assert name == "demo-dev-train-20261203101542"
+    job = deployed.sagemaker.describe_training_job(TrainingJobName=name)
+    stack = deployed.outputs
+    assert deployed.sent["CreateTrainingJob"]["AlgorithmSpecification"] == {
+        "TrainingImage": stack[outputs.TRAINING_IMAGE],
+        "TrainingInputMode": "File",
+    }
+    assert job["AlgorithmSpecification"]["TrainingImage"] == stack[outputs.TRAINING_IMAGE]
+    assert job["RoleArn"] == TRAINING_ROLE
+    assert job["HyperParameters"] == {
+        "algorithm": "forest",
+        "model_package_group": "demo-dev",
+        "models_uri": f"s3://{MODELS}/models",
+        "serving_image": stack[outputs.SERVING_IMAGE],
+        "model_name": "demo",
+    }
+    [channel] = job["InputDataConfig"]
+    assert channel["ChannelName"] == "train"
+    assert channel["DataSource"]["S3DataSource"] == {
+        "S3DataType": "S3Prefix",
+        "S3Uri": f"s3://{DATA}/demo/",
+        "S3DataDistributionType": "FullyReplicated",
+    }
+    assert job["OutputDataConfig"] == {
+        "S3OutputPath": f"s3://{MODELS}/sagemaker-training/demo/",
+        "KmsKeyId": stack[outputs.KMS_KEY_ARN],
+    }
+    assert job["ResourceConfig"] == {
+        "InstanceType": "ml.m5.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 50,
+        "VolumeKmsKeyId": stack[outputs.KMS_KEY_ARN],
+    }
+    assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 120 * 60}  # dev's default
+    tags = {
+        t["Key"]: t["Value"]
+        for t in deployed.sagemaker.list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
+    }
+    assert tags == {
+        "mlstack:environment": "dev",
+        "mlstack:model": "demo",
+        "mlstack:started-by": "ops@example.com",
+        "mlstack:reason": "started with mlstack train: a year of data_ too big for a pod_",
+    }
+    # moto keeps no Environment: the request SageMaker received says what the container gets.
+    assert deployed.sent["CreateTrainingJob"]["Environment"] == {
+        "MLSTACK_IMAGE_DIGEST": stack[outputs.TRAINING_IMAGE],
+        "MLSTACK_GIT_COMMIT": COMMIT,
+    }
+
+
+def test_instance_volume_and_the_stacks_auto_approval_reach_the_job(
+    project: Path, deployed: DeployedStack
+) -> None:
+    path = project / "Pulumi.dev.yaml"
+    path.write_text(path.read_text() + "  mlstack:autoApproveModels: true\n")
+    run = SageMakerTraining(instance_type="ml.c5.4xlarge", volume_gb=500)
+    job = deployed.sagemaker.describe_training_job(TrainingJobName=start(project, deployed, run))
+    assert job["ResourceConfig"]["InstanceType"] == "ml.c5.4xlarge"
+    assert job["ResourceConfig"]["VolumeSizeInGB"] == 500
+    assert job["HyperParameters"]["auto_approve"] == "true"
+
+
+def test_the_training_image_trains_and_registers_from_what_the_request_gives_it(
+    project: Path, deployed: DeployedStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SageMaker's side, done by hand: the channel's objects under input/data/train, the
+    hyperparameters as strings in hyperparameters.json, the Environment; then `train`."""
+    import training.cli
+
+    start(project, deployed, SageMakerTraining(hyperparameters={"algorithm": "linear"}))
+    request = deployed.sent["CreateTrainingJob"]
+    opt_ml = tmp_path / "opt_ml"
+    [channel] = request["InputDataConfig"]
+    bucket, _, prefix = channel["DataSource"]["S3DataSource"]["S3Uri"][5:].partition("/")
+    for item in deployed.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]:
+        target = opt_ml / "input" / "data" / channel["ChannelName"] / item["Key"][len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        deployed.s3.download_file(bucket, item["Key"], str(target))
+    (opt_ml / "input" / "config").mkdir(parents=True)
+    (opt_ml / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps(request["HyperParameters"])
+    )
+    for name, value in request["Environment"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(training.cli, "OPT_ML", opt_ml)
+
+    assert training.cli.main(["train"]) == 0
+
+    [summary] = deployed.sagemaker.list_model_packages(ModelPackageGroupName="demo-dev")[
+        "ModelPackageSummaryList"
+    ]
+    version = deployed.sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+    [container] = version["InferenceSpecification"]["Containers"]
+    assert container["Image"] == deployed.outputs[outputs.SERVING_IMAGE]
+    assert container["ModelDataUrl"].startswith(f"s3://{MODELS}/models/")
+    assert version["MetadataProperties"]["CommitId"] == COMMIT
+    assert version["ModelApprovalStatus"] == "PendingManualApproval"
+
+
+def test_a_stack_deployed_without_the_job_roles_is_refused_naming_what_is_missing(
+    project: Path, deployed: DeployedStack
+) -> None:
+    del deployed.outputs[outputs.SAGEMAKER_TRAINING_ROLE_ARN]
+    with pytest.raises(RefusedError, match=r"lack what a SageMaker training job needs \("):
+        start(project, deployed)
+    assert "CreateTrainingJob" not in deployed.sent
+
+
+def test_the_command_checks_its_flags_before_anything_starts(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["train", "dev", "--model", "demo", "--project-dir", str(project)]
+    for flags, message in (
+        (
+            ["--on", "sagemaker", "--set", "algorithm=boosted", "--set", "depth=3"],
+            "algorithm = 'boosted': allowed: one of linear, hgb, forest",
+        ),
+        (["--on", "sagemaker", "--set", "forest"], "--set forest: allowed: NAME=VALUE"),
+        (["--on", "sagemaker", "--instance-type", "m5.large"], "allowed: a SageMaker instance"),
+        (["--on", "sagemaker", "--volume-gb", "0"], "--volume-gb 0: allowed: 1 to 16384"),
+        (
+            ["--on", "kubernetes", "--set", "algorithm=forest"],
+            "--set: only with --on sagemaker",
+        ),
+    ):
+        with pytest.raises(SystemExit) as stopped:
+            main([*base, *flags])
+        assert stopped.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("pulumi") is not None, reason="the Pulumi CLI is installed here"
+)
+def test_without_the_pulumi_cli_the_command_says_the_outputs_need_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(
+        ["train", "dev", "--model", "demo", "--on", "sagemaker", "--project-dir", str(project)]
+    )
+    assert status == 5
+    err = capsys.readouterr().err
+    assert "a SageMaker training job runs with dev's buckets, images and roles" in err
+    assert "needs the Pulumi CLI" in err
