@@ -3,6 +3,7 @@
 import pulumi
 
 from infra import naming, outputs
+from infra.components.ci_access import CiDeployAccess, CiDeployAccessArgs, CiRoles, CiRolesArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
@@ -60,6 +61,15 @@ storage = Storage(
         protect=config.deletion_protection,
     ),
 )
+# GitHub Actions' roles come before every other role: those carry the boundary they declare.
+ci = (
+    CiRoles(
+        "ci", CiRolesArgs(environment=config.environment, repository=config.ci.github_repository)
+    )
+    if config.ci.github_repository
+    else None
+)
+boundary = ci.boundary_arn if ci else None
 network: Network | None = None
 cluster: Cluster | None = None
 identities: WorkloadIdentities | None = None
@@ -74,6 +84,7 @@ if config.cluster.enabled:
             flow_log_retention_days=config.network.flow_log_retention_days,
             kms_key_arn=key.arn,
             cluster_name=cluster_name,
+            permissions_boundary=boundary,
         ),
     )
     cluster = Cluster(
@@ -92,6 +103,7 @@ if config.cluster.enabled:
             log_retention_days=config.monitoring.log_retention_days,
             node_groups=config.cluster.node_groups,
             deletion_protection=config.deletion_protection,
+            permissions_boundary=boundary,
         ),
     )
     identities = WorkloadIdentities(
@@ -107,6 +119,7 @@ if config.cluster.enabled:
             capture_bucket_arn=storage.capture.arn,
             serving_captures=targets.capture_on_cluster,
             drift_capture_prefixes=targets.capture_prefixes if targets.drifted else (),
+            permissions_boundary=boundary,
         ),
     )
     ingress = (
@@ -129,6 +142,7 @@ if config.cluster.enabled:
             oidc_issuer=cluster.oidc_issuer,
             gpu_group=next((group for group in config.cluster.node_groups if group.gpu), None),
             load_balancer_vpc_id=network.vpc.id if ingress else None,
+            permissions_boundary=boundary,
         ),
     )
 images = ContainerRegistry(
@@ -193,6 +207,7 @@ if config.cluster.enabled or targets.on_sagemaker:
             kms_key_arn=key.arn,
             training_repository_arn=images.repositories["training"].arn,
             serving_repository_arn=images.repositories["serving"].arn,
+            permissions_boundary=boundary,
         ),
     )
 model_registry = ModelRegistry(
@@ -264,9 +279,10 @@ if cluster is not None and identities is not None and built is not None:
         pulumi.ResourceOptions(depends_on=[addons]),
     )
 
+endpoints: dict[str, SageMakerEndpoint] = {}
 if built is not None:
     for model in targets.endpoints:
-        SageMakerEndpoint(
+        endpoints[model] = SageMakerEndpoint(
             f"endpoint-{model}",
             SageMakerEndpointArgs(
                 environment=config.environment,
@@ -287,8 +303,35 @@ if built is not None:
                 latency_p99_ms=config.monitoring.latency_p99_alarm_ms,
                 log_retention_days=config.monitoring.log_retention_days,
                 alarm_topic_arn=monitoring.topic.arn,
+                permissions_boundary=boundary,
             ),
         )
+if ci is not None:
+    CiDeployAccess(
+        "ci",
+        CiDeployAccessArgs(
+            roles=ci,
+            environment=config.environment,
+            key_arn=key.arn,
+            bucket_arns=[storage.data.arn, storage.models.arn, storage.capture.arn],
+            repository_arns=[repository.arn for repository in images.repositories.values()],
+            topic_arn=monitoring.topic.arn,
+            models=config.registry.models,
+            endpoint_models=list(endpoints),
+            passed_roles={
+                "cluster": [
+                    cluster.control_plane_role.arn,
+                    *(role.arn for role in cluster.addon_roles.values()),
+                ]
+                if cluster
+                else [],
+                "nodes": [cluster.node_role.arn] if cluster else [],
+                "flow-logs": [network.flow_log_role.arn] if network else [],
+                "endpoints": [endpoint.role.arn for endpoint in endpoints.values()],
+            },
+            cluster=cluster.cluster if cluster else None,
+        ),
+    )
 
 pulumi.export(outputs.ENVIRONMENT, config.environment)
 pulumi.export(outputs.KMS_KEY_ARN, key.arn)
@@ -314,6 +357,9 @@ if built is not None and jobs is not None:
     pulumi.export(outputs.SERVING_IMAGE, built.refs["serving"])
     pulumi.export(outputs.SAGEMAKER_TRAINING_ROLE_ARN, jobs.training_role.arn)
     pulumi.export(outputs.SAGEMAKER_SCORING_ROLE_ARN, jobs.scoring_role.arn)
+if ci is not None:
+    pulumi.export(outputs.CI_PREVIEW_ROLE_ARN, ci.preview_role.arn)
+    pulumi.export(outputs.CI_DEPLOY_ROLE_ARN, ci.deploy_role.arn)
 pulumi.export(
     outputs.SERVED_MODEL_VERSIONS, {model: package.arn for model, package in served.items()}
 )

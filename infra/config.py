@@ -136,6 +136,11 @@ TAINT_EFFECTS = {
     "NoExecute": "NO_EXECUTE",
 }
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
+# GitHub: an owner of 1-39 letters, digits and single inner hyphens; a name of letters, digits,
+# '.', '_' and '-' (not '.' or '..'), at most 100.
+_GITHUB_REPOSITORY = re.compile(
+    r"^[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$"
+)
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?]+$")
 
 # SageMaker model package group names: 63 characters at most, "<model>-<environment>".
@@ -339,6 +344,15 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CiConfig:
+    """Who deploys the stack from CI."""
+
+    github_repository: str
+    """`owner/name` whose GitHub Actions workflows may assume the stack's CI roles; empty: the
+    stack declares no CI roles (and no permissions boundary)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class StackConfig:
     """Everything one stack is configured with, checked."""
 
@@ -354,6 +368,7 @@ class StackConfig:
     serving: ServingConfig
     training: TrainingConfig
     monitoring: MonitoringConfig
+    ci: CiConfig
 
 
 T = TypeVar("T")
@@ -712,6 +727,15 @@ def check_email(value: str) -> str | None:
     return None if value == "" or _EMAIL.match(value) else "an e-mail address, or empty for none"
 
 
+def check_github_repository(value: str) -> str | None:
+    if value == "" or _GITHUB_REPOSITORY.match(value):
+        return None
+    return (
+        "a GitHub repository as <owner>/<name> (e.g. example-org/mlstack, no URL, no "
+        "wildcards), or empty for no CI roles"
+    )
+
+
 def check_psi(value: str) -> str | None:
     try:
         if 0 < float(value) <= 10:
@@ -835,6 +859,7 @@ def load_config(
         drift_out_of_range_percent=read.integer("driftOutOfRangePercent", 1, 100),
         drift_retrains=read.boolean("driftRetrains"),
     )
+    ci = CiConfig(github_repository=read.string("ciGithubRepository", check_github_repository))
     region = read.provider_values.get("aws:region")
     config = StackConfig(
         environment=environment,
@@ -847,6 +872,7 @@ def load_config(
         serving=serving,
         training=training,
         monitoring=monitoring,
+        ci=ci,
     )
     _check_combinations(config, read)
     if read.problems:

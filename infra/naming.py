@@ -77,3 +77,22 @@ ENDPOINT_CAPTURE_PREFIX = "sagemaker"
 KUBERNETES_CAPTURE_PREFIX = "kubernetes"
 """Where the cluster's serving writes its capture, in the same layout, under the same endpoint
 name (`endpoint_name`), so one drift job reads both."""
+
+
+def ci_role_name(environment: str, purpose: str) -> str:
+    """The role GitHub Actions assumes for `purpose` (`preview`, `deploy`) in an environment.
+
+    Fixed, so the deploy role's own policy can deny changes to both CI roles by ARN without a
+    dependency cycle, and so people recognise them in CloudTrail."""
+    return f"mlstack-{environment}-ci-{purpose}"
+
+
+def role_boundary_name(environment: str) -> str:
+    """The managed policy every role of the stack carries as its permissions boundary (with CI
+    roles): its ARN is known before it exists, as the deploy role's conditions need."""
+    return f"mlstack-{environment}-role-boundary"
+
+
+def monitoring_name(environment: str) -> str:
+    """The name of the environment's dashboard and budget, which the deploy role is scoped to."""
+    return f"mlstack-{environment}"

@@ -139,7 +139,31 @@ def test_aws_is_reached_through_oidc_roles_never_stored_keys() -> None:
             for step in steps(job):
                 if uses(step) == "aws-actions/configure-aws-credentials":
                     assert job["permissions"]["id-token"] == "write"
-                    assert step["with"]["role-to-assume"].startswith("${{ vars.MLSTACK_")
+                    assert step["with"]["role-to-assume"] in ROLES, step["with"]
+
+
+# Previews run in no environment, so each stack's preview role is its own repository variable;
+# a deploy runs in the stack's environment, whose own variable names its deploy role.
+ROLES = {
+    "${{ vars[format('MLSTACK_PREVIEW_ROLE_ARN_{0}', matrix.stack)] }}",
+    "${{ vars.MLSTACK_DEPLOY_ROLE_ARN }}",
+}
+
+
+def test_previews_and_drift_checks_assume_the_previewed_stacks_role_deploys_its_deploy_role() -> (
+    None
+):
+    def role(name: str, job: str) -> str:
+        [step] = [
+            s
+            for s in steps(workflow(name)["jobs"][job])
+            if uses(s) == "aws-actions/configure-aws-credentials"
+        ]
+        return str(step["with"]["role-to-assume"])
+
+    assert role("ci.yml", "preview") == role("drift.yml", "drift")
+    assert "matrix.stack" in role("ci.yml", "preview")
+    assert role("deploy-stack.yml", "up") == "${{ vars.MLSTACK_DEPLOY_ROLE_ARN }}"
 
 
 def test_a_daily_drift_check_per_environment_opens_or_updates_an_issue() -> None:

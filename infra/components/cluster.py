@@ -82,6 +82,9 @@ class ClusterArgs:
     log_retention_days: int
     node_groups: Sequence[NodeGroupConfig]
     deletion_protection: bool
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
 
     def __post_init__(self) -> None:
         if self.kubernetes_version not in ADDON_VERSIONS:
@@ -105,6 +108,12 @@ class Cluster(pulumi.ComponentResource):
 
     cluster: aws.eks.Cluster
     oidc_provider: aws.iam.OpenIdConnectProvider
+    control_plane_role: aws.iam.Role
+    """The role EKS runs the control plane with (a deployer passes it to EKS)."""
+    node_role: aws.iam.Role
+    """The role of every managed node group's instances."""
+    addon_roles: dict[str, WorkloadRole]
+    """The IRSA roles of the add-ons that call AWS, by add-on (a deployer passes them to EKS)."""
     oidc_issuer: pulumi.Output[str]
     node_groups: dict[str, aws.eks.NodeGroup]
     kubeconfig: pulumi.Output[str]
@@ -124,8 +133,10 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-control-plane",
             assume_role_policy=json.dumps(service_trust_policy("eks.amazonaws.com")),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
+        self.control_plane_role = role
         role_policy = aws.iam.RolePolicyAttachment(
             f"{name}-control-plane",
             role=role.name,
@@ -199,7 +210,7 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
             )
 
-        addon_roles = {
+        self.addon_roles = addon_roles = {
             addon: WorkloadRole(
                 f"{name}-{addon}",
                 WorkloadRoleArgs(
@@ -208,6 +219,7 @@ class Cluster(pulumi.ComponentResource):
                     oidc_provider_arn=self.oidc_provider.arn,
                     oidc_issuer=self.oidc_issuer,
                     managed_policy_arns=(self._managed(policy),),
+                    permissions_boundary=args.permissions_boundary,
                 ),
                 child,
             )
@@ -234,7 +246,7 @@ class Cluster(pulumi.ComponentResource):
             )
 
         before_nodes = [addon(a, []) for a in ADDONS_BEFORE_NODES]
-        node_role = self._node_role(name)
+        node_role = self.node_role = self._node_role(name, args.permissions_boundary)
         self.node_groups = {
             group.name: self._node_group(name, group, args, node_role, before_nodes)
             for group in args.node_groups
@@ -279,10 +291,11 @@ class Cluster(pulumi.ComponentResource):
     def _managed(self, policy: str) -> pulumi.Output[str]:
         return self._partition.apply(lambda partition: managed_policy_arn(partition, policy))
 
-    def _node_role(self, name: str) -> aws.iam.Role:
+    def _node_role(self, name: str, boundary: pulumi.Input[str] | None) -> aws.iam.Role:
         role = aws.iam.Role(
             f"{name}-nodes",
             assume_role_policy=json.dumps(service_trust_policy("ec2.amazonaws.com")),
+            permissions_boundary=boundary,
             opts=pulumi.ResourceOptions(parent=self),
         )
         # The CNI's permissions live on its own IRSA role, not on every node.

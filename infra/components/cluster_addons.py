@@ -33,6 +33,9 @@ class ClusterAddonsArgs:
     """The GPU node group, when the stack has one: the device plugin runs on its nodes."""
     load_balancer_vpc_id: pulumi.Input[str] | None
     """The VPC the load balancer controller creates load balancers in; None: no controller."""
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
 
     def __post_init__(self) -> None:
         if self.kubernetes_version not in CLUSTER_AUTOSCALER_IMAGES:
@@ -124,6 +127,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 oidc_provider_arn=args.oidc_provider_arn,
                 oidc_issuer=args.oidc_issuer,
                 policy=policy,
+                permissions_boundary=args.permissions_boundary,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra import naming
 from infra.documents.monitoring import (
     Alarm,
     alarm_topic_policy,
@@ -104,7 +105,7 @@ class Monitoring(pulumi.ComponentResource):
         if args.endpoints or args.services or args.drift_endpoints:
             aws.cloudwatch.Dashboard(
                 f"{name}-dashboard",
-                dashboard_name=f"mlstack-{args.environment}",
+                dashboard_name=naming.monitoring_name(args.environment),
                 dashboard_body=json.dumps(
                     dashboard_body(
                         region=args.region,
@@ -150,7 +151,7 @@ class Monitoring(pulumi.ComponentResource):
     def _budget(self, name: str, args: MonitoringArgs) -> None:
         aws.budgets.Budget(
             f"{name}-budget",
-            name=f"mlstack-{args.environment}",
+            name=naming.monitoring_name(args.environment),
             budget_type="COST",
             time_unit="MONTHLY",
             limit_amount=str(args.monthly_budget_usd),

@@ -40,6 +40,9 @@ class NetworkArgs:
     kms_key_arn: pulumi.Input[str]
     """Encrypts the flow log group."""
     cluster_name: str
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
     """Tagged on subnets so EKS and its load balancer controller find them."""
 
     def __post_init__(self) -> None:
@@ -56,6 +59,8 @@ class Network(pulumi.ComponentResource):
     private_subnets: list[aws.ec2.Subnet]
     zones: pulumi.Output[list[str]]
     """The zone of each private subnet, in subnet order."""
+    flow_log_role: aws.iam.Role
+    """The role VPC flow logs deliver with (a deployer passes it to the service)."""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -215,8 +220,10 @@ class Network(pulumi.ComponentResource):
                     sort_keys=True,
                 )
             ),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
+        self.flow_log_role = role
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,

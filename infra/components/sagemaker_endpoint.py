@@ -52,6 +52,9 @@ class SageMakerEndpointArgs:
     latency_p99_ms: int
     log_retention_days: int
     alarm_topic_arn: pulumi.Input[str]
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
 
     def __post_init__(self) -> None:
         if self.traffic_shifting not in TRAFFIC_ROUTING:
@@ -68,6 +71,8 @@ class SageMakerEndpointArgs:
 
 class SageMakerEndpoint(pulumi.ComponentResource):
     endpoint: aws.sagemaker.Endpoint
+    role: aws.iam.Role
+    """The execution role SageMaker runs the model with (a deployer passes it to SageMaker)."""
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
 
     def __init__(
@@ -100,8 +105,10 @@ class SageMakerEndpoint(pulumi.ComponentResource):
                     sort_keys=True,
                 )
             ),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
+        self.role = role
         permissions = aws.iam.RolePolicy(
             f"{name}-execution",
             role=role.id,

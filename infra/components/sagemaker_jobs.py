@@ -35,6 +35,9 @@ class SageMakerJobsArgs:
     kms_key_arn: pulumi.Input[str]
     training_repository_arn: pulumi.Input[str]
     serving_repository_arn: pulumi.Input[str]
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
 
 
 class SageMakerJobs(pulumi.ComponentResource):
@@ -48,6 +51,7 @@ class SageMakerJobs(pulumi.ComponentResource):
         self, name: str, args: SageMakerJobsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlstack:sagemaker:Jobs", name, None, opts)
+        self._boundary = args.permissions_boundary
         invoke = pulumi.InvokeOutputOptions(parent=self)
         partition = aws.get_partition_output(opts=invoke).partition
         region = aws.get_region_output(opts=invoke).region
@@ -130,6 +134,7 @@ class SageMakerJobs(pulumi.ComponentResource):
                     sort_keys=True,
                 )
             ),
+            permissions_boundary=self._boundary,
             opts=child,
         )
         aws.iam.RolePolicy(

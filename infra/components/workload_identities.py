@@ -29,6 +29,9 @@ class WorkloadIdentitiesArgs:
     """Whether the cluster's serving writes its capture (under naming.KUBERNETES_CAPTURE_PREFIX)."""
     drift_capture_prefixes: Sequence[str] = ()
     """With any, a role for the drift job, which reads what the targets capture there."""
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
@@ -95,6 +98,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
                     oidc_provider_arn=args.oidc_provider_arn,
                     oidc_issuer=args.oidc_issuer,
                     policy=policy,
+                    permissions_boundary=args.permissions_boundary,
                 ),
                 pulumi.ResourceOptions(parent=self),
             )

@@ -28,6 +28,9 @@ class WorkloadRoleArgs:
     """The permission document, scoped to concrete ARNs."""
     managed_policy_arns: Sequence[pulumi.Input[str]] = field(default_factory=tuple)
     """AWS-managed policies an AWS add-on documents as its requirement (CNI, EBS CSI)."""
+    permissions_boundary: pulumi.Input[str] | None = None
+    """The stack's role permissions boundary, which every role it declares then carries (set
+    when CI roles exist: the deploy role may only write roles that carry it)."""
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -70,6 +73,7 @@ class WorkloadRole(pulumi.ComponentResource):
             description=f"IRSA role of {args.namespace}/{args.service_account}",
             assume_role_policy=trust,
             tags={"mlstack:service-account": f"{args.namespace}/{args.service_account}"},
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         if args.policy is not None:

@@ -54,6 +54,8 @@ class RecordedResource:
     dependencies: frozenset[str] = frozenset()
     """URNs of the resources this one was declared to depend on."""
     retain_on_delete: bool = False
+    ignore_changes: tuple[str, ...] = ()
+    """Inputs the engine leaves as the cloud has them (an adopted resource's, say)."""
     provider: str = ""
     """The provider reference (`<provider URN>::<id>`) the resource was declared with, if any."""
 
@@ -117,6 +119,13 @@ class Account:
     """ARNs of IAM roles the account has (service-linked roles, say)."""
     tagged_resources: tuple[Mapping[str, Any], ...] = ()
     """What the Resource Groups Tagging API lists: `{"arn": ..., "type": ..., "tags": {...}}`."""
+    oidc_providers: tuple[str, ...] = ()
+    """URLs of the IAM OIDC identity providers the account has (GitHub's, say)."""
+
+
+class InvokeFailedError(Exception):
+    """A data source that fails as AWS would (a lookup of something absent); the runtime hands
+    the message to the program as the provider's error, which the program may catch."""
 
 
 @dataclass
@@ -141,6 +150,7 @@ class AwsAnswers:
                 "aws:kms/key:Key": self._kms_key,
                 "aws:kms/alias:Alias": self._kms_alias,
                 "aws:iam/role:Role": self._iam_role,
+                "aws:iam/policy:Policy": self._iam_policy,
                 "aws:iam/openIdConnectProvider:OpenIdConnectProvider": self._oidc_provider,
                 "aws:eks/cluster:Cluster": self._eks_cluster,
                 "aws:ec2/launchTemplate:LaunchTemplate": self._launch_template,
@@ -185,8 +195,13 @@ class AwsAnswers:
             ],
         }
 
-    def _iam_role(self, physical: str, type_: str, _inputs: Mapping[str, Any]) -> dict[str, Any]:
-        return {"name": physical, "arn": self.arn(type_, f"role/{physical}")}
+    def _iam_role(self, physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        name = str(inputs.get("name") or physical)
+        return {"name": name, "arn": self.arn(type_, f"role/{name}")}
+
+    def _iam_policy(self, physical: str, type_: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        name = str(inputs.get("name") or physical)
+        return {"name": name, "arn": self.arn(type_, f"policy/{name}")}
 
     def _oidc_provider(
         self, _physical: str, type_: str, inputs: Mapping[str, Any]
@@ -298,6 +313,9 @@ class AwsAnswers:
                 args, region
             ),
             "aws:iam/getRoles:getRoles": lambda: self._roles(args),
+            "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider": lambda: (
+                self._oidc_provider_lookup(args)
+            ),
             "aws:resourcegroupstaggingapi/getResources:getResources": lambda: self._tagged(
                 args, region
             ),
@@ -355,6 +373,19 @@ class AwsAnswers:
             if (path + "/").startswith(prefix) and pattern.search(name):
                 arns.append(arn)
         return {"arns": arns, "names": [arn.rpartition("/")[2] for arn in arns], "id": "roles"}
+
+    def _oidc_provider_lookup(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        url = str(args.get("url") or "")
+        if url not in self.account.oidc_providers:
+            # What IAM answers, and the AWS provider passes on, for a provider that is absent.
+            raise InvokeFailedError(f"NoSuchEntity: OpenIDConnect Provider not found for url {url}")
+        host = url.removeprefix("https://")
+        return {
+            "arn": self.arn("aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+                            f"oidc-provider/{host}"),
+            "url": host, "clientIdLists": ["sts.amazonaws.com"], "thumbprintLists": [],
+            "tags": {}, "id": host,
+        }  # fmt: skip
 
     def _tagged(self, args: Mapping[str, Any], region: str) -> dict[str, Any]:
         types = set(args.get("resourceTypeFilters") or [])
@@ -446,6 +477,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                     import_id=args.resource_id or "",
                     dependencies=request.dependencies,
                     retain_on_delete=request.retain_on_delete,
+                    ignore_changes=request.ignore_changes,
                     provider=request.provider,
                 )
             )
@@ -454,7 +486,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return physical, props
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
-        return self.answers.call(args.token, args.args), []
+        try:
+            return self.answers.call(args.token, args.args), []
+        except InvokeFailedError as failure:
+            return {}, [("", str(failure))]
 
 
 @dataclass(frozen=True)
@@ -465,6 +500,7 @@ class _Request:
     dependencies: frozenset[str]
     retain_on_delete: bool
     provider: str
+    ignore_changes: tuple[str, ...] = ()
 
 
 class RecordingMonitor(MockMonitor):
@@ -487,5 +523,6 @@ class RecordingMonitor(MockMonitor):
             dependencies=frozenset(request.dependencies),
             retain_on_delete=bool(request.retainOnDelete),
             provider=str(request.provider),
+            ignore_changes=tuple(request.ignoreChanges),
         )
         return super().RegisterResource(request)  # type: ignore[no-untyped-call]

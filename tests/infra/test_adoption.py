@@ -8,6 +8,7 @@ the test sees what AWS would hold between the deployments.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,7 +17,8 @@ import pytest
 from moto import mock_aws
 
 from infra import naming
-from infra.offline.mocks import Account, AwsAnswers
+from infra.documents.ci import GITHUB_OIDC_HOST, GITHUB_OIDC_URL
+from infra.offline.mocks import Account, AwsAnswers, InvokeFailedError
 from infra.offline.runner import ProgramRun, run_program
 from tests.aws import use_emulator_credentials
 
@@ -175,3 +177,88 @@ def test_the_offline_plan_of_an_account_with_a_kept_group_adopts_it() -> None:
     assert group.import_id == "demo-dev"
     [fresh] = run_program("dev").of_type(GROUP)
     assert fresh.import_id == ""
+
+
+# --- the account's GitHub OIDC provider -----------------------------------------------------
+
+PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+GET_PROVIDER = "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider"
+CI = {"mlstack:ciGithubRepository": "example-org/mlstack"}
+
+
+class MotoIam(AwsAnswers):
+    """Offline answers, except that OIDC providers and their lookup are moto's IAM: a lookup of
+    a provider the account lacks fails with IAM's own NoSuchEntity, as the AWS provider passes
+    it on."""
+
+    def __init__(self) -> None:
+        super().__init__(region=REGION)
+        self.iam = boto3.client("iam", region_name=REGION)
+
+    def resource(
+        self, resource_type: str, physical: str, inputs: Mapping[str, Any], import_id: str = ""
+    ) -> dict[str, Any]:
+        state = super().resource(resource_type, physical, inputs, import_id)
+        if resource_type == PROVIDER and import_id:
+            state["arn"] = import_id
+        elif resource_type == PROVIDER and GITHUB_OIDC_HOST in str(inputs["url"]):
+            state["arn"] = self.iam.create_open_id_connect_provider(
+                Url=str(inputs["url"]), ClientIDList=list(inputs["clientIdLists"])
+            )["OpenIDConnectProviderArn"]
+        return state
+
+    def call(self, token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        if token != GET_PROVIDER:
+            return super().call(token, args)
+        self.calls.append((token, dict(args)))
+        host = str(args["url"]).removeprefix("https://")
+        arn = f"arn:aws:iam::{self.account_id}:oidc-provider/{host}"
+        try:
+            found = self.iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn)
+        except self.iam.exceptions.NoSuchEntityException as error:
+            raise InvokeFailedError(str(error)) from error
+        return {"arn": arn, "url": found["Url"], "clientIdLists": found["ClientIDList"], "id": arn}
+
+
+def github_provider(run: ProgramRun) -> Any:
+    [provider] = [p for p in run.of_type(PROVIDER) if GITHUB_OIDC_HOST in p.inputs["url"]]
+    return provider
+
+
+@pytest.mark.usefixtures("moto_account")
+def test_the_github_provider_is_created_in_a_fresh_account_and_kept_on_destroy() -> None:
+    aws = MotoIam()
+    provider = github_provider(run_program("dev", overrides=CI, answers=aws))
+    assert provider.import_id == ""
+    assert provider.retain_on_delete
+    assert provider.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    listed = aws.iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+    assert [p["Arn"] for p in listed] == [provider.props["arn"]]
+
+
+@pytest.mark.usefixtures("moto_account")
+def test_a_github_provider_the_account_has_is_adopted_not_created_again() -> None:
+    """Another stack of the account (or someone before it) made GitHub's provider; IAM allows
+    one per URL, so this stack adopts it, and the roles trust that one."""
+    aws = MotoIam()
+    existing = aws.iam.create_open_id_connect_provider(
+        Url=GITHUB_OIDC_URL, ClientIDList=["sts.amazonaws.com", "sigstore"]
+    )["OpenIDConnectProviderArn"]
+    run = run_program("staging", overrides=CI, answers=aws)
+    provider = github_provider(run)
+    assert provider.import_id == existing
+    # What someone else set on the shared provider is left as it is.
+    assert {"clientIdLists", "thumbprintLists"} <= set(provider.ignore_changes)
+    roles = [r for r in run.of_type("aws:iam/role:Role") if r.name.startswith("ci-")]
+    assert {
+        json.loads(r.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Federated"]
+        for r in roles
+    } == {existing}
+    assert len(aws.iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]) == 1
+
+
+def test_the_offline_plan_of_an_account_with_a_github_provider_adopts_it() -> None:
+    account = Account(oidc_providers=(GITHUB_OIDC_URL,))
+    provider = github_provider(run_program("dev", overrides=CI, account=account))
+    assert provider.import_id.endswith(f":oidc-provider/{GITHUB_OIDC_HOST}")
+    assert github_provider(run_program("dev", overrides=CI)).import_id == ""

@@ -273,6 +273,22 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         {"alarmEmail": "oncall"},
         ("mlstack:alarmEmail", "'oncall'", "an e-mail address"),
     ),
+    "GitHub repository as a URL": (
+        {"ciGithubRepository": "https://github.com/example-org/mlstack"},
+        (
+            "mlstack:ciGithubRepository",
+            "'https://github.com/example-org/mlstack'",
+            "<owner>/<name>",
+        ),
+    ),
+    "GitHub repository with a wildcard": (
+        {"ciGithubRepository": "example-org/*"},
+        ("mlstack:ciGithubRepository", "'example-org/*'", "no wildcards"),
+    ),
+    "GitHub owner without a repository": (
+        {"ciGithubRepository": "example-org"},
+        ("mlstack:ciGithubRepository", "'example-org'", "or empty for no CI roles"),
+    ),
     "number where a string is declared": (
         {"kubernetesVersion": 1.3},
         ("mlstack:kubernetesVersion = 1.3: allowed: a string; put the value in quotes",),

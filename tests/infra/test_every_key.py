@@ -91,6 +91,7 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "driftPsiThreshold": ("staging", "0.25"),
     "driftOutOfRangePercent": ("staging", 10),
     "driftRetrains": ("dev", True),
+    "ciGithubRepository": ("dev", "example-org/mlstack"),
 }
 
 # What a key cannot change without: the config check refuses it alone.

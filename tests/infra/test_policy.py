@@ -157,6 +157,10 @@ def _trust_any_service_account(document: dict[str, Any]) -> None:
     condition["StringLike"] = {subject: "system:serviceaccount:mlstack:*"}
 
 
+def _trust_any_github_branch(document: dict[str, Any]) -> None:
+    document["Statement"] = ANY_GITHUB_BRANCH["Statement"]
+
+
 def _disable_rules(props: dict[str, Any]) -> None:
     for lifecycle_rule in props["rules"]:
         lifecycle_rule["status"] = "Disabled"
@@ -234,6 +238,9 @@ BREAKAGES: Mapping[str, Breakage] = {
     "MLSTACK.IAM.3": lambda resources: _change(
         IRSA_ROLE, _document_edit("assumeRolePolicy", _trust_any_service_account)
     )(_irsa_roles_first(resources)),
+    "MLSTACK.IAM.4": _change(
+        IRSA_ROLE, _document_edit("assumeRolePolicy", _trust_any_github_branch)
+    ),
     "MLSTACK.LOGS.1": _change("aws:cloudwatch/logGroup:LogGroup", _set(("retentionInDays",), 0)),
     "MLSTACK.K8S.1": _change(
         DEPLOYMENT, _set((*CONTAINER, "securityContext", "readOnlyRootFilesystem"), False)
@@ -376,7 +383,9 @@ def test_drift_and_replica_alarms_must_watch_what_the_stack_declares(
 # In the preview of a new stack, these rules read documents built from ARNs of resources not yet
 # created, so they can only judge during `pulumi up` (still before the resource is created).
 # MLSTACK.K8S.3 and K8S.5 read the images' digests, known once `pulumi up` has built them.
-JUDGED_AT_UP = {"IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3", "MLSTACK.K8S.3", "MLSTACK.K8S.5"}
+JUDGED_AT_UP = {
+    "IAM.21", "MLSTACK.IAM.1", "MLSTACK.IAM.3", "MLSTACK.IAM.4", "MLSTACK.K8S.3", "MLSTACK.K8S.5"
+}  # fmt: skip
 # A stack rule whose references are labels, known before anything exists.
 STACK_RULES_JUDGED_AT_PREVIEW = {"MLSTACK.K8S.4"}
 STACK_RULES = {
@@ -442,6 +451,23 @@ ANY_SERVICE_ACCOUNT = {
         }
     ],
 }
+ANY_GITHUB_BRANCH = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {
+                "Federated": "arn:aws:iam::123456789012:oidc-provider/"
+                "token.actions.githubusercontent.com"
+            },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                "StringLike": {"token.actions.githubusercontent.com:sub": "repo:example-org/*"},
+            },
+        }
+    ],
+}
 # In a preview the documents above are unknown, so the breakage sets a known, broken document on
 # a resource whose other inputs (the role it belongs to) are still unknown.
 PREVIEW_BREAKAGES: Mapping[str, Breakage] = {
@@ -449,6 +475,7 @@ PREVIEW_BREAKAGES: Mapping[str, Breakage] = {
     "IAM.21": _change(ROLE_POLICY, _known_document("policy", WILDCARD)),
     "MLSTACK.IAM.1": _change(ROLE_POLICY, _known_document("policy", WRITE_ANYWHERE)),
     "MLSTACK.IAM.3": _change(IRSA_ROLE, _known_document("assumeRolePolicy", ANY_SERVICE_ACCOUNT)),
+    "MLSTACK.IAM.4": _change(IRSA_ROLE, _known_document("assumeRolePolicy", ANY_GITHUB_BRANCH)),
 }
 
 
@@ -634,3 +661,19 @@ def test_the_policy_pack_loads_on_its_own_like_a_published_pack() -> None:
     assert "pulumi-policy" in (pack / "requirements.txt").read_text()
     settings = (pack / "PulumiPolicy.yaml").read_text()
     assert ".." not in settings, "the pack must not reach into a checkout"
+
+
+def test_a_wildcard_within_a_read_verb_is_a_read_and_one_within_a_write_verb_is_not(
+    stack_runs: dict[str, ProgramRun],
+) -> None:
+    """`ec2:Describe*` only ever matches calls that read, so it may name every resource, as
+    most Describe calls require; `ec2:Create*` may not."""
+    resources = list(stack_runs["prod"].resources)
+    reads, _ = _change(ROLE_POLICY, _document_edit("policy", _add_statement("ec2:Describe*", "*")))(
+        resources
+    )
+    assert evaluate(reads) == []
+    writes, blamed = _change(
+        ROLE_POLICY, _document_edit("policy", _add_statement("ec2:Create*", "*"))
+    )(resources)
+    assert [(v.rule_id, v.resource_name) for v in evaluate(writes)] == [("MLSTACK.IAM.1", blamed)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from mlstack_policy.documents import as_list, statements
 from mlstack_policy.rules import MLSTACK, ResourceLike, resource_rule
@@ -12,9 +13,13 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 
 # Verbs of calls that only read; anything else may change something.
-_READ_ONLY = re.compile(r"^[a-z0-9-]+:(Describe|List|Get|Head|BatchGet|Search|Query)[A-Za-z0-9]*$")
+_READ_ONLY = re.compile(
+    r"^[a-z0-9-]+:(Describe|List|Get|Head|BatchGet|Search|Query)[A-Za-z0-9]*\*?$"
+)
 _BROAD_MANAGED = re.compile(r"FullAccess|AdministratorAccess|PowerUserAccess")
 _SERVICE_ACCOUNT = re.compile(r"^system:serviceaccount:[a-z0-9-]+:[a-z0-9-]+$")
+_GITHUB = "token.actions.githubusercontent.com"
+_GITHUB_SUBJECT = re.compile(r"^repo:[A-Za-z0-9-]+/[A-Za-z0-9._-]+:[A-Za-z0-9:/._-]+$")
 
 
 def _allowed_actions(document: object) -> list[tuple[dict[str, object], str]]:
@@ -81,9 +86,9 @@ def no_broad_managed_policies(attachment: ResourceLike) -> str | None:
     MLSTACK,
 )
 def irsa_pinned_to_one_service_account(role: ResourceLike) -> str | None:
-    for statement in statements(role.props.get("assumeRolePolicy")):
-        if "sts:AssumeRoleWithWebIdentity" not in as_list(statement.get("Action")):
-            continue
+    for statement in _web_identity(role):
+        if _from_github(statement):
+            continue  # MLSTACK.IAM.4
         condition = statement.get("Condition") or {}
         equals = condition.get("StringEquals") or {}
         subjects = [v for k, v in equals.items() if str(k).endswith(":sub")]
@@ -94,4 +99,43 @@ def irsa_pinned_to_one_service_account(role: ResourceLike) -> str | None:
             return f"web-identity subject {subjects[0]!r} is not one service account"
         if audiences != ["sts.amazonaws.com"]:
             return "web-identity trust does not pin the audience to sts.amazonaws.com"
+    return None
+
+
+def _web_identity(role: ResourceLike) -> list[dict[str, Any]]:
+    return [
+        statement
+        for statement in statements(role.props.get("assumeRolePolicy"))
+        if "sts:AssumeRoleWithWebIdentity" in as_list(statement.get("Action"))
+    ]
+
+
+def _from_github(statement: dict[str, Any]) -> bool:
+    principal = statement.get("Principal")
+    federated = principal.get("Federated") if isinstance(principal, dict) else None
+    return any(str(arn).endswith(f":oidc-provider/{_GITHUB}") for arn in as_list(federated))
+
+
+@resource_rule(
+    "MLSTACK.IAM.4",
+    "Roles assumed through GitHub's OIDC provider trust exact subjects, for STS's audience",
+    ROLE,
+    MLSTACK,
+)
+def github_trust_pinned_to_exact_subjects(role: ResourceLike) -> str | None:
+    """Any repository on GitHub can get a token from the same provider: without an exact
+    subject (a repository and its branch, pull request or environment) anyone could assume
+    the role."""
+    for statement in filter(_from_github, _web_identity(role)):
+        condition = statement.get("Condition")
+        if not isinstance(condition, dict) or set(condition) != {"StringEquals"}:
+            return "GitHub trust compares with anything but StringEquals"
+        equals = condition["StringEquals"] if isinstance(condition["StringEquals"], dict) else {}
+        subjects = as_list(equals.get(f"{_GITHUB}:sub"))
+        if not subjects or not all(
+            isinstance(s, str) and _GITHUB_SUBJECT.match(s) for s in subjects
+        ):
+            return f"GitHub trust subjects {subjects!r} are not exact repo:<owner>/<name>:... ones"
+        if equals.get(f"{_GITHUB}:aud") != "sts.amazonaws.com":
+            return "GitHub trust does not pin the audience to sts.amazonaws.com"
     return None
