@@ -59,7 +59,8 @@ ENVIRONMENT_HELP = """environment variables:
   MLSTACK_ENVIRONMENT     the stack's environment, recorded as a tag of the run
 
 exit status: 0 done; 1 input refused; 3 the quality gate refused the version;
-4 storage or registry failure. Progress goes to stderr, the JSON result to stdout."""
+4 storage, registry or tracking server failure. Progress goes to stderr, the JSON result
+to stdout."""
 
 
 def build_parser() -> argparse.ArgumentParser:
