@@ -6,6 +6,7 @@ from infra import naming, outputs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
+from infra.components.experiment_tracking import ExperimentTracking, ExperimentTrackingArgs
 from infra.components.images import Images, ImagesArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
 from infra.components.kubernetes_workloads import (
@@ -60,6 +61,21 @@ storage = Storage(
         protect=config.deletion_protection,
     ),
 )
+tracking = (
+    ExperimentTracking(
+        "tracking",
+        ExperimentTrackingArgs(
+            environment=config.environment,
+            size=config.training.mlflow_server_size,
+            models_bucket=storage.models.name,
+            models_bucket_arn=storage.models.arn,
+            kms_key_arn=key.arn,
+            protect=config.deletion_protection,
+        ),
+    )
+    if config.training.mlflow_server_size
+    else None
+)
 network: Network | None = None
 cluster: Cluster | None = None
 identities: WorkloadIdentities | None = None
@@ -107,6 +123,7 @@ if config.cluster.enabled:
             capture_bucket_arn=storage.capture.arn,
             serving_captures=targets.capture_on_cluster,
             drift_capture_prefixes=targets.capture_prefixes if targets.drifted else (),
+            mlflow_tracking_server_arn=tracking.arn if tracking else None,
         ),
     )
     ingress = (
@@ -242,6 +259,7 @@ if cluster is not None and identities is not None and built is not None:
                 models_bucket=storage.models.name,
                 max_runtime_minutes=config.training.max_runtime_minutes,
                 auto_approve=config.training.auto_approve,
+                mlflow_tracking_server_arn=tracking.arn if tracking else None,
             )
             if config.training.schedule
             else None,
@@ -314,6 +332,9 @@ if built is not None and jobs is not None:
     pulumi.export(outputs.SERVING_IMAGE, built.refs["serving"])
     pulumi.export(outputs.SAGEMAKER_TRAINING_ROLE_ARN, jobs.training_role.arn)
     pulumi.export(outputs.SAGEMAKER_SCORING_ROLE_ARN, jobs.scoring_role.arn)
+if tracking is not None:
+    pulumi.export(outputs.MLFLOW_TRACKING_SERVER_ARN, tracking.arn)
+    pulumi.export(outputs.MLFLOW_TRACKING_SERVER_URL, tracking.url)
 pulumi.export(
     outputs.SERVED_MODEL_VERSIONS, {model: package.arn for model, package in served.items()}
 )

@@ -29,6 +29,8 @@ class WorkloadIdentitiesArgs:
     """Whether the cluster's serving writes its capture (under naming.KUBERNETES_CAPTURE_PREFIX)."""
     drift_capture_prefixes: Sequence[str] = ()
     """With any, a role for the drift job, which reads what the targets capture there."""
+    mlflow_tracking_server_arn: pulumi.Input[str] | None = None
+    """With one, training may record its runs on that MLflow tracking server (only that one)."""
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
@@ -66,13 +68,18 @@ class WorkloadIdentities(pulumi.ComponentResource):
             ]
         )
         training = pulumi.Output.all(
-            args.data_bucket_arn, args.models_bucket_arn, args.kms_key_arn, group_arns
+            args.data_bucket_arn,
+            args.models_bucket_arn,
+            args.kms_key_arn,
+            group_arns,
+            args.mlflow_tracking_server_arn,
         ).apply(
             lambda values: training_policy(
                 data_bucket_arn=values[0],
                 models_bucket_arn=values[1],
                 kms_key_arn=values[2],
                 model_package_group_arns=values[3],
+                mlflow_tracking_server_arn=values[4],
             )
         )
         serving = pulumi.Output.all(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra import outputs
+from infra.config import load_config
 from infra.offline.runner import ProgramRun, run_program
 from infra.stackfiles import StackSettings, load_stack_settings
 
@@ -28,6 +29,8 @@ BUILD_OUTPUTS = {
     outputs.SAGEMAKER_SCORING_ROLE_ARN,
 }
 """What a stack that runs anything (the cluster, or a SageMaker endpoint) builds and declares."""
+TRACKING_OUTPUTS = {outputs.MLFLOW_TRACKING_SERVER_ARN, outputs.MLFLOW_TRACKING_SERVER_URL}
+"""Exported by a stack with an MLflow tracking server (`mlflowServerSize`) only."""
 
 
 def shape(run: ProgramRun) -> list[tuple[str, str, object]]:
@@ -51,6 +54,8 @@ def test_the_program_completes_and_exports_every_output(
     exported = {v for k, v in vars(outputs).items() if k.isupper()}
     if stack not in CLUSTER_STACKS:
         exported -= CLUSTER_OUTPUTS | BUILD_OUTPUTS
+    if not load_config(run.settings.values).training.mlflow_server_size:
+        exported -= TRACKING_OUTPUTS
     assert set(run.outputs) == exported
     # Every output has a value; a map may be empty (no model pinned yet serves nothing).
     assert all(value not in (None, "", []) for value in run.outputs.values())
