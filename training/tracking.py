@@ -82,7 +82,8 @@ class TrackingTarget:
 
 
 class TrackedRun:
-    """An MLflow run in progress. Every call either succeeds or raises `TrackingError`."""
+    """An MLflow run in progress. Every call either succeeds or raises `TrackingError` (and
+    `start` an `InputError` when the MLflow client is not installed)."""
 
     def __init__(self, client: MlflowClient, target: TrackingTarget, run_id: str) -> None:
         self._client = client
@@ -115,7 +116,8 @@ class TrackedRun:
         with _reported(target, f"finding or creating experiment {name!r}"):
             found = client.get_experiment_by_name(name)
             experiment_id = found.experiment_id if found else client.create_experiment(name)
-            run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+            given = {key: value for key, value in tags.items() if value}
+            run = client.create_run(experiment_id, run_name=run_name, tags=given)
         return cls(client, target, run.info.run_id)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
