@@ -7,6 +7,7 @@ from infra.components.ci_access import CiDeployAccess, CiDeployAccessArgs, CiRol
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from infra.components.container_registry import ContainerRegistry, ContainerRegistryArgs
+from infra.components.experiment_tracking import ExperimentTracking, ExperimentTrackingArgs
 from infra.components.images import Images, ImagesArgs
 from infra.components.keys import EnvironmentKey, EnvironmentKeyArgs
 from infra.components.kubernetes_workloads import (
@@ -70,6 +71,22 @@ ci = (
     else None
 )
 boundary = ci.boundary_arn if ci else None
+tracking = (
+    ExperimentTracking(
+        "tracking",
+        ExperimentTrackingArgs(
+            environment=config.environment,
+            size=config.training.mlflow_server_size,
+            models_bucket=storage.models.name,
+            models_bucket_arn=storage.models.arn,
+            kms_key_arn=key.arn,
+            protect=config.deletion_protection,
+            permissions_boundary=boundary,
+        ),
+    )
+    if config.training.mlflow_server_size
+    else None
+)
 network: Network | None = None
 cluster: Cluster | None = None
 identities: WorkloadIdentities | None = None
@@ -120,6 +137,7 @@ if config.cluster.enabled:
             serving_captures=targets.capture_on_cluster,
             drift_capture_prefixes=targets.capture_prefixes if targets.drifted else (),
             permissions_boundary=boundary,
+            mlflow_tracking_server_arn=tracking.arn if tracking else None,
         ),
     )
     ingress = (
@@ -208,6 +226,7 @@ if config.cluster.enabled or targets.on_sagemaker:
             training_repository_arn=images.repositories["training"].arn,
             serving_repository_arn=images.repositories["serving"].arn,
             permissions_boundary=boundary,
+            mlflow_tracking_server_arn=tracking.arn if tracking else None,
         ),
     )
 model_registry = ModelRegistry(
@@ -257,6 +276,7 @@ if cluster is not None and identities is not None and built is not None:
                 models_bucket=storage.models.name,
                 max_runtime_minutes=config.training.max_runtime_minutes,
                 auto_approve=config.training.auto_approve,
+                mlflow_tracking_server_arn=tracking.arn if tracking else None,
             )
             if config.training.schedule
             else None,
@@ -318,6 +338,7 @@ if ci is not None:
             topic_arn=monitoring.topic.arn,
             models=config.registry.models,
             endpoint_models=list(endpoints),
+            tracking_server=tracking is not None,
             passed_roles={
                 "cluster": [
                     cluster.control_plane_role.arn,
@@ -328,6 +349,7 @@ if ci is not None:
                 "nodes": [cluster.node_role.arn] if cluster else [],
                 "flow-logs": [network.flow_log_role.arn] if network else [],
                 "endpoints": [endpoint.role.arn for endpoint in endpoints.values()],
+                "tracking": [tracking.role.arn] if tracking else [],
             },
             cluster=cluster.cluster if cluster else None,
         ),
@@ -360,6 +382,9 @@ if built is not None and jobs is not None:
 if ci is not None:
     pulumi.export(outputs.CI_PREVIEW_ROLE_ARN, ci.preview_role.arn)
     pulumi.export(outputs.CI_DEPLOY_ROLE_ARN, ci.deploy_role.arn)
+if tracking is not None:
+    pulumi.export(outputs.MLFLOW_TRACKING_SERVER_ARN, tracking.arn)
+    pulumi.export(outputs.MLFLOW_TRACKING_SERVER_URL, tracking.url)
 pulumi.export(
     outputs.SERVED_MODEL_VERSIONS, {model: package.arn for model, package in served.items()}
 )

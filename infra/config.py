@@ -77,6 +77,7 @@ CLUSTER_ONLY = (
     "trainingSchedule",
     "trainingMaxRuntimeMinutes",
     "autoApproveModels",
+    "mlflowServerSize",
     "dataCapturePercent",
     "driftSchedule",
     "driftWindowHours",
@@ -324,6 +325,9 @@ class TrainingConfig:
     schedule: str
     max_runtime_minutes: int
     auto_approve: bool
+    mlflow_server_size: str
+    """A SageMaker managed MLflow tracking server of this size (Small, Medium, Large) records
+    training's runs; empty: none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -750,6 +754,15 @@ def _psi(value: str) -> float:
     return float(value) if check_psi(value) is None else 0.0
 
 
+MLFLOW_SERVER_SIZES = ("Small", "Medium", "Large")
+
+
+def check_mlflow_server_size(value: str) -> str | None:
+    if value == "" or value in MLFLOW_SERVER_SIZES:
+        return None
+    return f"{_one_of(MLFLOW_SERVER_SIZES)} (SageMaker's sizes, capitalised), or empty for none"
+
+
 def check_cron(value: str) -> str | None:
     fields = value.split()
     if value == "" or (len(fields) == 5 and all(_CRON_FIELD.match(field) for field in fields)):
@@ -847,6 +860,7 @@ def load_config(
         schedule=read.string("trainingSchedule", check_cron),
         max_runtime_minutes=read.integer("trainingMaxRuntimeMinutes", 1, 4320),
         auto_approve=read.boolean("autoApproveModels"),
+        mlflow_server_size=read.string("mlflowServerSize", check_mlflow_server_size),
     )
     monitoring = MonitoringConfig(
         log_retention_days=read.integer_in("logRetentionDays", LOG_RETENTION_DAYS),

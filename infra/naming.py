@@ -57,6 +57,16 @@ def model_package_group_arn(*, partition: str, region: str, account_id: str, gro
     return f"arn:{partition}:sagemaker:{region}:{account_id}:model-package-group/{group}"
 
 
+def mlflow_tracking_server_name(environment: str) -> str:
+    """The environment's SageMaker managed MLflow tracking server: part of its ARN, which is
+    the tracking URI training uses, and what people pick in SageMaker Studio."""
+    return f"mlstack-{environment}"
+
+
+MLFLOW_ARTIFACT_PREFIX = "mlflow"
+"""Where in the models bucket the tracking server keeps its runs' artifacts."""
+
+
 ENDPOINT_VARIANT = "primary"
 """The one production variant of each SageMaker endpoint; its alarms name it."""
 

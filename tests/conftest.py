@@ -48,3 +48,11 @@ def emulator() -> Iterator[Emulator]:
     """A moto_server on 127.0.0.1: what a separate process reaches through AWS_ENDPOINT_URL."""
     with running_emulator() as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def no_tracking_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own `MLFLOW_TRACKING_URI` would make every training test record runs in
+    their server (or fail when it is down); the tests that track set their own."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)

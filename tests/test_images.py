@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +66,32 @@ def test_the_serving_image_checks_its_health_on_ping_and_writes_only_its_work_di
     assert ("EXPOSE", "8080") in steps
     env = " ".join(value for op, value in steps if op == "ENV")
     assert "MLSTACK_WORK_DIR=/tmp/mlstack-serving" in env
+
+
+def locked_dependencies(extra: str) -> set[str]:
+    """The packages an image installs: its extra at the locked versions, as its Dockerfile's
+    `uv sync --locked --no-dev --no-default-groups --extra <image>` resolves them."""
+    uv = os.environ.get("UV") or shutil.which("uv")
+    assert uv is not None, "uv installs this project; it is on PATH wherever the tests run"
+    result = subprocess.run(
+        [uv, "export", "--locked", "--no-dev", "--no-default-groups", "--extra", extra,
+         "--no-hashes", "--no-emit-project", "--no-header"],
+        capture_output=True, text=True, check=True, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    return {
+        line.split("==")[0].strip()
+        for line in result.stdout.splitlines()
+        if line and not line.startswith(("#", " "))
+    }
+
+
+MLFLOW = {"mlflow", "mlflow-skinny", "mlflow-tracing", "sagemaker-mlflow"}
+
+
+def test_the_mlflow_client_is_in_the_training_image_and_nothing_of_mlflow_in_serving() -> None:
+    training, serving = locked_dependencies("training"), locked_dependencies("serving")
+    assert {"mlflow-skinny", "sagemaker-mlflow"} <= training
+    assert "mlflow" not in training  # the client only, not the server
+    assert serving & MLFLOW == set()
+    # Nor what the MLflow client brings with it (its web framework, Databricks' SDK, git).
+    assert serving & {"fastapi", "starlette", "databricks-sdk", "gitpython"} == set()

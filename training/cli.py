@@ -13,7 +13,7 @@ Two ways in, one run:
 
 Exit status: 0 done; 1 the data, spec or settings were refused, or a file named does not exist;
 3 the quality gate refused the version (nothing registered, or registered as Rejected with
---keep-rejected); 4 anything else (storage, registry).
+--keep-rejected); 4 anything else (storage, registry, the MLflow tracking server).
 """
 
 from __future__ import annotations
@@ -50,9 +50,17 @@ ENVIRONMENT_HELP = """environment variables:
   SM_CHANNEL_TRAIN, SM_MODEL_DIR, SM_OUTPUT_DATA_DIR, SM_OUTPUT_DIR
                           SageMaker's overrides of the input, model and output paths
   AWS_ENDPOINT_URL        send S3 and SageMaker calls to an emulator
+  MLFLOW_TRACKING_URI     record the run in MLflow there (an http(s) URL, or a SageMaker
+                          MLflow tracking server's ARN); its id goes into the version's
+                          metadata. Unset: no tracking. A server that cannot be used
+                          stops the run before training (exit 4)
+  MLFLOW_EXPERIMENT_NAME  the run's experiment (default: the model package group, else
+                          --model-name)
+  MLSTACK_ENVIRONMENT     the stack's environment, recorded as a tag of the run
 
 exit status: 0 done; 1 input refused; 3 the quality gate refused the version;
-4 storage or registry failure. Progress goes to stderr, the JSON result to stdout."""
+4 storage, registry or tracking server failure. Progress goes to stderr, the JSON result
+to stdout."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,6 +172,7 @@ def _request(args: argparse.Namespace) -> Any:
     from serving.storage import is_s3
     from training.run import TrainingRequest
     from training.settings import parse_settings
+    from training.tracking import TrackingTarget
 
     if args.data:
         if not args.output_dir:
@@ -202,6 +211,8 @@ def _request(args: argparse.Namespace) -> Any:
         serving_image=run["serving_image"] or os.environ.get("MLSTACK_SERVING_IMAGE"),
         git_commit=_git_commit(),
         image_digest=os.environ.get("MLSTACK_IMAGE_DIGEST", ""),
+        environment=os.environ.get("MLSTACK_ENVIRONMENT", ""),
+        tracking=TrackingTarget.from_environment(os.environ),
     )
 
 
@@ -213,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.run import GateRefusedError, describe, run_training
     from training.settings import SettingsError
     from training.spec import SpecError
+    from training.tracking import TrackingError
 
     args = build_parser().parse_args(argv)
     # Under the SageMaker contract a failure is also written where SageMaker reports it from.
@@ -224,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(strict_json(describe(refused.outcome)))
         kept = "registered as Rejected" if refused.outcome.registered else "not registered"
         return _fail(failure_file, f"{kept}: {refused}", EXIT_GATE)
-    except (StorageError, ArtifactError, RegistryError) as error:
+    except (StorageError, ArtifactError, RegistryError, TrackingError) as error:
         return _fail(failure_file, f"failed: {error}", EXIT_FAILED)
     except (DatasetError, SpecError, SettingsError, InputError) as error:
         return _fail(failure_file, f"refused: {error}", EXIT_REFUSED_INPUT)

@@ -99,6 +99,7 @@ def model_card(
     gate: GateDecision,
     approval_status: str,
     plots: Sequence[str],
+    mlflow_run: str | None = None,
 ) -> str:
     """The model card (Markdown): what the model is, what it was trained on, how it did."""
     lines = [
@@ -138,6 +139,7 @@ def model_card(
         f"- **Code:** git commit `{metadata.git_commit or 'unknown'}`",
         f"- **Training image:** `{metadata.image_digest or 'not recorded'}`",
         f"- **Model file sha256:** `{metadata.model_sha256}`",
+        *([f"- **MLflow run:** `{mlflow_run}`"] if mlflow_run else []),
         "- **Hyperparameters:** "
         + ", ".join(f"`{k}={v}`" for k, v in sorted(metadata.hyperparameters.items())),
         "- **Libraries:** "

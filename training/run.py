@@ -37,6 +37,7 @@ from training.registry import ModelRegistry, RegisteredVersion
 from training.report import baseline_statistics, model_card, served_features
 from training.settings import GateSettings, Hyperparameters
 from training.spec import DatasetSpec, dump_spec, load_spec
+from training.tracking import TrackedRun, TrackingError, TrackingTarget
 
 
 def new_run_id() -> str:
@@ -66,6 +67,10 @@ class TrainingRequest:
     image_digest: str = ""
     run_id: str = field(default_factory=new_run_id)
     """Names this run's report prefix, so no two runs (or versions) share one."""
+    environment: str = ""
+    """The stack's environment, recorded as a tag of the MLflow run."""
+    tracking: TrackingTarget | None = None
+    """Record the run in MLflow there; None: no tracking, and MLflow is never imported."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class TrainingOutcome:
     registered: RegisteredVersion | None
     artifact_uri: str | None
     report_files: tuple[Path, ...]
+    mlflow_run_id: str | None = None
 
 
 class GateRefusedError(RuntimeError):
@@ -150,6 +156,12 @@ def _quiet(_step: str) -> None:
 def run_training(request: TrainingRequest, progress: Progress = _quiet) -> TrainingOutcome:
     """Validate, train, evaluate, gate, then publish and register; raises before publishing.
 
+    With `request.tracking`, the run is recorded in MLflow: it starts before the data is read
+    (a server that cannot be used stops the run there), parameters, metrics and the report go
+    in before anything is published, and its id is in the registered version's metadata.
+    What follows registration (the final card, the version's tags, the run's end) only warns
+    when it fails: the version is registered, and a retried job would register it again.
+
     `progress` hears each step as it starts (the CLI prints them on stderr)."""
     if request.model_package_group and not (request.models_uri and request.serving_image):
         raise ValueError(
@@ -160,11 +172,75 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
     if registry is not None:
         registry.check_group()
     _check_inputs_exist(request)
+    tracking = request.tracking
+    tracked = _start_tracking(request, tracking, progress) if tracking is not None else None
+    try:
+        outcome = _train(request, registry, tracked, progress)
+    except BaseException as error:
+        # After the server itself failed, asking it to record the failure would only wait.
+        if tracked is not None and not isinstance(error, TrackingError):
+            failure = {"mlstack.error": str(error)[:5000]}
+            _late(progress, lambda: tracked.set_tags(failure))
+            _late(progress, lambda: tracked.end(succeeded=False))
+        raise
+    if tracked is not None:
+        _late(progress, lambda: tracked.end(succeeded=True))
+    return outcome
+
+
+def _start_tracking(
+    request: TrainingRequest, target: TrackingTarget, progress: Progress
+) -> TrackedRun:
+    progress(f"starting an MLflow run on {target.shown}")
+    tracked = TrackedRun.start(
+        target,
+        experiment=request.model_package_group or request.model_name,
+        run_name=request.run_id,
+        tags={
+            "mlstack.model": request.model_package_group or request.model_name,
+            "mlstack.environment": request.environment,
+            "mlflow.source.git.commit": request.git_commit,
+            "mlflow.source.name": "mlstack-train",
+            "mlstack.image_digest": request.image_digest,
+        },
+    )
+    progress(f"MLflow run {tracked.run_id} ({request.run_id})")
+    return tracked
+
+
+def _late(progress: Progress, step: Callable[[], None]) -> None:
+    """A tracking step after the outcome is decided: a failure is a warning, not the result."""
+    try:
+        step()
+    except TrackingError as error:
+        progress(f"warning: {error}")
+
+
+def _train(
+    request: TrainingRequest,
+    registry: ModelRegistry | None,
+    tracked: TrackedRun | None,
+    progress: Progress,
+) -> TrainingOutcome:
     progress(f"reading {request.data_uri} and {request.spec_uri}")
     spec = load_spec(storage.read_bytes(request.spec_uri).decode("utf-8"))
     raw = storage.read_bytes(request.data_uri)
     progress(f"validating {len(raw):,} bytes against the spec")
     data = datasets.load(raw, request.data_uri, spec)
+    if tracked is not None:
+        tracked.log_params(
+            {
+                "algorithm": request.hyperparameters.algorithm,
+                "task": spec.task,
+                **{f"hp.{k}": v for k, v in vars(request.hyperparameters).items()},
+                **{f"gate.{k}": v for k, v in vars(request.gate).items()},
+                "data.uri": request.data_uri,
+                "data.sha256": data.sha256,
+                "data.rows": data.rows,
+                "data.features": len(spec.features),
+                "data.target": spec.target,
+            }
+        )
     progress(f"fitting {request.hyperparameters.algorithm} on {data.rows:,} rows")
     trained = train(data, spec.features, spec.task, request.hyperparameters)
     progress("evaluating against the baseline and the approved version")
@@ -232,6 +308,20 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
         _write(report / "dataset_spec.yaml", dump_spec(spec)),
     ]
 
+    if tracked is not None:
+        tracked.log_params(
+            {"data.holdout_rows": len(trained.holdout.target), "classes": ",".join(trained.classes)}
+        )
+        tracked.log_metrics(
+            {
+                **trained.metrics,
+                **{f"baseline_{k}": v for k, v in trained.baseline_metrics.items()},
+                **{f"approved_{k}": v for k, v in (approved_metrics or {}).items()},
+            }
+        )
+        tracked.log_files(written)
+        tracked.set_tags({"mlstack.gate": "passed" if gate.passed else "refused"})
+
     keep = gate.passed or request.gate.keep_rejected
     status = (
         ("Approved" if request.gate.auto_approve else "PendingManualApproval")
@@ -252,6 +342,7 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
                 gate=gate,
                 approval_status=approval,
                 plots=[p.name for p in plots],
+                mlflow_run=tracked.run_id if tracked is not None else None,
             ),
         )
 
@@ -259,13 +350,21 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
         card_path: Path, registered: RegisteredVersion | None = None, artifact: str | None = None
     ) -> TrainingOutcome:
         files = tuple(sorted([*written, card_path]))
-        return TrainingOutcome(metadata, gate, registered, artifact, files)
+        run_id = tracked.run_id if tracked is not None else None
+        return TrainingOutcome(metadata, gate, registered, artifact, files, run_id)
+
+    def track_card(card_path: Path, tags: dict[str, str]) -> None:
+        if tracked is not None:
+            _late(progress, lambda: tracked.log_files([card_path]))
+            _late(progress, lambda: tracked.set_tags(tags))
 
     if not keep:
         refused = card("not registered", "not registered: the quality gate refused it")
+        track_card(refused, {"mlstack.registered": "no"})
         raise GateRefusedError(gate, outcome(refused))
     if not request.models_uri:
         unpublished = card("not registered", "not registered: no models location given")
+        track_card(unpublished, {"mlstack.registered": "no"})
         return outcome(unpublished)
 
     # The model is content-addressed: the same data and model publish the same bytes to the same
@@ -299,6 +398,8 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
                     "model_card": storage.join(report_prefix, "model_card.md"),
                     "report": report_prefix,
                     "scikit_learn": metadata.library_versions.get("scikit-learn", ""),
+                    "mlflow_run_id": tracked.run_id if tracked is not None else "",
+                    "mlflow_tracking_uri": tracked.target.shown if tracked is not None else "",
                 },
                 commit=request.git_commit,
             )
@@ -310,7 +411,18 @@ def run_training(request: TrainingRequest, progress: Progress = _quiet) -> Train
         version, approval = str(registered.version), registered.approval_status
     else:
         version, approval = "not registered", "not registered: no model package group given"
-    _publish(card(version, approval), report_prefix)
+    final_card = card(version, approval)
+    _publish(final_card, report_prefix)
+    track_card(
+        final_card,
+        {
+            "mlstack.registered": "yes" if registered else "no",
+            "mlstack.model_package_arn": registered.arn if registered else "",
+            "mlstack.model_package_version": version if registered else "",
+            "mlstack.approval_status": registered.approval_status if registered else "",
+            "mlstack.artifact": artifact_uri,
+        },
+    )
     result = outcome(report / "model_card.md", registered, artifact_uri)
     if not gate.passed:
         raise GateRefusedError(gate, result)
@@ -354,6 +466,7 @@ def describe(outcome: TrainingOutcome) -> dict[str, Any]:
         "gate": {"passed": outcome.gate.passed, "reasons": list(outcome.gate.reasons)},
         "metrics": dict(outcome.metadata.metrics),
         "artifact": outcome.artifact_uri,
+        "mlflow_run_id": outcome.mlflow_run_id,
         "registered": (
             {
                 "arn": outcome.registered.arn,

@@ -180,6 +180,8 @@ class CiDeployAccessArgs:
     """The models whose package groups the stack declares."""
     endpoint_models: Sequence[str] = ()
     """The models served by a SageMaker endpoint of this stack."""
+    tracking_server: bool = False
+    """Whether the stack declares its MLflow tracking server (`mlflowServerSize`)."""
     passed_roles: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
     """Role ARNs by kind (`infra.documents.ci.PASSED_TO`): the only roles the deploy role
     hands to a service, and only to that kind's service."""
@@ -254,6 +256,10 @@ class CiDeployAccess(pulumi.ComponentResource):
                 passed_roles=dict(zip(kinds, v[7], strict=True)),
                 boundary_arn=v[8][0],
                 protected_arns=list(v[8]),
+                tracking_server_arn=f"arn:{v[0]}:sagemaker:{v[1]}:{v[2]}:mlflow-tracking-server/"
+                + naming.mlflow_tracking_server_name(args.environment)
+                if args.tracking_server
+                else None,
             )
         )
         aws.iam.RolePolicy(

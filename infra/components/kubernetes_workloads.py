@@ -58,6 +58,8 @@ class TrainingArgs:
     models_bucket: pulumi.Input[str]
     max_runtime_minutes: int
     auto_approve: bool
+    mlflow_tracking_server_arn: pulumi.Input[str] | None = None
+    """The tracking URI each run records itself at; None: runs are not tracked."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,6 +107,7 @@ _DATA_BUCKET = "<data bucket>"
 _MODELS_BUCKET = "<models bucket>"
 _CAPTURE_BUCKET = "<capture bucket>"
 _DRIFT_ROLE = "<drift role ARN>"
+_TRACKING_SERVER = "<MLflow tracking server ARN>"
 
 
 class KubernetesWorkloads(pulumi.ComponentResource):
@@ -130,6 +133,8 @@ class KubernetesWorkloads(pulumi.ComponentResource):
         if args.training is not None:
             slots[_DATA_BUCKET] = args.training.data_bucket
             slots[_MODELS_BUCKET] = args.training.models_bucket
+            if args.training.mlflow_tracking_server_arn is not None:
+                slots[_TRACKING_SERVER] = args.training.mlflow_tracking_server_arn
         if args.serving is not None:
             slots[_CAPTURE_BUCKET] = args.serving.capture_bucket
         if args.drift is not None:
@@ -232,6 +237,8 @@ def _schedule(
         region=args.region,
         max_runtime_minutes=training.max_runtime_minutes,
         auto_approve=training.auto_approve,
+        environment=training.environment,
+        tracking_uri=_TRACKING_SERVER if training.mlflow_tracking_server_arn is not None else "",
     )
 
 

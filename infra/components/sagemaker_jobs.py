@@ -38,6 +38,8 @@ class SageMakerJobsArgs:
     permissions_boundary: pulumi.Input[str] | None = None
     """The stack's role permissions boundary, which every role it declares then carries (set
     when CI roles exist: the deploy role may only write roles that carry it)."""
+    mlflow_tracking_server_arn: pulumi.Input[str] | None = None
+    """With one, training jobs record their runs there, as the cluster's training does."""
 
 
 class SageMakerJobs(pulumi.ComponentResource):
@@ -83,6 +85,7 @@ class SageMakerJobs(pulumi.ComponentResource):
             group_arns,
             args.training_repository_arn,
             log_group(TRAINING_JOB_LOGS),
+            args.mlflow_tracking_server_arn,
         ).apply(
             lambda values: sagemaker_training_policy(
                 data_bucket_arn=values[0],
@@ -91,6 +94,7 @@ class SageMakerJobs(pulumi.ComponentResource):
                 model_package_group_arns=values[3],
                 repository_arn=values[4],
                 log_group_arn=values[5],
+                mlflow_tracking_server_arn=values[6],
             )
         )
         scoring = pulumi.Output.all(

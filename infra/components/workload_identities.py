@@ -32,6 +32,8 @@ class WorkloadIdentitiesArgs:
     permissions_boundary: pulumi.Input[str] | None = None
     """The stack's role permissions boundary, which every role it declares then carries (set
     when CI roles exist: the deploy role may only write roles that carry it)."""
+    mlflow_tracking_server_arn: pulumi.Input[str] | None = None
+    """With one, training may record its runs on that MLflow tracking server (only that one)."""
 
 
 class WorkloadIdentities(pulumi.ComponentResource):
@@ -69,13 +71,18 @@ class WorkloadIdentities(pulumi.ComponentResource):
             ]
         )
         training = pulumi.Output.all(
-            args.data_bucket_arn, args.models_bucket_arn, args.kms_key_arn, group_arns
+            args.data_bucket_arn,
+            args.models_bucket_arn,
+            args.kms_key_arn,
+            group_arns,
+            args.mlflow_tracking_server_arn,
         ).apply(
             lambda values: training_policy(
                 data_bucket_arn=values[0],
                 models_bucket_arn=values[1],
                 kms_key_arn=values[2],
                 model_package_group_arns=values[3],
+                mlflow_tracking_server_arn=values[4],
             )
         )
         serving = pulumi.Output.all(

@@ -114,6 +114,7 @@ PASSED_TO: Mapping[str, tuple[str, ...]] = {
     "nodes": ("eks.amazonaws.com", "ec2.amazonaws.com"),
     "flow-logs": ("vpc-flow-logs.amazonaws.com",),
     "endpoints": ("sagemaker.amazonaws.com",),
+    "tracking": ("sagemaker.amazonaws.com",),  # the MLflow tracking server's role
 }
 """Which service each kind of the stack's roles is handed to, and the only ones it may be."""
 
@@ -139,6 +140,7 @@ BOUNDED_SERVICES = (
     "logs",
     "s3",
     "sagemaker",
+    "sagemaker-mlflow",  # training records its runs on the environment's tracking server
     "shield",
     "ssm",
     "tag",
@@ -270,6 +272,7 @@ def deploy_policy(
     passed_roles: Mapping[str, Sequence[str]],
     boundary_arn: str,
     protected_arns: Sequence[str],
+    tracking_server_arn: str | None = None,
 ) -> dict[str, Any]:
     """What `pulumi up` of one stack changes, and no more.
 
@@ -420,6 +423,14 @@ def deploy_policy(
                 [f"arn:{regional % 'application-autoscaling'}:scalable-target/*"],
             ),
         ]
+    if tracking_server_arn:
+        statements.append(
+            _allow(
+                "ChangeTheTrackingServer",
+                [f"sagemaker:{action}" for action in _TRACKING_WRITES],
+                [tracking_server_arn],
+            )
+        )
     for kind, roles in sorted(passed_roles.items()):
         if roles:
             statements.append(
@@ -596,6 +607,13 @@ _ENDPOINT_WRITES = (
     "DeleteModel",
     "DeleteTags",
     "UpdateEndpoint",
+)
+_TRACKING_WRITES = (
+    "AddTags",
+    "CreateMlflowTrackingServer",
+    "DeleteMlflowTrackingServer",
+    "DeleteTags",
+    "UpdateMlflowTrackingServer",
 )
 _SCALING_WRITES = (
     "DeleteScalingPolicy",

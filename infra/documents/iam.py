@@ -408,15 +408,64 @@ def model_package_arns(*, group_arn: str) -> str:
     return group_arn.replace(":model-package-group/", ":model-package/") + "/*"
 
 
+MLFLOW_CLIENT_ACTIONS = (
+    "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:CreateExperiment",
+    "sagemaker-mlflow:CreateRun",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:LogBatch",
+    "sagemaker-mlflow:UpdateRun",
+)
+"""The MLflow API calls training makes (training/tracking.py): find or create its experiment,
+start a run, log parameters, metrics and tags in batches, read the run (for its artifact
+location) and end it. No delete, no model registry, no UI."""
+
+
+def mlflow_server_policy(
+    *, models_bucket_arn: str, artifact_prefix: str, kms_key_arn: str
+) -> dict[str, Any]:
+    """A SageMaker managed MLflow tracking server keeps its runs' artifacts under one prefix of
+    the models bucket, encrypted with the environment key: it reads, writes and lists there and
+    nowhere else, and deletes nothing (the bucket is versioned; its lifecycle rules expire what
+    is overwritten). AWS suggests AmazonS3FullAccess for this role; nothing here needs it."""
+    prefix = artifact_prefix.strip("/")
+    return _document(
+        _allow(
+            "ReadWriteRunArtifacts",
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            [f"{models_bucket_arn}/{prefix}/*"],
+        ),
+        {
+            **_allow("ListRunArtifacts", ["s3:ListBucket"], [models_bucket_arn]),
+            "Condition": {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}},
+        },
+        _allow("LocateArtifactBucket", ["s3:GetBucketLocation"], [models_bucket_arn]),
+        _allow(
+            "UseEnvironmentKey",
+            ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [kms_key_arn],
+        ),
+    )
+
+
 def training_policy(
     *,
     data_bucket_arn: str,
     models_bucket_arn: str,
     kms_key_arn: str,
     model_package_group_arns: Sequence[str],
+    mlflow_tracking_server_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Training reads data, writes model artifacts and registers versions into its groups."""
+    """Training reads data, writes model artifacts and registers versions into its groups; with
+    a tracking server, it records its runs there. The MLflow client uploads run artifacts to
+    the server's artifact store itself (`s3://<models bucket>/mlflow/`), which the models
+    bucket statement already covers."""
     packages = [model_package_arns(group_arn=arn) for arn in model_package_group_arns]
+    tracking = (
+        [_allow("RecordRuns", MLFLOW_CLIENT_ACTIONS, [mlflow_tracking_server_arn])]
+        if mlflow_tracking_server_arn
+        else []
+    )
     return _document(
         _allow("ReadTrainingData", ["s3:GetObject"], [f"{data_bucket_arn}/*"]),
         _allow(
@@ -441,6 +490,7 @@ def training_policy(
             ],
             [*model_package_group_arns, *packages],
         ),
+        *tracking,
     )
 
 
@@ -493,14 +543,17 @@ def sagemaker_training_policy(
     model_package_group_arns: Sequence[str],
     repository_arn: str,
     log_group_arn: str,
+    mlflow_tracking_server_arn: str | None = None,
 ) -> dict[str, Any]:
     """A SageMaker training job does what the cluster's training does (read data, write
-    artifacts, register versions), plus what SageMaker needs to run the training image."""
+    artifacts, register versions, record its run on the tracking server), plus what SageMaker
+    needs to run the training image."""
     statements = training_policy(
         data_bucket_arn=data_bucket_arn,
         models_bucket_arn=models_bucket_arn,
         kms_key_arn=kms_key_arn,
         model_package_group_arns=model_package_group_arns,
+        mlflow_tracking_server_arn=mlflow_tracking_server_arn,
     )["Statement"]
     return _document(
         *statements,

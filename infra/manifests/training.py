@@ -45,6 +45,10 @@ class TrainingSchedule:
     region: str
     max_runtime_minutes: int
     auto_approve: bool
+    environment: str = ""
+    """Recorded as a tag of each MLflow run."""
+    tracking_uri: str = ""
+    """MLFLOW_TRACKING_URI: the environment's MLflow tracking server's ARN; empty: no tracking."""
 
     @property
     def name(self) -> str:
@@ -71,6 +75,10 @@ def cron_job(schedule: TrainingSchedule) -> dict[str, Any]:
         "AWS_REGION": schedule.region,
         "AWS_DEFAULT_REGION": schedule.region,
     }
+    if schedule.environment:
+        environment["MLSTACK_ENVIRONMENT"] = schedule.environment
+    if schedule.tracking_uri:
+        environment["MLFLOW_TRACKING_URI"] = schedule.tracking_uri
     container = {
         "name": COMPONENT,
         "image": schedule.image,

@@ -157,6 +157,7 @@ class AwsAnswers:
                 "aws:cloudwatch/logGroup:LogGroup": self._log_group,
                 "aws:ecr/repository:Repository": self._ecr_repository,
                 "aws:sagemaker/modelPackageGroup:ModelPackageGroup": self._model_package_group,
+                "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer": self._tracking_server,
                 "aws:iam/serviceLinkedRole:ServiceLinkedRole": self._service_linked_role,
                 "docker-build:index:Image": self._image,
                 "aws:eks/nodeGroup:NodeGroup": self._node_group,
@@ -251,6 +252,15 @@ class AwsAnswers:
     ) -> dict[str, Any]:
         name = str(inputs.get("modelPackageGroupName", ""))
         return {"arn": self.arn(type_, f"model-package-group/{name}")}
+
+    def _tracking_server(
+        self, _physical: str, type_: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        name = str(inputs.get("trackingServerName", ""))
+        return {
+            "arn": self.arn(type_, f"mlflow-tracking-server/{name}"),
+            "trackingServerUrl": f"https://t-offline.{self.region}.experiments.sagemaker.aws",
+        }
 
     def _image(self, _physical: str, _type: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """A digest that is a function of the tags (the source revision), as a reproducible

@@ -34,6 +34,8 @@ class StackJobResources:
     """Both by digest: `<repository URL>@sha256:...`."""
     training_role_arn: str
     scoring_role_arn: str
+    tracking_uri: str = ""
+    """The stack's MLflow tracking server (its ARN, the URI the plugin takes), if it has one."""
 
 
 def _image(
@@ -82,7 +84,9 @@ def job_resources(
             + "): a stack that runs anything (the cluster, or a SageMaker endpoint) declares "
             "them; deploy it with this version of the program (pulumi up) and run this again"
         )
-    return StackJobResources(**resources)
+    return StackJobResources(
+        **resources, tracking_uri=str(found.get(outputs.MLFLOW_TRACKING_SERVER_ARN) or "")
+    )
 
 
 def job_name(model: str, environment: str, kind: str, when: datetime) -> str:

@@ -112,9 +112,15 @@ def training_job_request(
     }
     if config.training.auto_approve:
         hyperparameters["auto_approve"] = "true"
-    environment = {"MLSTACK_IMAGE_DIGEST": resources.training_image}
+    environment = {
+        "MLSTACK_IMAGE_DIGEST": resources.training_image,
+        "MLSTACK_ENVIRONMENT": config.environment,
+    }
     if revision:
         environment["MLSTACK_GIT_COMMIT"] = revision
+    if resources.tracking_uri:
+        # Recorded on the stack's tracking server, as the cluster's runs are.
+        environment["MLFLOW_TRACKING_URI"] = resources.tracking_uri
     return {
         "TrainingJobName": name,
         "AlgorithmSpecification": {

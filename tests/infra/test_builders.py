@@ -12,6 +12,7 @@ from infra.addressing import plan_subnets
 from infra.documents.ecr import image_lifecycle_policy
 from infra.documents.iam import (
     flow_log_delivery_policy,
+    mlflow_server_policy,
     model_package_arns,
     model_registry_policy,
     sagemaker_scoring_policy,
@@ -148,6 +149,50 @@ def test_scoring_reads_and_writes_the_data_bucket_reads_models_and_registers_not
     assert on_sagemaker["PublishJobMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TransformJobs"}
     }
+
+
+TRACKING_SERVER = "arn:aws:sagemaker:eu-west-1:111122223333:mlflow-tracking-server/mlstack-prod"
+
+
+def test_training_records_runs_on_its_tracking_server_only_and_deletes_nothing_there() -> None:
+    without = training_policy(
+        data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+        model_package_group_arns=[GROUP],
+    )  # fmt: skip
+    assert "RecordRuns" not in by_sid(without)
+    statements = by_sid(
+        training_policy(
+            data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+            model_package_group_arns=[GROUP], mlflow_tracking_server_arn=TRACKING_SERVER,
+        )
+    )  # fmt: skip
+    runs = statements["RecordRuns"]
+    assert runs["Resource"] == [TRACKING_SERVER]
+    assert set(runs["Action"]) == {
+        "sagemaker-mlflow:GetExperimentByName",
+        "sagemaker-mlflow:CreateExperiment",
+        "sagemaker-mlflow:CreateRun",
+        "sagemaker-mlflow:GetRun",
+        "sagemaker-mlflow:LogBatch",
+        "sagemaker-mlflow:UpdateRun",
+    }
+    # The client uploads the run's artifacts under mlflow/ itself, with the models statement.
+    assert statements["ReadWriteModelArtifacts"]["Resource"] == [f"{MODELS}/*"]
+
+
+def test_the_tracking_server_reaches_its_artifact_prefix_and_the_key_only() -> None:
+    statements = by_sid(
+        mlflow_server_policy(models_bucket_arn=MODELS, artifact_prefix="mlflow/", kms_key_arn=KEY)
+    )
+    assert statements["ReadWriteRunArtifacts"]["Resource"] == [f"{MODELS}/mlflow/*"]
+    assert statements["ListRunArtifacts"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["mlflow", "mlflow/*"]}
+    }
+    assert statements["UseEnvironmentKey"]["Resource"] == [KEY]
+    actions = {a for s in statements.values() for a in s["Action"]}
+    assert not [a for a in actions if "Delete" in a or a.endswith("*")]
+    resources = {r for s in statements.values() for r in s["Resource"]}
+    assert resources == {MODELS, f"{MODELS}/mlflow/*", KEY}
 
 
 def test_model_package_arns_are_the_versions_of_a_group() -> None:

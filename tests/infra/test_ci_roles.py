@@ -474,10 +474,19 @@ def test_the_deploy_role_may_pass_exactly_the_roles_the_stack_hands_to_services(
     addons = [f"cluster-{addon}-role" for addon in ADDON_SERVICE_ACCOUNTS]
     handed = [
         role(prod, name).props["arn"]
-        for name in ("cluster-control-plane", "cluster-nodes", "network-flow-logs", *addons)
+        for name in (
+            "cluster-control-plane",
+            "cluster-nodes",
+            "network-flow-logs",
+            "tracking-role",  # prod's MLflow tracking server runs as it
+            *addons,
+        )
     ] + [r.props["arn"] for r in stack_roles(prod) if r.name.endswith("-execution")]
     assert passed == sorted(handed)
-    assert len(handed) == 4 + len(addons)  # prod serves demo on an endpoint too
+    assert len(handed) == 5 + len(addons)  # prod serves demo on an endpoint too
+    server = next(s for s in policy["Statement"] if s["Sid"] == "ChangeTheTrackingServer")
+    assert server["Resource"] == [prod.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN]]
+    assert "sagemaker:CreateMlflowTrackingServer" in server["Action"]
 
 
 def test_both_roles_reach_the_cluster_one_to_view_one_to_administer(prod: ProgramRun) -> None:

@@ -109,6 +109,8 @@ def test_the_differences_between_environments_are_the_ones_the_stack_files_state
     assert (dev.deletion_protection, prod.deletion_protection) == (False, True)
     assert (dev.storage.force_destroy_buckets, prod.storage.force_destroy_buckets) == (True, False)
     assert prod.network.availability_zone_count >= 3
+    # A tracking server bills by the hour, more than dev's whole budget.
+    assert (dev.training.mlflow_server_size, prod.training.mlflow_server_size) == ("", "Small")
 
 
 # Each case: the bad values, then fragments the single reported problem must contain: the key,
@@ -264,6 +266,10 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "cron with six fields": (
         {"trainingSchedule": "0 0 3 * * 1"},
         ("mlstack:trainingSchedule", "'0 0 3 * * 1'", "5-field cron"),
+    ),
+    "mlflow server size in lowercase": (
+        {"mlflowServerSize": "small"},
+        ("mlstack:mlflowServerSize", "'small'", "one of Small, Medium, Large", "or empty for none"),
     ),
     "sagemaker instance type": (
         {"servingInstanceType": "m6i.large"},

@@ -74,6 +74,7 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "trainingSchedule": ("dev", "0 4 * * *"),
     "trainingMaxRuntimeMinutes": ("dev", 60),
     "autoApproveModels": ("dev", True),
+    "mlflowServerSize": ("dev", "Medium"),
     "logRetentionDays": ("dev", 14),
     "servingInstanceType": ("staging", "ml.m6i.2xlarge"),
     "dataCapturePercent": ("staging", 50),

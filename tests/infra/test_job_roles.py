@@ -56,6 +56,10 @@ def test_the_training_job_role_reaches_the_stacks_data_models_groups_and_trainin
     )
     [repository] = statements["PullJobImage"]["Resource"]
     assert repository.split("/")[-1] == run.outputs[outputs.TRAINING_REPOSITORY_URL].split("/")[-1]
+    # prod has a tracking server: a job records its run there, as the cluster's training does.
+    assert statements["RecordRuns"]["Resource"] == [run.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN]]
+    dev = policy(stack_runs["dev"], "sagemaker-jobs-training-permissions")
+    assert "RecordRuns" not in dev
 
 
 def test_the_scoring_role_pulls_only_the_serving_image_and_registers_nothing(

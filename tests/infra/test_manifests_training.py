@@ -64,3 +64,15 @@ def test_the_pod_is_hardened_like_serving_and_trains_the_models_data() -> None:
     assert "--auto-approve" not in arguments
     approving = job(replace(SCHEDULE, auto_approve=True))["template"]["spec"]["containers"][0]
     assert approving["args"][-1] == "--auto-approve"
+
+
+def test_a_tracked_run_is_told_the_tracking_server_and_the_environment() -> None:
+    def environment(schedule: TrainingSchedule) -> dict[str, str]:
+        [container] = job(schedule)["template"]["spec"]["containers"]
+        return {item["name"]: item["value"] for item in container["env"]}
+
+    assert "MLFLOW_TRACKING_URI" not in environment(SCHEDULE)
+    server = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlstack-prod"
+    tracked = environment(replace(SCHEDULE, tracking_uri=server, environment="prod"))
+    assert tracked["MLFLOW_TRACKING_URI"] == server
+    assert tracked["MLSTACK_ENVIRONMENT"] == "prod"

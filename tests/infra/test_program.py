@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra import outputs
+from infra.config import load_config
 from infra.offline.runner import ProgramRun, run_program
 from infra.stackfiles import StackSettings, load_stack_settings
 
@@ -31,6 +32,8 @@ BUILD_OUTPUTS = {
 CI_OUTPUTS = {outputs.CI_PREVIEW_ROLE_ARN, outputs.CI_DEPLOY_ROLE_ARN}
 """Exported only by a stack with `ciGithubRepository`, which no stack file sets (test_ci_roles
 runs the program with it)."""
+TRACKING_OUTPUTS = {outputs.MLFLOW_TRACKING_SERVER_ARN, outputs.MLFLOW_TRACKING_SERVER_URL}
+"""Exported by a stack with an MLflow tracking server (`mlflowServerSize`) only."""
 
 
 def shape(run: ProgramRun) -> list[tuple[str, str, object]]:
@@ -54,6 +57,8 @@ def test_the_program_completes_and_exports_every_output(
     exported = {v for k, v in vars(outputs).items() if k.isupper()} - CI_OUTPUTS
     if stack not in CLUSTER_STACKS:
         exported -= CLUSTER_OUTPUTS | BUILD_OUTPUTS
+    if not load_config(run.settings.values).training.mlflow_server_size:
+        exported -= TRACKING_OUTPUTS
     assert set(run.outputs) == exported
     # Every output has a value; a map may be empty (no model pinned yet serves nothing).
     assert all(value not in (None, "", []) for value in run.outputs.values())

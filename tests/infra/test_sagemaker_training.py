@@ -14,6 +14,7 @@ from infra.cli.main import main
 from infra.operations.errors import RefusedError
 from infra.operations.training_runs import SageMakerTraining, train_on_sagemaker
 from tests.infra.deployed import COMMIT, DATA, MODELS, TRAINING_ROLE, DeployedStack
+from tests.infra.operating import REGION
 
 WHEN = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
 
@@ -82,8 +83,18 @@ def test_the_training_job_runs_the_stacks_image_as_its_role_on_its_data(
     # moto keeps no Environment: the request SageMaker received says what the container gets.
     assert deployed.sent["CreateTrainingJob"]["Environment"] == {
         "MLSTACK_IMAGE_DIGEST": stack[outputs.TRAINING_IMAGE],
+        "MLSTACK_ENVIRONMENT": "dev",
         "MLSTACK_GIT_COMMIT": COMMIT,
     }
+
+
+def test_a_stack_with_a_tracking_server_has_the_job_record_its_run_there(
+    project: Path, deployed: DeployedStack
+) -> None:
+    server = f"arn:aws:sagemaker:{REGION}:123456789012:mlflow-tracking-server/mlstack-dev"
+    deployed.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN] = server
+    start(project, deployed)
+    assert deployed.sent["CreateTrainingJob"]["Environment"]["MLFLOW_TRACKING_URI"] == server
 
 
 def test_instance_volume_and_the_stacks_auto_approval_reach_the_job(
