@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
+from infra.components.registry_arns import model_package_group_arns
 from infra.documents.iam import (
     TRAINING_JOB_LOGS,
     TRANSFORM_JOB_LOGS,
@@ -67,17 +67,7 @@ class SageMakerJobs(pulumi.ComponentResource):
                 )
             )
 
-        group_arns = where.apply(
-            lambda values: [
-                naming.model_package_group_arn(
-                    partition=values[0],
-                    region=values[1],
-                    account_id=values[2],
-                    group=naming.model_package_group(model, args.environment),
-                )
-                for model in args.models
-            ]
-        )
+        group_arns = model_package_group_arns(self, args.environment, args.models)
         training = pulumi.Output.all(
             args.data_bucket_arn,
             args.models_bucket_arn,

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 
 from infra import naming
+from infra.components.registry_arns import model_package_group_arns
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
 from infra.documents.iam import drift_policy, scoring_policy, serving_policy, training_policy
 
@@ -53,23 +53,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
         self, name: str, args: WorkloadIdentitiesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlstack:iam:WorkloadIdentities", name, None, opts)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        identity = aws.get_caller_identity_output(opts=invoke)
-        partition = aws.get_partition_output(opts=invoke)
-        region = aws.get_region_output(opts=invoke)
-        group_arns = pulumi.Output.all(
-            partition.partition, region.region, identity.account_id
-        ).apply(
-            lambda values: [
-                naming.model_package_group_arn(
-                    partition=values[0],
-                    region=values[1],
-                    account_id=values[2],
-                    group=naming.model_package_group(model, args.environment),
-                )
-                for model in args.models
-            ]
-        )
+        group_arns = model_package_group_arns(self, args.environment, args.models)
         training = pulumi.Output.all(
             args.data_bucket_arn,
             args.models_bucket_arn,
