@@ -16,8 +16,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import naming
+from infra.components.service_role import account_service_role
 from infra.config import MLFLOW_SERVER_SIZES
-from infra.documents.iam import mlflow_server_policy, service_trust_policy
+from infra.documents.iam import mlflow_server_policy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,20 +81,12 @@ class ExperimentTracking(pulumi.ComponentResource):
         """The server's own role: SageMaker of this account assumes it; it reaches the artifact
         prefix and the environment key only."""
         child = pulumi.ResourceOptions(parent=self)
-        account_id = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        role = aws.iam.Role(
+        role = account_service_role(
             f"{name}-role",
-            description=f"SageMaker MLflow tracking server of {args.environment}",
-            assume_role_policy=account_id.apply(
-                lambda account: json.dumps(
-                    service_trust_policy("sagemaker.amazonaws.com", account_id=account),
-                    sort_keys=True,
-                )
-            ),
+            parent=self,
+            service="sagemaker.amazonaws.com",
             permissions_boundary=args.permissions_boundary,
-            opts=child,
+            description=f"SageMaker MLflow tracking server of {args.environment}",
         )
         permissions = aws.iam.RolePolicy(
             f"{name}-permissions",

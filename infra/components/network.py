@@ -9,8 +9,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.addressing import plan_subnets
+from infra.components.service_role import account_service_role
 from infra.config import NAT_POLICIES, NatPolicy
-from infra.documents.iam import flow_log_delivery_policy, service_trust_policy
+from infra.documents.iam import flow_log_delivery_policy
 
 # What nodes in private subnets call when there is no NAT gateway (S3 has a gateway endpoint).
 INTERFACE_ENDPOINT_SERVICES = (
@@ -205,23 +206,17 @@ class Network(pulumi.ComponentResource):
 
     def _flow_logs(self, name: str, args: NetworkArgs) -> None:
         child = pulumi.ResourceOptions(parent=self)
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.flow_log_retention_days,
             kms_key_id=args.kms_key_arn,
             opts=child,
         )
-        role = aws.iam.Role(
+        role = account_service_role(
             f"{name}-flow-logs",
-            assume_role_policy=identity.account_id.apply(
-                lambda account: json.dumps(
-                    service_trust_policy("vpc-flow-logs.amazonaws.com", account_id=account),
-                    sort_keys=True,
-                )
-            ),
+            parent=self,
+            service="vpc-flow-logs.amazonaws.com",
             permissions_boundary=args.permissions_boundary,
-            opts=child,
         )
         self.flow_log_role = role
         aws.iam.RolePolicy(

@@ -21,7 +21,8 @@ from pulumi_aws.sagemaker import (
 
 from infra import naming
 from infra.components.monitoring import metric_alarm
-from infra.documents.iam import endpoint_execution_policy, service_trust_policy
+from infra.components.service_role import account_service_role
+from infra.documents.iam import endpoint_execution_policy
 from infra.documents.monitoring import endpoint_alarms
 from serving.registry import ModelPackage
 
@@ -82,7 +83,6 @@ class SageMakerEndpoint(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
         partition = aws.get_partition_output(opts=invoke).partition
-        account_id = aws.get_caller_identity_output(opts=invoke).account_id
         endpoint_name = naming.endpoint_name(args.model, args.environment)
         variant = naming.ENDPOINT_VARIANT
         capture_uri = pulumi.Output.concat(
@@ -96,17 +96,12 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             kms_key_id=args.kms_key_arn,
             opts=child,
         )
-        role = aws.iam.Role(
+        role = account_service_role(
             f"{name}-execution",
-            description=f"SageMaker endpoint {endpoint_name}",
-            assume_role_policy=account_id.apply(
-                lambda account: json.dumps(
-                    service_trust_policy("sagemaker.amazonaws.com", account_id=account),
-                    sort_keys=True,
-                )
-            ),
+            parent=self,
+            service="sagemaker.amazonaws.com",
             permissions_boundary=args.permissions_boundary,
-            opts=child,
+            description=f"SageMaker endpoint {endpoint_name}",
         )
         self.role = role
         permissions = aws.iam.RolePolicy(

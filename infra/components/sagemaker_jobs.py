@@ -16,13 +16,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.registry_arns import model_package_group_arns
+from infra.components.service_role import account_service_role
 from infra.documents.iam import (
     TRAINING_JOB_LOGS,
     TRANSFORM_JOB_LOGS,
     job_log_group_arn,
     sagemaker_scoring_policy,
     sagemaker_training_policy,
-    service_trust_policy,
 )
 
 
@@ -116,20 +116,12 @@ class SageMakerJobs(pulumi.ComponentResource):
         self, name: str, description: str, policy: pulumi.Output[dict[str, Any]]
     ) -> aws.iam.Role:
         child = pulumi.ResourceOptions(parent=self)
-        account_id = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        role = aws.iam.Role(
+        role = account_service_role(
             name,
-            description=description,
-            assume_role_policy=account_id.apply(
-                lambda account: json.dumps(
-                    service_trust_policy("sagemaker.amazonaws.com", account_id=account),
-                    sort_keys=True,
-                )
-            ),
+            parent=self,
+            service="sagemaker.amazonaws.com",
             permissions_boundary=self._boundary,
-            opts=child,
+            description=description,
         )
         aws.iam.RolePolicy(
             f"{name}-permissions",
