@@ -69,39 +69,21 @@ class SageMakerJobs(pulumi.ComponentResource):
 
         group_arns = model_package_group_arns(self, args.environment, args.models)
         training = pulumi.Output.all(
-            args.data_bucket_arn,
-            args.models_bucket_arn,
-            args.kms_key_arn,
-            group_arns,
-            args.training_repository_arn,
-            log_group(TRAINING_JOB_LOGS),
-            args.mlflow_tracking_server_arn,
-        ).apply(
-            lambda values: sagemaker_training_policy(
-                data_bucket_arn=values[0],
-                models_bucket_arn=values[1],
-                kms_key_arn=values[2],
-                model_package_group_arns=values[3],
-                repository_arn=values[4],
-                log_group_arn=values[5],
-                mlflow_tracking_server_arn=values[6],
-            )
-        )
+            data_bucket_arn=args.data_bucket_arn,
+            models_bucket_arn=args.models_bucket_arn,
+            kms_key_arn=args.kms_key_arn,
+            model_package_group_arns=group_arns,
+            repository_arn=args.training_repository_arn,
+            log_group_arn=log_group(TRAINING_JOB_LOGS),
+            mlflow_tracking_server_arn=args.mlflow_tracking_server_arn,
+        ).apply(lambda arns: sagemaker_training_policy(**arns))
         scoring = pulumi.Output.all(
-            args.data_bucket_arn,
-            args.models_bucket_arn,
-            args.kms_key_arn,
-            args.serving_repository_arn,
-            log_group(TRANSFORM_JOB_LOGS),
-        ).apply(
-            lambda values: sagemaker_scoring_policy(
-                data_bucket_arn=values[0],
-                models_bucket_arn=values[1],
-                kms_key_arn=values[2],
-                repository_arn=values[3],
-                log_group_arn=values[4],
-            )
-        )
+            data_bucket_arn=args.data_bucket_arn,
+            models_bucket_arn=args.models_bucket_arn,
+            kms_key_arn=args.kms_key_arn,
+            repository_arn=args.serving_repository_arn,
+            log_group_arn=log_group(TRANSFORM_JOB_LOGS),
+        ).apply(lambda arns: sagemaker_scoring_policy(**arns))
         self.training_role = self._role(
             f"{name}-training", f"SageMaker training jobs of {args.environment}", training
         )

@@ -55,20 +55,12 @@ class WorkloadIdentities(pulumi.ComponentResource):
         super().__init__("mlstack:iam:WorkloadIdentities", name, None, opts)
         group_arns = model_package_group_arns(self, args.environment, args.models)
         training = pulumi.Output.all(
-            args.data_bucket_arn,
-            args.models_bucket_arn,
-            args.kms_key_arn,
-            group_arns,
-            args.mlflow_tracking_server_arn,
-        ).apply(
-            lambda values: training_policy(
-                data_bucket_arn=values[0],
-                models_bucket_arn=values[1],
-                kms_key_arn=values[2],
-                model_package_group_arns=values[3],
-                mlflow_tracking_server_arn=values[4],
-            )
-        )
+            data_bucket_arn=args.data_bucket_arn,
+            models_bucket_arn=args.models_bucket_arn,
+            kms_key_arn=args.kms_key_arn,
+            model_package_group_arns=group_arns,
+            mlflow_tracking_server_arn=args.mlflow_tracking_server_arn,
+        ).apply(lambda arns: training_policy(**arns))
         serving = pulumi.Output.all(
             args.models_bucket_arn, args.kms_key_arn, args.capture_bucket_arn
         ).apply(
@@ -97,25 +89,18 @@ class WorkloadIdentities(pulumi.ComponentResource):
         self.training = role(naming.TRAINING_SERVICE_ACCOUNT, training)
         self.serving = role(naming.SERVING_SERVICE_ACCOUNT, serving)
         scoring = pulumi.Output.all(
-            args.data_bucket_arn, args.models_bucket_arn, args.kms_key_arn
-        ).apply(
-            lambda values: scoring_policy(
-                data_bucket_arn=values[0], models_bucket_arn=values[1], kms_key_arn=values[2]
-            )
-        )
+            data_bucket_arn=args.data_bucket_arn,
+            models_bucket_arn=args.models_bucket_arn,
+            kms_key_arn=args.kms_key_arn,
+        ).apply(lambda arns: scoring_policy(**arns))
         self.scoring = role(naming.SCORING_SERVICE_ACCOUNT, scoring)
         self.drift = None
         if args.drift_capture_prefixes:
             drift = pulumi.Output.all(
-                args.capture_bucket_arn, args.models_bucket_arn, args.kms_key_arn, group_arns
-            ).apply(
-                lambda values: drift_policy(
-                    capture_bucket_arn=values[0],
-                    capture_prefixes=args.drift_capture_prefixes,
-                    models_bucket_arn=values[1],
-                    kms_key_arn=values[2],
-                    model_package_group_arns=values[3],
-                )
-            )
+                capture_bucket_arn=args.capture_bucket_arn,
+                models_bucket_arn=args.models_bucket_arn,
+                kms_key_arn=args.kms_key_arn,
+                model_package_group_arns=group_arns,
+            ).apply(lambda arns: drift_policy(capture_prefixes=args.drift_capture_prefixes, **arns))
             self.drift = role(naming.DRIFT_SERVICE_ACCOUNT, drift)
         self.register_outputs({"training": self.training.arn, "serving": self.serving.arn})
