@@ -27,6 +27,9 @@ SCRATCH_SIZE = "16Gi"
 """A file being scored is downloaded here with its predictions: the largest input file must fit."""
 RETRIES_PER_POD = 2
 """Retries of one pod (one shard); the others are not charged for its failures."""
+MAX_RUNTIME_HOURS = 24
+"""A run still going after a day is stuck or far under-sized: Kubernetes stops its pods, and the
+same command run again (with more pods) scores only the files not yet done."""
 REFUSED_EXIT_CODE = 1
 """`serving.batch`'s "a file does not fit the model": scoring it again cannot succeed."""
 STARTED_BY_ANNOTATION = "mlstack.dev/started-by"
@@ -114,6 +117,7 @@ def scoring_job(run: ScoringRun) -> dict[str, Any]:
             "completions": run.pods,
             "parallelism": run.pods,
             "backoffLimitPerIndex": RETRIES_PER_POD,
+            "activeDeadlineSeconds": MAX_RUNTIME_HOURS * 3600,
             "podFailurePolicy": {
                 "rules": [
                     {

@@ -61,6 +61,7 @@ def test_one_indexed_pod_per_shard_all_at_once() -> None:
     assert spec["completions"] == spec["parallelism"] == 4
     assert spec["backoffLimitPerIndex"] == 2
     assert "backoffLimit" not in spec  # per index instead: one bad shard spends no one else's
+    assert spec["activeDeadlineSeconds"] == 24 * 3600  # a stuck run does not hold nodes forever
     assert spec["ttlSecondsAfterFinished"] > 0
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
     single = scoring_job(replace(RUN, pods=1))["spec"]
