@@ -7,13 +7,21 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 
-from infra import outputs
+from infra import naming, outputs
 from infra.cli.main import main
 from infra.operations.errors import RefusedError
 from infra.operations.training_runs import SageMakerTraining, train_on_sagemaker
-from tests.infra.deployed import COMMIT, DATA, MODELS, TRAINING_ROLE, DeployedStack
+from tests.infra.deployed import (
+    COMMIT,
+    DATA,
+    MODELS,
+    TRAINING_ROLE,
+    DeployedStack,
+    push_image,
+)
 from tests.infra.operating import REGION
 
 WHEN = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
@@ -95,6 +103,26 @@ def test_a_stack_with_a_tracking_server_has_the_job_record_its_run_there(
     deployed.outputs[outputs.MLFLOW_TRACKING_SERVER_ARN] = server
     start(project, deployed)
     assert deployed.sent["CreateTrainingJob"]["Environment"]["MLFLOW_TRACKING_URI"] == server
+
+
+@pytest.mark.parametrize("tag", [naming.BUILD_CACHE_TAG, None])
+def test_an_image_the_registry_names_no_commit_for_runs_without_one(
+    project: Path, deployed: DeployedStack, tag: str | None
+) -> None:
+    """An image pushed by other means (only the build cache's tag, or not in the stack's
+    registry at all): the job gets no commit, and the trainer records "unknown" as it does
+    without git, rather than the command guessing one."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    repository = "images-training-pinned"
+    image = push_image(ecr, repository, tag) if tag else None
+    if image is None:
+        url = ecr.create_repository(repositoryName=repository)["repository"]["repositoryUri"]
+        image = f"{url}@sha256:{'0' * 64}"
+    deployed.outputs[outputs.TRAINING_IMAGE] = image
+    start(project, deployed)
+    environment = deployed.sent["CreateTrainingJob"]["Environment"]
+    assert "MLSTACK_GIT_COMMIT" not in environment
+    assert environment["MLSTACK_IMAGE_DIGEST"] == image
 
 
 def test_instance_volume_and_the_stacks_auto_approval_reach_the_job(
