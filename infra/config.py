@@ -354,6 +354,13 @@ class CiConfig:
     github_repository: str
     """`owner/name` whose GitHub Actions workflows may assume the stack's CI roles; empty: the
     stack declares no CI roles (and no permissions boundary)."""
+    github_connection_arn: str
+    """The CodeConnections connection through which the environment's runner (in its VPC, with
+    the cluster) receives the repository's jobs."""
+
+    @property
+    def runner(self) -> bool:
+        return bool(self.github_repository and self.github_connection_arn)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -552,8 +559,7 @@ def _as_int(raw: Any) -> int | None:
 
 
 ENVIRONMENT_RULE = (
-    f"2-{MAX_ENVIRONMENT} characters: a lowercase letter, then lowercase letters, digits or '-', "
-    "ending in a letter or digit"
+    f"2-{MAX_ENVIRONMENT} characters: a lowercase letter, then lowercase letters or digits"
 )
 
 
@@ -578,10 +584,13 @@ def environment_problem(value: str) -> str | None:
         )
     if not value[0].isalpha():
         return f"the cluster name {naming.cluster_name(value)} and labels need a letter first"
-    if value.endswith("-"):
+    if "-" in value:
+        # `<model>-<env>` names end in `-<env>`, and the CI roles are granted this stack's
+        # endpoints, groups and alarms by that ending: with a '-' in an environment's name,
+        # `*-<env>` of one environment could match another's (`*-prod` matches `x-pre-prod`).
         return (
-            f"SageMaker refuses the model package group name {group!r}: names end in a letter or "
-            "digit"
+            f"names made from it end in '-{value}' ({group}), and the CI roles find the stack's "
+            f"own resources by that ending, which another environment's names must never share"
         )
     return None
 
@@ -740,6 +749,21 @@ def check_github_repository(value: str) -> str | None:
     )
 
 
+_CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(?:codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:"
+    r"connection/[0-9a-f-]{36}$"
+)
+
+
+def check_connection_arn(value: str) -> str | None:
+    if value == "" or _CONNECTION_ARN.match(value):
+        return None
+    return (
+        "the ARN of a CodeConnections connection to GitHub "
+        "(arn:aws:codeconnections:<region>:<account>:connection/<id>), or empty"
+    )
+
+
 def check_psi(value: str) -> str | None:
     try:
         if 0 < float(value) <= 10:
@@ -873,7 +897,10 @@ def load_config(
         drift_out_of_range_percent=read.integer("driftOutOfRangePercent", 1, 100),
         drift_retrains=read.boolean("driftRetrains"),
     )
-    ci = CiConfig(github_repository=read.string("ciGithubRepository", check_github_repository))
+    ci = CiConfig(
+        github_repository=read.string("ciGithubRepository", check_github_repository),
+        github_connection_arn=read.string("ciGithubConnectionArn", check_connection_arn),
+    )
     region = read.provider_values.get("aws:region")
     config = StackConfig(
         environment=environment,
@@ -918,6 +945,8 @@ def _check_combinations(config: StackConfig, read: _Reader) -> None:
     _check_models(config, read)
     _check_pins(config, read)
     _check_egress(config.network, read)
+    _check_runner(config, read)
+    _check_default_tags(config, read)
     _check_ingress(config, read)
     _check_retraining(config, read)
     _check_effect(config, read)
@@ -1002,6 +1031,71 @@ def _check_egress(network: NetworkConfig, read: _Reader) -> None:
             False,
             "true while natGateways is none: without NAT, nodes reach ECR, STS, EC2 and "
             "CloudWatch Logs only through VPC interface endpoints",
+        )
+
+
+def _check_runner(config: StackConfig, read: _Reader) -> None:
+    """A stack with a cluster and CI roles deploys its workloads from a runner in its VPC: it
+    needs the connection that brings it the jobs, the repository they come from, and NAT to
+    reach GitHub (which no VPC endpoint offers)."""
+    if not read.valid(
+        "ciGithubRepository", "ciGithubConnectionArn", "cluster", "natGateways", "aws:region"
+    ):
+        return
+    ci, cluster = config.ci, config.cluster.enabled
+    if cluster and ci.github_repository and not ci.github_connection_arn:
+        read.fail(
+            "ciGithubConnectionArn",
+            "",
+            "the ARN of the account's CodeConnections connection to GitHub while "
+            "ciGithubRepository is set: the workloads deploy from a runner in the VPC, which "
+            "receives its jobs through it (docs/runbooks/new-environment.md says how to make it)",
+        )
+    elif ci.github_connection_arn and not ci.github_repository:
+        read.fail(
+            "ciGithubConnectionArn",
+            ci.github_connection_arn,
+            "empty while ciGithubRepository is empty (no repository sends the runner jobs)",
+        )
+    elif ci.github_connection_arn and not cluster:
+        read.fail(
+            "ciGithubConnectionArn",
+            ci.github_connection_arn,
+            "empty while mlstack:cluster is false (no VPC and no cluster API to run beside)",
+        )
+    elif ci.runner and config.region and ci.github_connection_arn.split(":")[3] != config.region:
+        read.fail(
+            "ciGithubConnectionArn",
+            ci.github_connection_arn,
+            f"a connection in the stack's region ({config.region}): CodeBuild uses connections "
+            "of its own region",
+        )
+    elif ci.runner and cluster and config.network.nat_gateways == "none":
+        read.fail(
+            "natGateways",
+            "none",
+            "single or per-az while the stack has a CI runner: it reaches GitHub and Pulumi "
+            "Cloud through NAT (no VPC endpoint offers them)",
+        )
+
+
+def _check_default_tags(config: StackConfig, read: _Reader) -> None:
+    """Every resource carries `environment: <env>` (the provider's default tags): the budget
+    counts the environment's cost by it, and the CI roles know the stack's own roles, models and
+    alarms by it."""
+    if not read.valid("environment"):
+        return
+    tags = read.provider_values.get("aws:defaultTags")
+    if isinstance(tags, str):
+        with contextlib.suppress(ValueError):
+            tags = json.loads(tags)
+    found = (tags or {}).get("tags", {}).get("environment") if isinstance(tags, Mapping) else None
+    if found != config.environment:
+        read.failed.add("aws:defaultTags")
+        read.problems.append(
+            f"aws:defaultTags = {_show(tags)}: allowed: a mapping whose tags include "
+            f"environment: {config.environment} (the budget and the CI roles find the stack's "
+            "resources by it)"
         )
 
 

@@ -38,6 +38,12 @@ def models_uri(models_bucket: str) -> str:
     return f"s3://{models_bucket}/models"
 
 
+def model_artifacts_uri(models_bucket: str, model: str) -> str:
+    """Where every version of `model` keeps its artifacts (training publishes under
+    `<models_uri>/<model>/<data>-<model sha>/`)."""
+    return f"{models_uri(models_bucket)}/{model}/"
+
+
 def model_package_group(model: str, environment: str) -> str:
     """The SageMaker model package group that versions of `model` register into."""
     return f"{model}-{environment}"
@@ -89,12 +95,33 @@ KUBERNETES_CAPTURE_PREFIX = "kubernetes"
 name (`endpoint_name`), so one drift job reads both."""
 
 
-def ci_role_name(environment: str, purpose: str) -> str:
-    """The role GitHub Actions assumes for `purpose` (`preview`, `deploy`) in an environment.
+CI_ROLE_PURPOSES = ("preview", "platform", "workloads")
+"""The roles GitHub Actions assumes in each environment: previews and drift checks read; the
+platform and workloads deploys each change their own layer."""
 
-    Fixed, so the deploy role's own policy can deny changes to both CI roles by ARN without a
+
+def ci_role_name(environment: str, purpose: str) -> str:
+    """The role GitHub Actions assumes for `purpose` (of CI_ROLE_PURPOSES) in an environment.
+
+    Fixed, so the deploy roles' own policies can deny changes to every CI role by ARN without a
     dependency cycle, and so people recognise them in CloudTrail."""
+    if purpose not in CI_ROLE_PURPOSES:
+        raise ValueError(f"purpose = {purpose!r}: allowed: {', '.join(CI_ROLE_PURPOSES)}")
     return f"mlstack-{environment}-ci-{purpose}"
+
+
+def runner_project_name(environment: str) -> str:
+    """The CodeBuild project whose runners take the environment's GitHub Actions jobs inside its
+    VPC: a workflow sends a job there with `runs-on: codebuild-<this>-<run id>-<attempt>`."""
+    return f"mlstack-{environment}-runner"
+
+
+def runner_label(environment: str) -> str:
+    """The `runs-on` label of a job for the environment's runner, as a workflow writes it."""
+    return (
+        f"codebuild-{runner_project_name(environment)}"
+        "-${{ github.run_id }}-${{ github.run_attempt }}"
+    )
 
 
 def role_boundary_name(environment: str) -> str:

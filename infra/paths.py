@@ -1,14 +1,14 @@
-"""Every file path the program and its tools use, anchored at the repository root.
+"""Every file path the programs and their tools use, anchored at the repository root.
 
-Pulumi runs `infra/__main__.py` with the working directory set to wherever the user typed the
-command, so nothing here depends on the working directory.
+Pulumi runs a program with the working directory set to wherever the user typed the command (or
+its project's directory), so nothing here depends on the working directory. Where each layer's
+project and program are: `infra.layers`.
 """
 
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
-PROGRAM_MAIN = PROJECT_ROOT / "infra" / "__main__.py"
 
 
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:

@@ -69,12 +69,27 @@ def _as_yaml(mapping: Mapping[str, Any], indent: str) -> list[str]:
     return lines
 
 
+def _in(run: ProgramRun, violations: Iterable[Violation]) -> list[Violation]:
+    urns = {resource.urn for resource in run.resources}
+    return [violation for violation in violations if violation.urn in urns]
+
+
+def _title(run: ProgramRun) -> str:
+    layer = f", {run.layer.name} layer (project {run.layer.project})" if run.layer else ""
+    return f"stack {run.settings.stack}{layer}"
+
+
 def render_tree(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
-    """The stack as an indented tree: `type  name`, then its inputs as YAML."""
-    children = _ordered_children(run)
+    """The stack as an indented tree: `type  name`, then its inputs as YAML; one tree per
+    layer, in the order they deploy."""
     found = list(violations)
+    return "\n\n".join(_layer_tree(layer, _in(layer, found)) for layer in run.runs)
+
+
+def _layer_tree(run: ProgramRun, violations: list[Violation]) -> str:
+    children = _ordered_children(run)
     lines = [
-        f"stack {run.settings.stack}: {len(run.resources)} resources "
+        f"{_title(run)}: {len(run.resources)} resources "
         f"({sum(r.custom for r in run.resources)} cloud, "
         f"{sum(not r.custom for r in run.resources)} components)",
         "",
@@ -91,13 +106,23 @@ def render_tree(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
 
     walk(None, "")
     lines += ["", "outputs:", *_as_yaml(shown_outputs(run), "  ")]
-    lines += ["", f"policy: {len(found)} violation(s)"]
-    lines += [f"    {violation}" for violation in found]
+    lines += ["", f"policy: {len(violations)} violation(s)"]
+    lines += [f"    {violation}" for violation in violations]
     return "\n".join(lines)
 
 
 def render_json(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
-    """The same graph as JSON: resources in tree order, outputs and policy violations."""
+    """The same graphs as JSON: per layer, resources in tree order, outputs and policy
+    violations."""
+    found = list(violations)
+    document = {
+        "stack": run.settings.stack,
+        "layers": [_layer_json(layer, _in(layer, found)) for layer in run.runs],
+    }
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+def _layer_json(run: ProgramRun, violations: list[Violation]) -> dict[str, Any]:
     children = _ordered_children(run)
     ordered: list[RecordedResource] = []
 
@@ -107,8 +132,9 @@ def render_json(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
             walk(resource.urn)
 
     walk(None)
-    document = {
-        "stack": run.settings.stack,
+    return {
+        "layer": run.layer.name if run.layer else None,
+        "project": run.layer.project if run.layer else None,
         "resources": [
             {
                 "urn": r.urn,
@@ -126,4 +152,3 @@ def render_json(run: ProgramRun, violations: Iterable[Violation] = ()) -> str:
             for v in violations
         ],
     }
-    return json.dumps(document, indent=2, sort_keys=False)

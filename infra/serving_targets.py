@@ -23,6 +23,11 @@ class ServingTargets:
     """Where in the capture bucket the targets serving the models write."""
     drift_checked: bool = False
     """A drift job per served model reads that capture (it runs on the cluster)."""
+    ingress: bool = False
+    """Models on the cluster get a load balancer each (an ingress certificate is set)."""
+    runs_images: bool = False
+    """The stack runs the training and serving images (on the cluster, as SageMaker jobs or
+    on endpoints), so it builds them."""
 
     @property
     def serves(self) -> bool:
@@ -56,4 +61,6 @@ def serving_targets(config: StackConfig, served: Iterable[str] = ()) -> ServingT
         drift_checked=bool(
             config.cluster.enabled and config.monitoring.drift_schedule and capturing
         ),
+        ingress=bool(on_cluster and config.serving.ingress_certificate_arn),
+        runs_images=config.cluster.enabled or on_sagemaker,
     )

@@ -1,10 +1,10 @@
-"""A stack's plan as a committed, reviewable text file: what a pull request changes in each
-environment shows in the review itself, even for a fork with no cloud credentials.
+"""A stack's plan as committed, reviewable text files, one per layer: what a pull request changes
+in each environment shows in the review itself, even for a fork with no cloud credentials.
 
 The text is `mlstack plan`'s tree with what varies between checkouts and not between plans
 replaced by named placeholders: the checkout's path, and the source revision each image is
-tagged with (a commit, or `<commit>-dirty-<hash>`) with the digest the offline run derives from
-it. Ids and ARNs are already the offline placeholders, and secrets are masked."""
+tagged with (a hash of its build inputs) with the digest the offline run derives from it. Ids
+and ARNs are already the offline placeholders, and secrets are masked."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ OUTPUTS = "stack outputs"
 _HEADER = re.compile(r"^\s*(?P<type>[\w-]+:[\w/.-]*:[\w.-]+)  (?P<name>\S+)( \[protected\])?$")
 
 
-def snapshot_file(stack: str, directory: Path = SNAPSHOT_DIR) -> Path:
-    return directory / f"{stack}.txt"
+def snapshot_file(stack: str, layer: str, directory: Path = SNAPSHOT_DIR) -> Path:
+    """`infra/snapshots/<layer>/<stack>.txt`."""
+    return directory / layer / f"{stack}.txt"
 
 
 def _volatile(run: ProgramRun) -> list[tuple[str, str]]:
@@ -34,10 +35,8 @@ def _volatile(run: ProgramRun) -> list[tuple[str, str]]:
     for image in run.of_type(IMAGE_TYPE):
         which = image.name.removeprefix("build-")
         for tag in image.inputs.get("tags") or []:
-            # Both images are often tagged with the same commit: one placeholder for any.
             revision = str(tag).rpartition(":")[2]
-            pairs.append((revision, "<source revision>"))
-            pairs.append((revision.partition("-dirty-")[0], "<source commit>"))
+            pairs.append((revision, f"<{which} source revision>"))
         digest = str(image.props.get("digest") or "")
         if digest:
             pairs.append((digest, f"sha256:<{which} image>"))

@@ -12,6 +12,7 @@ import yaml
 
 from infra.cli.output import write_stdout
 from infra.config import ConfigError
+from infra.layers import LAYERS, layer_named
 from infra.paths import PROJECT_ROOT, known_stacks
 from infra.schema import NAMESPACE
 from infra.stackfiles import StackFileError
@@ -22,15 +23,22 @@ def add_parser(commands: Any) -> None:
         "plan",
         help="print the resources a stack declares, offline (no Pulumi CLI, no credentials)",
         description=(
-            "Run the Pulumi program for STACK under Pulumi's mock runtime with the values of "
-            "Pulumi.yaml and Pulumi.STACK.yaml, print every declared resource with its inputs, "
-            "and check it against the policy rules. Exit status: 0 clean, 1 policy violations, "
-            "2 the stack could not be evaluated (bad config; a stack file that is missing, "
-            "unreadable or not YAML; the output closed before the plan was written)."
+            "Run the environment's Pulumi programs for STACK - the platform layer, then the "
+            "workloads layer, which reads the platform's outputs - under Pulumi's mock runtime "
+            "with the values of Pulumi.yaml and Pulumi.STACK.yaml, print every declared "
+            "resource with its inputs, and check each layer against the policy rules. Exit "
+            "status: 0 clean, 1 policy violations, 2 the stack could not be evaluated (bad "
+            "config; a stack file that is missing, unreadable or not YAML; the output closed "
+            "before the plan was written)."
         ),
     )
     plan.add_argument("stack", help=f"stack name (with a stack file: {', '.join(known_stacks())})")
     plan.add_argument("--json", action="store_true", help="print JSON instead of a tree")
+    plan.add_argument(
+        "--layer",
+        choices=[layer.name for layer in LAYERS],
+        help="only this layer (default: both; the workloads still read the platform's outputs)",
+    )
     plan.add_argument(
         "--set",
         action="append",
@@ -47,7 +55,7 @@ def add_parser(commands: Any) -> None:
     plan.add_argument(
         "--snapshot",
         action="store_true",
-        help="write the plan to its committed snapshot, infra/snapshots/STACK.txt (`make "
+        help="write the plan to its committed snapshots, infra/snapshots/LAYER/STACK.txt (`make "
         "snapshots` refreshes every stack's), and say which resources changed, instead of "
         "printing it",
     )
@@ -108,7 +116,11 @@ def _plan(args: argparse.Namespace) -> int:
             endpoint=args.registry_endpoint,
             answers_file=args.registry_answers,
         ) as registry:
-            program_run = run_program(args.stack, overrides=overrides)
+            program_run = run_program(
+                args.stack,
+                overrides=overrides,
+                layers=[layer_named(args.layer)] if args.layer else LAYERS,
+            )
     except (StackFileError, ConfigError, pulumi.RunError, ValueError) as error:
         print(f"mlstack plan {args.stack}: {error}", file=sys.stderr)
         return 2
@@ -122,7 +134,7 @@ def _plan(args: argparse.Namespace) -> int:
             f"mlstack plan {args.stack}: {len(written)} Kubernetes objects in {args.k8s_yaml}",
             file=sys.stderr,
         )
-    violations = evaluate(program_run.resources)
+    violations = [v for run in program_run.runs for v in evaluate(run.resources)]
     if args.snapshot:
         _write_snapshot(args.stack, program_run, violations)
         return 1 if violations else 0
@@ -141,16 +153,17 @@ def _plan(args: argparse.Namespace) -> int:
 def _write_snapshot(stack: str, program_run: Any, violations: Any) -> None:
     from infra.snapshot import compare, render_snapshot, snapshot_file
 
-    path = snapshot_file(stack)
-    text = render_snapshot(program_run, violations)
-    committed = path.read_text(encoding="utf-8") if path.is_file() else ""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    changes = compare(committed, text)
-    print(
-        f"mlstack plan {stack}: {path.relative_to(PROJECT_ROOT)}: {changes.describe()}",
-        file=sys.stderr,
-    )
+    for run in program_run.runs:
+        path = snapshot_file(stack, run.layer.name)
+        text = render_snapshot(run, violations)
+        committed = path.read_text(encoding="utf-8") if path.is_file() else ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        changes = compare(committed, text)
+        print(
+            f"mlstack plan {stack}: {path.relative_to(PROJECT_ROOT)}: {changes.describe()}",
+            file=sys.stderr,
+        )
 
 
 def overrides_from(assignments: Sequence[str]) -> dict[str, Any]:

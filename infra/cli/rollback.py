@@ -41,7 +41,14 @@ def add_parser(commands: Any) -> None:
         "--to-update",
         type=int,
         metavar="K",
-        help="the stack update to go back to (pulumi stack history)",
+        help="the stack update to go back to (`pulumi stack history` of the --layer's stack)",
+    )
+    rollback.add_argument(
+        "--layer",
+        choices=["platform", "workloads"],
+        default="workloads",
+        help="with --to-update: whose stack (default workloads: the images, the Kubernetes "
+        "objects, the endpoints)",
     )
     rollback.add_argument(
         "--dry-run", action="store_true", help="show what would change, change nothing"
@@ -53,6 +60,8 @@ def add_parser(commands: Any) -> None:
 def validate(args: argparse.Namespace) -> None:
     if args.to_update is not None and args.model:
         args.parser.error("--to-update rolls back the whole stack; it takes no --model")
+    if args.to_update is None and args.layer != "workloads":
+        args.parser.error("--layer goes with --to-update (a model's pin is the workloads')")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +95,7 @@ def _model(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     import sys
 
+    from infra.layers import layer_named
     from infra.operations.git import operator, require_clean
     from infra.operations.pulumi_cli import AutomationStack
     from infra.operations.stack_rollback import roll_back_stack
@@ -96,7 +106,7 @@ def _stack(args: argparse.Namespace) -> int:
         root,
         args.stack,
         args.to_update,
-        engine=AutomationStack(args.stack, root),
+        engine=AutomationStack(args.stack, root, layer_named(args.layer)),
         preview=args.dry_run,
         reason=args.reason,
         operator=operator(root),

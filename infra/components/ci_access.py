@@ -1,20 +1,20 @@
 """The roles GitHub Actions assumes for this environment, through the account's GitHub OIDC
-provider: one that previews, one that deploys.
+provider: one that previews, one per layer that deploys; and their access to the cluster.
 
-Declared in two parts because what they need comes at two times. `CiRoles` comes first: the
-provider, the permissions boundary every role of the stack then carries, and the two roles with
-their trust (and the preview role's read-only policy, which names nothing the stack creates).
-`CiDeployAccess` comes last: the deploy role's policy names the stack's own resources by ARN
-(buckets, repositories, the roles it may pass), and both roles get their access to the cluster.
-The policy documents are built in `infra.documents.ci`.
+`CiRoles` comes after the stack's key, buckets, repositories and alarm topic (its documents name
+them) and before every other role (those carry the boundary it declares). `CiClusterAccess`
+comes after the cluster: the preview role may view it, the workloads deploy role administers it
+(it applies the Kubernetes objects); the platform deploy role never touches its API. The policy
+documents are built in `infra.documents.ci`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -26,13 +26,15 @@ from infra.documents.ci import (
     DEPLOY_SESSION_SECONDS,
     GITHUB_AUDIENCE,
     GITHUB_OIDC_URL,
-    PASSED_TO,
-    deploy_policy,
+    StackResources,
+    StackScope,
     deploy_subject,
     github_trust_policy,
     permissions_boundary,
+    platform_deploy_policy,
     preview_policy,
     preview_subjects,
+    workloads_deploy_policy,
 )
 
 CLUSTER_VIEW_POLICY = "cluster-access-policy/AmazonEKSViewPolicy"
@@ -45,12 +47,19 @@ _ABSENT = re.compile(r"NoSuchEntity|not found|couldn't find|no matching", re.IGN
 
 @dataclass(frozen=True, kw_only=True)
 class CiRolesArgs:
-    """Which repository's workflows may assume the roles, for which environment."""
+    """Which repository's workflows may assume the roles, for which environment, and the
+    stack's resources the roles name."""
 
     environment: str
     repository: str
     """`owner/name` on GitHub, spelt as GitHub spells it (the token's subject is compared
     exactly)."""
+    key_arn: pulumi.Input[str]
+    bucket_arns: Sequence[pulumi.Input[str]]
+    repository_arns: Sequence[pulumi.Input[str]]
+    topic_arn: pulumi.Input[str]
+    connection_arn: str = ""
+    """The CodeConnections connection of the environment's runner (with a cluster)."""
 
     def __post_init__(self) -> None:
         owner, _, name = self.repository.partition("/")
@@ -60,65 +69,75 @@ class CiRolesArgs:
 
 class CiRoles(pulumi.ComponentResource):
     """The account's GitHub OIDC provider (created, or adopted when the account has one), the
-    stack's role permissions boundary, and the preview and deploy roles."""
+    stack's role permissions boundary, and the preview, platform and workloads roles."""
 
     provider: aws.iam.OpenIdConnectProvider
     boundary: aws.iam.Policy
     preview_role: aws.iam.Role
     """Assumed by pull requests and the default branch; reads only."""
-    deploy_role: aws.iam.Role
-    """Assumed only by jobs in the GitHub environment named after the stack."""
+    platform_role: aws.iam.Role
+    """Assumed only by jobs in the GitHub environment named after the stack; deploys the
+    platform layer."""
+    workloads_role: aws.iam.Role
+    """Assumed only by jobs in that environment; deploys the workloads layer."""
     boundary_arn: pulumi.Output[str]
-    """Every role the stack declares carries it; the deploy role may only write such roles."""
-    account_id: pulumi.Output[str]
+    """Every role the stack declares carries it; the deploy roles may only write such roles."""
 
     def __init__(
         self, name: str, args: CiRolesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlstack:ci:CiRoles", name, None, opts)
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._partition = aws.get_partition_output(opts=invoke).partition
-        self.account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        scope = pulumi.Output.all(
+            partition=aws.get_partition_output(opts=invoke).partition,
+            region=aws.get_region_output(opts=invoke).region,
+            account_id=aws.get_caller_identity_output(opts=invoke).account_id,
+        ).apply(lambda v: StackScope(environment=args.environment, **v))
+        resources = pulumi.Output.all(
+            key_arn=args.key_arn,
+            bucket_arns=pulumi.Output.all(*args.bucket_arns),
+            repository_arns=pulumi.Output.all(*args.repository_arns),
+            topic_arn=args.topic_arn,
+        ).apply(lambda v: StackResources(connection_arn=args.connection_arn, **v))
         self.provider = self._github_provider(name)
         self.boundary = aws.iam.Policy(
             f"{name}-boundary",
             name=naming.role_boundary_name(args.environment),
             description=f"mlstack {args.environment}: the most any role of the stack may do",
-            policy=json.dumps(permissions_boundary(), sort_keys=True),
+            policy=_document(permissions_boundary, scope, resources),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.boundary_arn = self.boundary.arn
         self.preview_role = self._role(
-            f"{name}-preview",
-            naming.ci_role_name(args.environment, "preview"),
+            name,
+            args.environment,
+            "preview",
             preview_subjects(args.repository),
             PREVIEW_SESSION_SECONDS,
+            scope.apply(lambda _: json.dumps(preview_policy(), sort_keys=True)),
         )
-        aws.iam.RolePolicy(
-            f"{name}-preview",
-            role=self.preview_role.id,
-            policy=pulumi.Output.all(self._partition, self.account_id).apply(
-                lambda values: json.dumps(
-                    preview_policy(
-                        partition=values[0],
-                        account_id=values[1],
-                        budget=naming.monitoring_name(args.environment),
-                    ),
-                    sort_keys=True,
-                )
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.deploy_role = self._role(
-            f"{name}-deploy",
-            naming.ci_role_name(args.environment, "deploy"),
-            [deploy_subject(args.repository, args.environment)],
+        deploy = [deploy_subject(args.repository, args.environment)]
+        self.platform_role = self._role(
+            name,
+            args.environment,
+            "platform",
+            deploy,
             DEPLOY_SESSION_SECONDS,
+            _document(platform_deploy_policy, scope, resources),
+        )
+        self.workloads_role = self._role(
+            name,
+            args.environment,
+            "workloads",
+            deploy,
+            DEPLOY_SESSION_SECONDS,
+            _document(workloads_deploy_policy, scope, resources),
         )
         self.register_outputs(
             {
                 "previewRoleArn": self.preview_role.arn,
-                "deployRoleArn": self.deploy_role.arn,
+                "platformRoleArn": self.platform_role.arn,
+                "workloadsRoleArn": self.workloads_role.arn,
                 "boundaryArn": self.boundary_arn,
             }
         )
@@ -150,12 +169,18 @@ class CiRoles(pulumi.ComponentResource):
         )
 
     def _role(
-        self, name: str, role_name: str, subjects: Sequence[str], session_seconds: int
+        self,
+        name: str,
+        environment: str,
+        purpose: str,
+        subjects: Sequence[str],
+        session_seconds: int,
+        policy: pulumi.Output[str],
     ) -> aws.iam.Role:
-        return aws.iam.Role(
-            name,
-            name=role_name,
-            description=f"GitHub Actions: {', '.join(subjects)}",
+        role = aws.iam.Role(
+            f"{name}-{purpose}",
+            name=naming.ci_role_name(environment, purpose),
+            description=f"GitHub Actions ({purpose}): {', '.join(subjects)}",
             assume_role_policy=self.provider.arn.apply(
                 lambda arn: json.dumps(
                     github_trust_policy(provider_arn=arn, subjects=subjects), sort_keys=True
@@ -164,132 +189,63 @@ class CiRoles(pulumi.ComponentResource):
             max_session_duration=session_seconds,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        aws.iam.RolePolicy(
+            f"{name}-{purpose}",
+            role=role.id,
+            policy=policy,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return role
+
+
+def _document(
+    build: Callable[[StackScope, StackResources], dict[str, Any]],
+    scope: pulumi.Output[StackScope],
+    resources: pulumi.Output[StackResources],
+) -> pulumi.Output[str]:
+    return pulumi.Output.all(scope, resources).apply(
+        lambda v: json.dumps(build(v[0], v[1]), sort_keys=True)
+    )
+
+
+def _access_policy(policy: str) -> Callable[[str], str]:
+    return lambda partition: eks_access_policy_arn(partition, policy)
 
 
 @dataclass(frozen=True, kw_only=True)
-class CiDeployAccessArgs:
-    """The stack's resources the deploy role changes, and the cluster both roles reach."""
-
+class CiClusterAccessArgs:
     roles: CiRoles
-    environment: str
-    key_arn: pulumi.Input[str]
-    bucket_arns: Sequence[pulumi.Input[str]]
-    repository_arns: Sequence[pulumi.Input[str]]
-    topic_arn: pulumi.Input[str]
-    models: Sequence[str]
-    """The models whose package groups the stack declares."""
-    endpoint_models: Sequence[str] = ()
-    """The models served by a SageMaker endpoint of this stack."""
-    tracking_server: bool = False
-    """Whether the stack declares its MLflow tracking server (`mlflowServerSize`)."""
-    passed_roles: Mapping[str, Sequence[pulumi.Input[str]]] = field(default_factory=dict)
-    """Role ARNs by kind (`infra.documents.ci.PASSED_TO`): the only roles the deploy role
-    hands to a service, and only to that kind's service."""
-    cluster: aws.eks.Cluster | None = None
-    """With a cluster: the preview role may view it, the deploy role administers it."""
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.passed_roles) - set(PASSED_TO))
-        if unknown:
-            raise ValueError(f"passed_roles: {unknown}: allowed: {sorted(PASSED_TO)}")
+    cluster: aws.eks.Cluster
 
 
-class CiDeployAccess(pulumi.ComponentResource):
-    """The deploy role's permissions, and both CI roles' cluster access entries."""
+class CiClusterAccess(pulumi.ComponentResource):
+    """Access entries: the preview role views the cluster (a preview of Kubernetes objects then
+    falls back from server-side dry runs, which need write access, to client-side diffs); the
+    workloads deploy role administers it (it applies the workloads, and the cluster's creator
+    may be someone else)."""
 
     def __init__(
-        self, name: str, args: CiDeployAccessArgs, opts: pulumi.ResourceOptions | None = None
+        self, name: str, args: CiClusterAccessArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("mlstack:ci:CiDeployAccess", name, None, opts)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        self._partition = aws.get_partition_output(opts=invoke).partition
-        self._policy(name, args, aws.get_region_output(opts=invoke).region)
-        if args.cluster is not None:
-            for role, policy in (
-                (args.roles.preview_role, CLUSTER_VIEW_POLICY),
-                (args.roles.deploy_role, CLUSTER_ADMIN_POLICY),
-            ):
-                self._cluster_access(name, args.cluster, role, policy)
-        self.register_outputs({})
-
-    def _policy(self, name: str, args: CiDeployAccessArgs, region: pulumi.Output[str]) -> None:
-        kinds = sorted(args.passed_roles)
-        passed = [pulumi.Output.all(*args.passed_roles[kind]) for kind in kinds]
-        roles = args.roles
-        document = pulumi.Output.all(
-            self._partition,
-            region,
-            roles.account_id,
-            args.key_arn,
-            pulumi.Output.all(*args.bucket_arns),
-            pulumi.Output.all(*args.repository_arns),
-            args.topic_arn,
-            pulumi.Output.all(*passed),
-            pulumi.Output.all(roles.boundary_arn, roles.preview_role.arn, roles.deploy_role.arn),
-        ).apply(
-            lambda v: deploy_policy(
-                partition=v[0],
-                region=v[1],
-                account_id=v[2],
-                cluster_name=naming.cluster_name(args.environment),
-                budget=naming.monitoring_name(args.environment),
-                dashboard=naming.monitoring_name(args.environment),
-                key_arn=v[3],
-                key_alias=naming.kms_alias(args.environment),
-                bucket_arns=v[4],
-                repository_arns=v[5],
-                topic_arn=v[6],
-                model_package_group_arns=[
-                    naming.model_package_group_arn(
-                        partition=v[0],
-                        region=v[1],
-                        account_id=v[2],
-                        group=naming.model_package_group(model, args.environment),
-                    )
-                    for model in args.models
-                ],
-                endpoint_arns=[
-                    f"arn:{v[0]}:sagemaker:{v[1]}:{v[2]}:endpoint/"
-                    + naming.endpoint_name(model, args.environment)
-                    for model in args.endpoint_models
-                ],
-                passed_roles=dict(zip(kinds, v[7], strict=True)),
-                boundary_arn=v[8][0],
-                protected_arns=list(v[8]),
-                tracking_server_arn=f"arn:{v[0]}:sagemaker:{v[1]}:{v[2]}:mlflow-tracking-server/"
-                + naming.mlflow_tracking_server_name(args.environment)
-                if args.tracking_server
-                else None,
+        super().__init__("mlstack:ci:CiClusterAccess", name, None, opts)
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        for kind, role, policy in (
+            ("view", args.roles.preview_role, CLUSTER_VIEW_POLICY),
+            ("admin", args.roles.workloads_role, CLUSTER_ADMIN_POLICY),
+        ):
+            entry = aws.eks.AccessEntry(
+                f"{name}-{kind}",
+                cluster_name=args.cluster.name,
+                principal_arn=role.arn,
+                type="STANDARD",
+                opts=pulumi.ResourceOptions(parent=self),
             )
-        )
-        aws.iam.RolePolicy(
-            f"{name}-deploy",
-            role=roles.deploy_role.id,
-            policy=document.apply(lambda d: json.dumps(d, sort_keys=True)),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def _cluster_access(
-        self, name: str, cluster: aws.eks.Cluster, role: aws.iam.Role, policy: str
-    ) -> None:
-        """An access entry for `role` with one EKS access policy over the whole cluster: view
-        for the preview role (a preview of Kubernetes objects then falls back from server-side
-        dry runs, which need write access, to client-side diffs), admin for the deploy role
-        (it applies the workloads, and the cluster's creator may be someone else)."""
-        kind = "view" if policy == CLUSTER_VIEW_POLICY else "admin"
-        name = f"{name}-{kind}"
-        entry = aws.eks.AccessEntry(
-            name,
-            cluster_name=cluster.name,
-            principal_arn=role.arn,
-            type="STANDARD",
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.eks.AccessPolicyAssociation(
-            name,
-            cluster_name=cluster.name,
-            principal_arn=role.arn,
-            policy_arn=self._partition.apply(lambda p: eks_access_policy_arn(p, policy)),
-            access_scope={"type": "cluster"},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
-        )
+            aws.eks.AccessPolicyAssociation(
+                f"{name}-{kind}",
+                cluster_name=args.cluster.name,
+                principal_arn=role.arn,
+                policy_arn=partition.apply(_access_policy(policy)),
+                access_scope={"type": "cluster"},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
+            )
+        self.register_outputs({})

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
 from infra.config import NodeGroupConfig
@@ -118,8 +117,9 @@ class Cluster(pulumi.ComponentResource):
     node_groups: dict[str, aws.eks.NodeGroup]
     kubeconfig: pulumi.Output[str]
     """Secret: JSON kubeconfig that authenticates through `aws eks get-token`."""
-    provider: k8s.Provider
-    """The Kubernetes provider for workloads on this cluster."""
+    security_group_id: pulumi.Output[str]
+    """The security group EKS gives the control plane's interfaces (and managed nodes): what
+    may reach the private API endpoint is what it admits."""
 
     def __init__(
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -273,12 +273,7 @@ class Cluster(pulumi.ComponentResource):
                 )
             )
         )
-        self.provider = k8s.Provider(
-            f"{name}-kubernetes",
-            kubeconfig=self.kubeconfig,
-            enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.node_groups.values())),
-        )
+        self.security_group_id = self.cluster.vpc_config.cluster_security_group_id
         self.register_outputs(
             {
                 "name": self.cluster.name,

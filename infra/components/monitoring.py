@@ -1,6 +1,7 @@
-"""Who hears about an environment, and about what: an encrypted alarm topic with the on-call
-address subscribed, a monthly cost budget that warns it, alarms on the serving that is not an
-endpoint's own (pods on the cluster, drift) and a dashboard of it all."""
+"""What an environment's alarm topic hears about, besides the budget: alarms on the serving that
+is not an endpoint's own (pods on the cluster, drift) and a dashboard of it all. They follow
+what is served, so they are the workloads layer's; the topic is the platform's
+(`infra.components.notifications`)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,18 @@ import pulumi_aws as aws
 from infra import naming
 from infra.documents.monitoring import (
     Alarm,
-    alarm_topic_policy,
     dashboard_body,
     drift_query,
     serving_replicas_alarm,
 )
-
-BUDGET_THRESHOLDS = (80, 100)
-"""Percent of the monthly amount, against the forecast."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs:
     environment: str
     region: str
-    kms_key_arn: pulumi.Input[str]
-    alarm_email: str
-    """Empty: the topic exists (alarms and the budget publish to it) but nobody is subscribed."""
-    monthly_budget_usd: int
+    topic_arn: pulumi.Input[str]
+    """The environment's alarm topic (`infra.components.notifications`)."""
     endpoints: Sequence[tuple[str, str]]
     """(endpoint, variant) of each SageMaker endpoint, for the dashboard (their alarms are the
     endpoints' own)."""
@@ -52,7 +47,6 @@ class ServingService:
 
 
 class Monitoring(pulumi.ComponentResource):
-    topic: aws.sns.Topic
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
     """By `<service>-replicas` and `<endpoint>-drift`."""
 
@@ -61,35 +55,6 @@ class Monitoring(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:monitoring:Monitoring", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        account_id = aws.get_caller_identity_output(
-            opts=pulumi.InvokeOutputOptions(parent=self)
-        ).account_id
-        self.topic = aws.sns.Topic(
-            f"{name}-alarms",
-            display_name=f"mlstack {args.environment} alarms",
-            kms_master_key_id=args.kms_key_arn,
-            opts=child,
-        )
-        aws.sns.TopicPolicy(
-            f"{name}-alarms",
-            arn=self.topic.arn,
-            policy=pulumi.Output.all(self.topic.arn, account_id).apply(
-                lambda values: json.dumps(
-                    alarm_topic_policy(topic_arn=values[0], account_id=values[1]), sort_keys=True
-                )
-            ),
-            opts=child,
-        )
-        if args.alarm_email:
-            aws.sns.TopicSubscription(
-                f"{name}-alarm-email",
-                topic=self.topic.arn,
-                protocol="email",
-                endpoint=args.alarm_email,
-                opts=child,
-            )
-        if args.monthly_budget_usd:
-            self._budget(name, args)
         self.alarms = {}
         for served in args.services:
             spec = serving_replicas_alarm(
@@ -99,7 +64,7 @@ class Monitoring(pulumi.ComponentResource):
                 min_replicas=served.min_replicas,
             )
             key = f"{served.service}-replicas"
-            self.alarms[key] = metric_alarm(f"{name}-{key}", spec, self.topic.arn, child)
+            self.alarms[key] = metric_alarm(f"{name}-{key}", spec, args.topic_arn, child)
         for endpoint in args.drift_endpoints:
             self.alarms[f"{endpoint}-drift"] = self._drift_alarm(name, endpoint, args)
         if args.endpoints or args.services or args.drift_endpoints:
@@ -117,7 +82,7 @@ class Monitoring(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-        self.register_outputs({"topic": self.topic.arn})
+        self.register_outputs({"alarms": sorted(self.alarms)})
 
     def _drift_alarm(
         self, name: str, endpoint: str, args: MonitoringArgs
@@ -143,34 +108,8 @@ class Monitoring(pulumi.ComponentResource):
             datapoints_to_alarm=1,
             # The job publishes once a run: between runs the last verdict stands.
             treat_missing_data="ignore",
-            alarm_actions=[self.topic.arn],
-            ok_actions=[self.topic.arn],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def _budget(self, name: str, args: MonitoringArgs) -> None:
-        aws.budgets.Budget(
-            f"{name}-budget",
-            name=naming.monitoring_name(args.environment),
-            budget_type="COST",
-            time_unit="MONTHLY",
-            limit_amount=str(args.monthly_budget_usd),
-            limit_unit="USD",
-            # The stack tags everything with its environment (aws:defaultTags); the tag must be
-            # activated as a cost allocation tag for the budget to see it.
-            cost_filters=[
-                {"name": "TagKeyValue", "values": [f"user:environment${args.environment}"]}
-            ],
-            notifications=[
-                {
-                    "comparison_operator": "GREATER_THAN",
-                    "threshold": threshold,
-                    "threshold_type": "PERCENTAGE",
-                    "notification_type": "FORECASTED",
-                    "subscriber_sns_topic_arns": [self.topic.arn],
-                }
-                for threshold in BUDGET_THRESHOLDS
-            ],
+            alarm_actions=[args.topic_arn],
+            ok_actions=[args.topic_arn],
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -3,11 +3,11 @@
 The endpoint keeps its name across versions: a new pin replaces the Model and the
 EndpointConfiguration (both auto-named) and updates the Endpoint in place, which SageMaker
 carries out blue/green, shifting traffic in steps while the alarms on this endpoint and variant
-watch, and rolling back when one fires."""
+watch, and rolling back when one fires. The role it runs as and its log group are the model's,
+declared by the platform layer (`infra.components.endpoint_identity`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
@@ -21,8 +21,6 @@ from pulumi_aws.sagemaker import (
 
 from infra import naming
 from infra.components.monitoring import metric_alarm
-from infra.components.service_role import account_service_role
-from infra.documents.iam import endpoint_execution_policy
 from infra.documents.monitoring import endpoint_alarms
 from serving.registry import ModelPackage
 
@@ -38,7 +36,8 @@ class SageMakerEndpointArgs:
     """The pinned version, resolved through the registry."""
     image: pulumi.Input[str]
     """The serving image by digest."""
-    repository_arn: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str]
+    """The model's execution role (its `EndpointIdentity`)."""
     capture_bucket: pulumi.Input[str]
     capture_percent: int
     """0 turns capture off."""
@@ -51,11 +50,7 @@ class SageMakerEndpointArgs:
     shift_percent: int
     shift_wait_minutes: int
     latency_p99_ms: int
-    log_retention_days: int
     alarm_topic_arn: pulumi.Input[str]
-    permissions_boundary: pulumi.Input[str] | None = None
-    """The stack's role permissions boundary, which every role it declares then carries (set
-    when CI roles exist: the deploy role may only write roles that carry it)."""
 
     def __post_init__(self) -> None:
         if self.traffic_shifting not in TRAFFIC_ROUTING:
@@ -72,8 +67,6 @@ class SageMakerEndpointArgs:
 
 class SageMakerEndpoint(pulumi.ComponentResource):
     endpoint: aws.sagemaker.Endpoint
-    role: aws.iam.Role
-    """The execution role SageMaker runs the model with (a deployer passes it to SageMaker)."""
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
 
     def __init__(
@@ -81,52 +74,14 @@ class SageMakerEndpoint(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:sagemaker:Endpoint", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        partition = aws.get_partition_output(opts=invoke).partition
         endpoint_name = naming.endpoint_name(args.model, args.environment)
         variant = naming.ENDPOINT_VARIANT
         capture_uri = pulumi.Output.concat(
             "s3://", args.capture_bucket, f"/{naming.ENDPOINT_CAPTURE_PREFIX}"
         )
-
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=naming.endpoint_log_group(endpoint_name),
-            retention_in_days=args.log_retention_days,
-            kms_key_id=args.kms_key_arn,
-            opts=child,
-        )
-        role = account_service_role(
-            f"{name}-execution",
-            parent=self,
-            service="sagemaker.amazonaws.com",
-            permissions_boundary=args.permissions_boundary,
-            description=f"SageMaker endpoint {endpoint_name}",
-        )
-        self.role = role
-        permissions = aws.iam.RolePolicy(
-            f"{name}-execution",
-            role=role.id,
-            policy=pulumi.Output.all(
-                partition, capture_uri, args.kms_key_arn, args.repository_arn, log_group.arn
-            ).apply(
-                lambda values: json.dumps(
-                    endpoint_execution_policy(
-                        partition=values[0],
-                        model_data_url=args.package.model_data_url,
-                        capture_prefix=f"{values[1]}/{endpoint_name}/",
-                        kms_key_arn=values[2],
-                        repository_arn=values[3],
-                        log_group_arn=values[4],
-                    ),
-                    sort_keys=True,
-                )
-            ),
-            opts=child,
-        )
         model = aws.sagemaker.Model(
             f"{name}-model",
-            execution_role_arn=role.arn,
+            execution_role_arn=args.execution_role_arn,
             primary_container={
                 "image": args.image,
                 "model_data_url": args.package.model_data_url,
@@ -135,7 +90,7 @@ class SageMakerEndpoint(pulumi.ComponentResource):
             # The server needs nothing from the network: SageMaker brings the model data.
             enable_network_isolation=True,
             tags={"mlstack:model-package": args.package.arn},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[permissions]),
+            opts=child,
         )
         configuration = aws.sagemaker.EndpointConfiguration(
             f"{name}-config",

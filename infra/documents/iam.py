@@ -322,17 +322,22 @@ def s3_object_arn(uri: str, partition: str) -> str:
 def endpoint_execution_policy(
     *,
     partition: str,
-    model_data_url: str,
+    model_prefix: str,
     capture_prefix: str,
     kms_key_arn: str,
     repository_arn: str,
     log_group_arn: str,
 ) -> dict[str, Any]:
-    """A SageMaker endpoint runs one pinned model version: it reads that version's model data
-    and no other object, pulls the serving image from its repository, writes captured traffic
-    under its own prefix and logs into its own log group."""
+    """A model's SageMaker endpoint reads that model's versions and no other object (any of
+    them: a rollback, SageMaker's own or an emergency one, runs an earlier version on fleets
+    that still scale out and replace instances), pulls the serving image from its repository,
+    writes captured traffic under its own prefix and logs into its own log group."""
     return _document(
-        _allow("ReadThePinnedModel", ["s3:GetObject"], [s3_object_arn(model_data_url, partition)]),
+        _allow(
+            "ReadTheModelsVersions",
+            ["s3:GetObject"],
+            [s3_object_arn(model_prefix.rstrip("/") + "/*", partition)],
+        ),
         _allow(
             "WriteCapturedTraffic",
             ["s3:PutObject", "s3:AbortMultipartUpload"],

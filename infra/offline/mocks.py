@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +100,40 @@ def _short_hash(text: str, length: int = 7) -> str:
 
 
 # Resource types whose ARN names another service than their provider module.
-_ARN_SERVICES = {"aws:cloudwatch/logGroup:LogGroup": "logs"}
+_ARN_SERVICES = {
+    "aws:cloudwatch/logGroup:LogGroup": "logs",
+    "aws:appautoscaling/target:Target": "application-autoscaling",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "ec2",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "ec2",
+}
+# The resource part of the ARN AWS gives each type (as IAM's Service Authorization Reference
+# writes it), from the resource's name or id; types not here are named `<service>:<id>`.
+_ARN_RESOURCES: Mapping[str, str] = {
+    "aws:appautoscaling/target:Target": "scalable-target/{id}",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "alarm:{name}",
+    "aws:codebuild/project:Project": "project/{name}",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "security-group/{id}",
+    "aws:ec2/eip:Eip": "elastic-ip/{id}",
+    "aws:ec2/flowLog:FlowLog": "vpc-flow-log/{id}",
+    "aws:ec2/internetGateway:InternetGateway": "internet-gateway/{id}",
+    "aws:ec2/launchTemplate:LaunchTemplate": "launch-template/{id}",
+    "aws:ec2/natGateway:NatGateway": "natgateway/{id}",
+    "aws:ec2/routeTable:RouteTable": "route-table/{id}",
+    "aws:ec2/securityGroup:SecurityGroup": "security-group/{id}",
+    "aws:ec2/subnet:Subnet": "subnet/{id}",
+    "aws:ec2/vpc:Vpc": "vpc/{id}",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "vpc-endpoint/{id}",
+    "aws:eks/addon:Addon": "addon/{clusterName}/{addonName}/{uuid}",
+    "aws:eks/accessEntry:AccessEntry": "access-entry/{clusterName}/role/{account}/{uuid}/{uuid}",
+    "aws:eks/nodeGroup:NodeGroup": "nodegroup/{clusterName}/{name}/{uuid}",
+    "aws:sagemaker/endpoint:Endpoint": "endpoint/{name}",
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": "endpoint-config/{name}",
+    "aws:sagemaker/model:Model": "model/{name}",
+    "aws:sns/topic:Topic": "{name}",
+    "aws:budgets/budget:Budget": "budget/{name}",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "security-group-rule/{id}",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "security-group-rule/{id}",
+}
 
 
 def _service(resource_type: str) -> str:
@@ -169,8 +202,22 @@ class AwsAnswers:
 
     def arn(self, resource_type: str, resource: str) -> str:
         service = _service(resource_type)
-        region = "" if service == "iam" else self.region  # IAM is global
+        region = "" if service in ("iam", "budgets") else self.region  # global services
         return f"arn:{self.partition}:{service}:{region}:{self.account_id}:{resource}"
+
+    def _arn_resource(self, resource_type: str, state: Mapping[str, Any]) -> str:
+        physical = str(state["id"])
+        template = _ARN_RESOURCES.get(resource_type)
+        if template is None:
+            return physical
+        return template.format(
+            id=physical,
+            name=str(state.get("name") or state.get("nodeGroupName") or physical),
+            clusterName=str(state.get("clusterName", "")),
+            addonName=str(state.get("addonName", "")),
+            account=self.account_id,
+            uuid=_short_hash(physical, 8),
+        )
 
     def _service_linked_role(
         self, _physical: str, type_: str, inputs: Mapping[str, Any]
@@ -225,6 +272,11 @@ class AwsAnswers:
                     ]
                 }
             ],
+            # EKS makes the cluster security group; the program's inputs never name one.
+            "vpcConfig": {
+                **dict(inputs.get("vpcConfig") or {}),
+                "clusterSecurityGroupId": f"sg-{_short_hash(name + '-cluster', 17)}",
+            },
             "status": "ACTIVE",
         }
 
@@ -288,10 +340,10 @@ class AwsAnswers:
     ) -> dict[str, Any]:
         """The state AWS would report for a resource created (or, with `import_id`, adopted)."""
         state = {**dict(inputs), "id": physical}
-        if resource_type.startswith("aws:"):
-            state.setdefault("arn", self.arn(resource_type, physical))
         if resource_type in self.computed:
             state.update(self.computed[resource_type](physical, resource_type, inputs))
+        if resource_type.startswith("aws:") and "arn" not in state:
+            state["arn"] = self.arn(resource_type, self._arn_resource(resource_type, state))
         state["id"] = physical  # what the SDK resolves `resource.id` to; nothing may override it
         return state
 
@@ -453,17 +505,43 @@ def _requested_types(args: Mapping[str, Any]) -> list[str]:
     return []
 
 
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Records each resource registration; ids and computed properties come from `AwsAnswers`."""
+@dataclass(frozen=True)
+class StackOutputs:
+    """What a stack reference to another stack reads: that stack's outputs, by its full name."""
 
-    def __init__(self, answers: AwsAnswers, *, preview: bool = False) -> None:
+    name: str
+    """`<organization>/<project>/<stack>`."""
+    outputs: Mapping[str, Any]
+    secret_names: frozenset[str] = frozenset()
+
+
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Records each resource registration; ids and computed properties come from `AwsAnswers`.
+
+    A stack reference is a read of another stack, not a resource of this one: it is answered
+    from `stack_references` (a reference to any other stack fails, as the backend's would) and
+    not recorded."""
+
+    def __init__(
+        self,
+        answers: AwsAnswers,
+        *,
+        preview: bool = False,
+        stack_references: Sequence[StackOutputs] = (),
+    ) -> None:
         self.answers = answers
         self.preview = preview
+        self.stack_references = {reference.name: reference for reference in stack_references}
         self.resources: list[RecordedResource] = []
         self._lock = threading.Lock()
         self._request = threading.local()
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        if args.typ == STACK_REFERENCE:
+            return self._stack_reference(str(args.resource_id))
         request = self._request.current
         # Derived from the URN without its stack part, so equal config gives equal ids anywhere.
         physical = args.resource_id or f"{args.name}-{_short_hash(request.urn.split('::', 1)[-1])}"
@@ -494,6 +572,17 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if self.preview and not args.resource_id:
             return None, props
         return physical, props
+
+    def _stack_reference(self, name: str) -> tuple[str, dict[Any, Any]]:
+        reference = self.stack_references.get(name)
+        if reference is None:
+            known = ", ".join(sorted(self.stack_references)) or "none"
+            raise InvokeFailedError(f"unknown stack {name!r} (stacks offline: {known})")
+        return name, {
+            "name": name,
+            "outputs": dict(reference.outputs),
+            "secretOutputNames": sorted(reference.secret_names),
+        }
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]]]:
         try:

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from infra.layers import LAYERS, WORKLOADS, Layer
 from infra.operations.errors import PulumiCliMissingError
+from infra.paths import PROJECT_ROOT
 
 INSTALL = (
     "install it (https://www.pulumi.com/docs/iac/download-install/: `curl -fsSL "
@@ -39,16 +41,23 @@ class StackEngine(Protocol):
         message: str,
         on_output: Callable[[str], None],
     ) -> None:
-        """`pulumi preview` or `pulumi up` of the program and stack file in `work_dir`."""
+        """`pulumi preview` or `pulumi up` of the layer's program and the stack file in the
+        checkout at `work_dir`."""
 
 
 class AutomationStack:
-    """The real engine: the Pulumi CLI driven by the Automation API."""
+    """The real engine: the Pulumi CLI driven by the Automation API, for one layer's stack of an
+    environment (its outputs: both layers')."""
 
-    def __init__(self, stack: str, project_dir: Path) -> None:
+    def __init__(self, stack: str, project_dir: Path, layer: Layer = WORKLOADS) -> None:
         require_cli(f"stack {stack!r}")
         self.stack = stack
         self.project_dir = project_dir
+        self.layer = layer
+
+    def layer_dir(self, root: Path, layer: Layer | None = None) -> Path:
+        """Where `layer`'s Pulumi.yaml is in the checkout at `root`."""
+        return root / (layer or self.layer).directory.relative_to(PROJECT_ROOT)
 
     def _select(self, work_dir: Path) -> Any:
         from pulumi import automation
@@ -56,10 +65,16 @@ class AutomationStack:
         return automation.select_stack(stack_name=self.stack, work_dir=str(work_dir))
 
     def history(self) -> list[Any]:
-        return list(self._select(self.project_dir).history(show_secrets=True))
+        return list(self._select(self.layer_dir(self.project_dir)).history(show_secrets=True))
 
     def outputs(self) -> dict[str, Any]:
-        return {key: item.value for key, item in self._select(self.project_dir).outputs().items()}
+        """Every output of the environment: the platform stack's and the workloads stack's
+        (their names never overlap; `infra.outputs`)."""
+        found: dict[str, Any] = {}
+        for layer in LAYERS:
+            stack = self._select(self.layer_dir(self.project_dir, layer))
+            found.update({key: item.value for key, item in stack.outputs().items()})
+        return found
 
     def run(
         self,
@@ -69,7 +84,7 @@ class AutomationStack:
         message: str,
         on_output: Callable[[str], None],
     ) -> None:
-        stack = self._select(work_dir)
+        stack = self._select(self.layer_dir(work_dir))
         if preview:
             stack.preview(message=message, on_output=on_output)
         else:

@@ -24,7 +24,10 @@ from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR
 
 from .conftest import RunStack
 
-VALID = {"mlstack:environment": "test"}
+VALID = {"mlstack:environment": "test", "aws:defaultTags": {"tags": {"environment": "test"}}}
+CONNECTION = (
+    "arn:aws:codeconnections:eu-west-1:123456789012:connection/0f6a3c4e-5b1d-4e8f-9a2b-7c3d1e5f6a70"
+)
 
 
 def test_an_ingress_certificate_must_be_in_the_stacks_region() -> None:
@@ -394,9 +397,45 @@ REFUSED_THROUGH_THE_PROGRAM: dict[str, tuple[dict[str, Any], tuple[str, ...]]] =
         {"aws:region": "mars-1"},
         ("aws:region = 'mars-1': allowed: an AWS region", "eu-west-1", "cn-north-1"),
     ),
-    "environment ending in a dash": (
-        {"mlstack:environment": "dev-"},
-        ("mlstack:environment = 'dev-'", "model package group name '<model>-dev-'", "SageMaker"),
+    "environment with a dash, whose names another environment's could end with": (
+        {"mlstack:environment": "pre-prod"},
+        (
+            "mlstack:environment = 'pre-prod'",
+            "names made from it end in '-pre-prod' (<model>-pre-prod)",
+            "the CI roles find the stack's own resources by that ending",
+        ),
+    ),
+    "default tags without the environment": (
+        {"aws:defaultTags": {"tags": {"project": "mlstack"}}},
+        (
+            'aws:defaultTags = {"tags": {"project": "mlstack"}}: allowed: a mapping whose tags '
+            "include environment: dev",
+        ),
+    ),
+    "a runner connection without a repository": (
+        {"mlstack:ciGithubRepository": "", "mlstack:ciGithubConnectionArn": CONNECTION},
+        ("mlstack:ciGithubConnectionArn", "empty while ciGithubRepository is empty"),
+    ),
+    "a repository without the runner's connection": (
+        {"mlstack:ciGithubRepository": "example-org/mlstack", "mlstack:ciGithubConnectionArn": ""},
+        ("mlstack:ciGithubConnectionArn = '': allowed: the ARN of the account's CodeConnections",),
+    ),
+    "a runner without NAT to reach GitHub": (
+        {
+            "mlstack:ciGithubRepository": "example-org/mlstack",
+            "mlstack:ciGithubConnectionArn": CONNECTION,
+            "mlstack:natGateways": "none",
+            "mlstack:privateEndpoints": True,
+        },
+        ("mlstack:natGateways = 'none': allowed: single or per-az", "while the stack has a CI"),
+    ),
+    "a connection in another region than the stack's": (
+        {"mlstack:ciGithubConnectionArn": CONNECTION.replace("eu-west-1", "us-east-1")},
+        ("a connection in the stack's region (eu-west-1)", "CodeBuild uses connections"),
+    ),
+    "a connection ARN that is not one": (
+        {"mlstack:ciGithubConnectionArn": "arn:aws:iam::123456789012:role/x"},
+        ("mlstack:ciGithubConnectionArn", "the ARN of a CodeConnections connection to GitHub"),
     ),
     "environment with capitals": (
         {"mlstack:environment": "Dev"},
@@ -446,7 +485,8 @@ def test_provider_settings_and_declared_keys_pass() -> None:
     values = load_stack_settings("dev").values
     assert {"aws:region", "aws:defaultTags"} <= set(values)
     assert load_config(values).environment == "dev"
-    assert load_config({**values, "aws:region": "cn-north-1"}).environment == "dev"
+    china = {**values, "aws:region": "cn-north-1", "mlstack:ciGithubConnectionArn": ""}
+    assert load_config({**china, "mlstack:ciGithubRepository": ""}).environment == "dev"
 
 
 def test_the_default_kubernetes_version_is_the_newest_under_standard_support_today() -> None:

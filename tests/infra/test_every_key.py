@@ -92,12 +92,17 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "driftPsiThreshold": ("staging", "0.25"),
     "driftOutOfRangePercent": ("staging", 10),
     "driftRetrains": ("dev", True),
-    "ciGithubRepository": ("dev", "example-org/mlstack"),
+    "ciGithubRepository": ("dev", "example-org/mlstack-fork"),
+    "ciGithubConnectionArn": (
+        "dev",
+        "arn:aws:codeconnections:eu-west-1:123456789012:connection/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    ),
 }
 
 # What a key cannot change without: the config check refuses it alone.
 COMPANIONS: dict[str, dict[str, Any]] = {
     "clusterPublicAccess": {"clusterPublicAccessCidrs": []},
+    "environment": {"aws:defaultTags": {"tags": {"project": "mlstack", "environment": "qa"}}},
 }
 # A key whose effect shows only beside another: compared with the stack plus that other key.
 BESIDE: dict[str, dict[str, Any]] = {
@@ -109,7 +114,9 @@ def run(stack: str, **overrides: Any) -> ProgramRun:
     """`stack` serving the demo model where it serves anything, with `overrides` as after
     `pulumi config set`."""
     pin = {"mlstack:servingModelVersions": PIN} if stack in SERVING_STACKS else {}
-    values = pin | {f"mlstack:{key}": value for key, value in overrides.items()}
+    values = pin | {
+        key if ":" in key else f"mlstack:{key}": value for key, value in overrides.items()
+    }
     settings = load_stack_settings(stack)
     config = load_config({**settings.values, **values})
     pins = dict(config.serving.model_versions)

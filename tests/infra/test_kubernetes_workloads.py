@@ -116,9 +116,16 @@ def test_changing_only_the_pin_changes_only_the_deployments_pod_template(
     after = run_stack("staging", servingModelVersions=["demo=2"])
     inputs_before = {r.urn: r.inputs for r in before.resources}
     everything_changed = [r for r in after.resources if inputs_before.get(r.urn) != r.inputs]
-    # staging also serves on a SageMaker endpoint, whose Model and execution role follow the
-    # pin (tests/infra/test_sagemaker_endpoint.py), and so does the endpoint's drift job (the
-    # version whose baseline it compares with); among the serving objects only the Deployment.
+
+    # staging also serves on a SageMaker endpoint, whose Model and configuration follow the pin
+    # (tests/infra/test_sagemaker_endpoint.py; its execution role reads every version, so it
+    # does not), and so does the endpoint's drift job (the version whose baseline it compares
+    # with); among the serving objects only the Deployment. Nothing of the platform changes:
+    # a pin is the workloads layer's alone.
+    def platform(run: ProgramRun) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in run.of_layer("platform").resources}
+
+    assert platform(before) == platform(after)
     drift_job = [
         r for r in everything_changed if r.inputs.get("metadata", {}).get("name") == "drift-demo"
     ]
@@ -131,7 +138,6 @@ def test_changing_only_the_pin_changes_only_the_deployments_pod_template(
     assert sorted(
         r.resource_type for r in everything_changed if r not in changed and r not in drift_job
     ) == [
-        "aws:iam/rolePolicy:RolePolicy",
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
         "aws:sagemaker/model:Model",
     ]

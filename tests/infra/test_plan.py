@@ -33,7 +33,15 @@ def test_plan_dev_shows_the_storage_settings_a_reviewer_checks(
     result = plan("dev")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.startswith(f"stack dev: {len(stack_runs['dev'].resources)} resources")
+    platform, workloads = stack_runs["dev"].runs
+    # One tree per layer, the platform first: the workloads read its outputs.
+    assert out.startswith(
+        f"stack dev, platform layer (project mlstack): {len(platform.resources)} resources"
+    )
+    assert (
+        f"\n\nstack dev, workloads layer (project mlstack-workloads): "
+        f"{len(workloads.resources)} resources"
+    ) in out
     for bucket in ("storage-data-bucket", "storage-models-bucket", "storage-capture-bucket"):
         assert f"aws:s3/bucket:Bucket  {bucket}" in out
     assert out.count("sseAlgorithm: 'aws:kms'") == 3
@@ -49,23 +57,36 @@ def test_plan_dev_shows_the_storage_settings_a_reviewer_checks(
     # Each bucket's policy, and the alarm topic's, refuse requests without TLS.
     assert out.count("'aws:SecureTransport': 'false'") == 4
     assert "enableKeyRotation: true" in out
-    assert "policy: 0 violation(s)" in out
+    assert out.count("policy: 0 violation(s)") == 2
 
 
 def test_plan_json_lists_every_resource_with_its_parent() -> None:
     result = plan("prod", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    resources = {r["name"]: r for r in document["resources"]}
-    urns = {r["urn"]: r["name"] for r in document["resources"]}
+    platform, workloads = document["layers"]
+    assert (platform["layer"], platform["project"]) == ("platform", "mlstack")
+    assert (workloads["layer"], workloads["project"]) == ("workloads", "mlstack-workloads")
+    resources = {r["name"]: r for r in platform["resources"]}
+    urns = {r["urn"]: r["name"] for r in platform["resources"]}
     assert urns[resources["storage-data-bucket"]["parent"]] == "storage-data"
     assert urns[resources["storage-data"]["parent"]] == "storage"
     assert resources["storage-data-bucket"]["protect"] is True
     assert resources["key-key"]["inputs"]["policy"]["Statement"][0]["Principal"] == {
         "AWS": "arn:aws:iam::123456789012:root"
     }
-    assert document["violations"] == []
-    assert document["outputs"]["environment"] == "prod"
+    assert platform["violations"] == workloads["violations"] == []
+    assert platform["outputs"]["environment"] == "prod"
+    assert set(workloads["outputs"]) == {"servingImage", "trainingImage", "servedModelVersions"}
+    assert any(r["type"] == "kubernetes:apps/v1:Deployment" for r in workloads["resources"])
+
+
+def test_plan_of_one_layer_shows_only_it() -> None:
+    result = plan("staging", "--layer", "workloads")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("stack staging, workloads layer (project mlstack-workloads)")
+    assert "platform layer" not in result.stdout
+    assert "aws:eks/cluster:Cluster" not in result.stdout
 
 
 def test_plan_with_an_override_shows_the_change() -> None:
@@ -94,11 +115,13 @@ def test_plan_of_an_unknown_stack_names_the_stacks_there_are() -> None:
 def test_the_tree_lists_violations_under_the_policy_heading(
     stack_runs: dict[str, ProgramRun],
 ) -> None:
-    violation = Violation("S3.8", "urn:x", "storage-data-bucket", "no public access block")
-    text = render_tree(stack_runs["dev"], [violation])
-    assert text.endswith(
+    bucket = stack_runs["dev"].named("storage-data-bucket")
+    violation = Violation("S3.8", bucket.urn, bucket.name, "no public access block")
+    platform, workloads = render_tree(stack_runs["dev"], [violation]).split("\n\nstack dev, ")
+    assert platform.endswith(
         "policy: 1 violation(s)\n    [S3.8] storage-data-bucket: no public access block"
     )
+    assert workloads.endswith("policy: 0 violation(s)")
 
 
 @pytest.fixture

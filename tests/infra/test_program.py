@@ -7,9 +7,10 @@ import pytest
 from infra import outputs
 from infra.config import load_config
 from infra.offline.runner import ProgramRun, run_program
+from infra.serving_targets import serving_targets
 from infra.stackfiles import StackSettings, load_stack_settings
 
-from .conftest import CLUSTER_STACKS, STACKS
+from .conftest import STACKS
 
 CLUSTER_OUTPUTS = {
     outputs.VPC_ID,
@@ -21,6 +22,8 @@ CLUSTER_OUTPUTS = {
     outputs.OIDC_PROVIDER_ARN,
     outputs.TRAINING_ROLE_ARN,
     outputs.SERVING_ROLE_ARN,
+    outputs.SCORING_ROLE_ARN,
+    outputs.AUTOSCALER_ROLE_ARN,
 }
 BUILD_OUTPUTS = {
     outputs.TRAINING_IMAGE,
@@ -29,11 +32,33 @@ BUILD_OUTPUTS = {
     outputs.SAGEMAKER_SCORING_ROLE_ARN,
 }
 """What a stack that runs anything (the cluster, or a SageMaker endpoint) builds and declares."""
-CI_OUTPUTS = {outputs.CI_PREVIEW_ROLE_ARN, outputs.CI_DEPLOY_ROLE_ARN}
-"""Exported only by a stack with `ciGithubRepository`, which no stack file sets (test_ci_roles
-runs the program with it)."""
+CI_OUTPUTS = {
+    outputs.CI_PREVIEW_ROLE_ARN,
+    outputs.CI_PLATFORM_ROLE_ARN,
+    outputs.CI_WORKLOADS_ROLE_ARN,
+}
+"""Exported by a stack with `ciGithubRepository`."""
 TRACKING_OUTPUTS = {outputs.MLFLOW_TRACKING_SERVER_ARN, outputs.MLFLOW_TRACKING_SERVER_URL}
 """Exported by a stack with an MLflow tracking server (`mlflowServerSize`) only."""
+WORKLOADS_OUTPUTS = {outputs.TRAINING_IMAGE, outputs.SERVING_IMAGE, outputs.SERVED_MODEL_VERSIONS}
+"""The workloads stack's; every other output is the platform stack's."""
+
+
+def expected_outputs(settings: StackSettings) -> set[str]:
+    """Every output name, less those of parts the stack leaves out."""
+    config = load_config(settings.values)
+    targets = serving_targets(config)
+    left_out = {
+        *(() if config.ci.github_repository else CI_OUTPUTS),
+        *(() if config.cluster.enabled else CLUSTER_OUTPUTS),
+        *(() if targets.drift_checked else {outputs.DRIFT_ROLE_ARN}),
+        *(() if targets.ingress else {outputs.LOAD_BALANCER_CONTROLLER_ROLE_ARN}),
+        *(() if targets.runs_images else BUILD_OUTPUTS),
+        *(() if targets.on_sagemaker else {outputs.ENDPOINT_ROLE_ARNS}),
+        *(() if config.ci.runner and config.cluster.enabled else {outputs.CI_RUNNER_PROJECT}),
+        *(() if config.training.mlflow_server_size else TRACKING_OUTPUTS),
+    }
+    return {v for k, v in vars(outputs).items() if k.isupper()} - left_out
 
 
 def shape(run: ProgramRun) -> list[tuple[str, str, object]]:
@@ -54,12 +79,10 @@ def test_the_program_completes_and_exports_every_output(
 ) -> None:
     run = stack_runs[stack]
     assert run.outputs[outputs.ENVIRONMENT] == stack
-    exported = {v for k, v in vars(outputs).items() if k.isupper()} - CI_OUTPUTS
-    if stack not in CLUSTER_STACKS:
-        exported -= CLUSTER_OUTPUTS | BUILD_OUTPUTS
-    if not load_config(run.settings.values).training.mlflow_server_size:
-        exported -= TRACKING_OUTPUTS
-    assert set(run.outputs) == exported
+    assert set(run.outputs) == expected_outputs(run.settings)
+    # Each output is one layer's: the workloads read the platform's through the reference.
+    assert set(run.of_layer("workloads").outputs) == WORKLOADS_OUTPUTS & set(run.outputs)
+    assert not set(run.of_layer("platform").outputs) & WORKLOADS_OUTPUTS
     # Every output has a value; a map may be empty (no model pinned yet serves nothing).
     assert all(value not in (None, "", []) for value in run.outputs.values())
     assert run.outputs[outputs.SERVED_MODEL_VERSIONS] == {}

@@ -102,7 +102,7 @@ def test_the_endpoint_runs_the_pinned_version_from_the_built_image_encrypted_and
     assert [o["captureMode"] for o in capture["captureOptions"]] == ["Input", "Output"]
 
 
-def test_the_execution_role_reads_only_the_pinned_model(
+def test_the_execution_role_reads_the_models_versions_and_no_other_object(
     served_runs: dict[str, ProgramRun],
 ) -> None:
     run = served_runs["staging"]
@@ -115,10 +115,15 @@ def test_the_execution_role_reads_only_the_pinned_model(
         if r.name == "endpoint-demo-execution"
     )
     statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
-    model_data = one(run, MODEL).inputs["primaryContainer"]["modelDataUrl"]
-    assert statements["ReadThePinnedModel"]["Resource"] == [
-        "arn:aws:s3:::" + model_data.removeprefix("s3://")
+    # Every version of the model, not only the pinned one: a rollback runs an earlier version
+    # on a fleet that still scales out and replaces instances.
+    models = run.outputs["modelsBucketName"]
+    assert statements["ReadTheModelsVersions"]["Resource"] == [
+        f"arn:aws:s3:::{models}/models/demo/*"
     ]
+    # It is the model's, declared by the platform; the workloads hand it to SageMaker.
+    assert role.urn.split("::")[1] == "mlstack"
+    assert one(run, MODEL).inputs["executionRoleArn"] == role.props["arn"]
     assert statements["WriteCapturedTraffic"]["Resource"] == [
         f"arn:aws:s3:::{run.outputs['captureBucketName']}/sagemaker/demo-staging/*"
     ]

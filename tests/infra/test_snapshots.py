@@ -1,6 +1,6 @@
-"""The committed plan of each stack (infra/snapshots/) is the program's plan: a change to what a
-stack declares fails here, naming the resources, until the snapshot is refreshed and the change
-shows in the review."""
+"""The committed plan of each stack's layers (infra/snapshots/<layer>/<stack>.txt) is the programs'
+plan: a change to what a stack declares fails here, naming the resources, until the snapshot is
+refreshed and the change shows in the review."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.layers import LAYERS
 from infra.offline.runner import ProgramRun, run_program
 from infra.paths import PROJECT_ROOT
 from infra.snapshot import compare, render_snapshot, snapshot_file
@@ -23,23 +24,27 @@ def snapshot(run: ProgramRun) -> str:
     return render_snapshot(run, evaluate(run.resources))
 
 
+@pytest.mark.parametrize("layer", [layer.name for layer in LAYERS])
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_committed_plan_is_the_programs_plan(
-    stack: str, stack_runs: dict[str, ProgramRun]
+    stack: str, layer: str, stack_runs: dict[str, ProgramRun]
 ) -> None:
-    committed = snapshot_file(stack).read_text(encoding="utf-8")
-    current = snapshot(stack_runs[stack])
+    path = snapshot_file(stack, layer)
+    committed = path.read_text(encoding="utf-8")
+    current = snapshot(stack_runs[stack].of_layer(layer))
     if current != committed:
         pytest.fail(
-            f"{stack}'s plan differs from {snapshot_file(stack).relative_to(PROJECT_ROOT)}: "
+            f"{stack}'s {layer} plan differs from {path.relative_to(PROJECT_ROOT)}: "
             f"{compare(committed, current).describe()}. If the change is meant, run `make "
             "snapshots` and commit the result, so the review shows it."
         )
 
 
 def test_an_unreviewed_change_is_caught_and_named() -> None:
-    committed = snapshot_file("dev").read_text(encoding="utf-8")
-    changed = snapshot(run_program("dev", overrides={"mlstack:natGateways": "per-az"}))
+    committed = snapshot_file("dev", "platform").read_text(encoding="utf-8")
+    changed = snapshot(
+        run_program("dev", overrides={"mlstack:natGateways": "per-az"}).of_layer("platform")
+    )
     changes = compare(committed, changed)
     assert changes.added == [
         "aws:ec2/eip:Eip  network-nat-1",
@@ -58,7 +63,9 @@ def test_the_snapshot_holds_nothing_that_differs_between_checkouts(
 ) -> None:
     """The checkout's path, the source commit and the digests derived from it are placeholders;
     secrets are masked; the Kubernetes objects are there."""
-    text = snapshot(stack_runs["dev"])
+    text = snapshot(stack_runs["dev"].of_layer("platform")) + snapshot(
+        stack_runs["dev"].of_layer("workloads")
+    )
     head = subprocess.run(
         ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -84,4 +91,7 @@ def test_the_snapshot_command_writes_the_file_and_refuses_overrides(tmp_path: Pa
     )
     assert written.returncode == 0, written.stderr
     assert written.stdout == ""
-    assert written.stderr == "mlstack plan local: infra/snapshots/local.txt: no change\n"
+    assert written.stderr == (
+        "mlstack plan local: infra/snapshots/platform/local.txt: no change\n"
+        "mlstack plan local: infra/snapshots/workloads/local.txt: no change\n"
+    )

@@ -14,7 +14,7 @@ POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 
 # Verbs of calls that only read; anything else may change something.
 _READ_ONLY = re.compile(
-    r"^[a-z0-9-]+:(Describe|List|Get|Head|BatchGet|Search|Query)[A-Za-z0-9]*\*?$"
+    r"^[a-z0-9-]+:(Describe|List|Get|Head|BatchGet|Search|Query|View)[A-Za-z0-9]*\*?$"
 )
 _BROAD_MANAGED = re.compile(r"FullAccess|AdministratorAccess|PowerUserAccess")
 _SERVICE_ACCOUNT = re.compile(r"^system:serviceaccount:[a-z0-9-]+:[a-z0-9-]+$")
@@ -39,14 +39,19 @@ def no_wildcard_actions(policy: ResourceLike) -> str | None:
     return f"allows wildcard actions {', '.join(sorted(set(wild)))}" if wild else None
 
 
-def _scoped_metric_write(statement: dict[str, object], action: str) -> bool:
-    """`cloudwatch:PutMetricData` names no resource; a namespace condition is its scope."""
+# Condition keys that scope a call naming no resource: the namespace a metric is put in, the
+# tags a resource is created with (`eks:CreateCluster` takes no resource ARN; its scope is the
+# tag the stack creates it with).
+_SCOPING_KEYS = re.compile(r"^(cloudwatch:namespace|aws:RequestTag/.+)$")
+
+
+def _scoped_write(statement: dict[str, object]) -> bool:
+    """A write on `*` that a condition scopes to what the stack makes."""
     condition = statement.get("Condition")
-    return (
-        action == "cloudwatch:PutMetricData"
-        and isinstance(condition, dict)
-        and "cloudwatch:namespace" in (condition.get("StringEquals") or {})
-    )
+    if not isinstance(condition, dict):
+        return False
+    equals = condition.get("StringEquals") or {}
+    return isinstance(equals, dict) and any(_SCOPING_KEYS.match(str(key)) for key in equals)
 
 
 @resource_rule(
@@ -62,7 +67,7 @@ def no_writes_on_everything(policy: ResourceLike) -> str | None:
             for statement, action in _allowed_actions(policy.props.get("policy"))
             if "*" in as_list(statement.get("Resource"))
             and not _READ_ONLY.match(action)
-            and not _scoped_metric_write(statement, action)
+            and not _scoped_write(statement)
         }
     )
     return f"allows {', '.join(writes)} on Resource '*'" if writes else None

@@ -79,20 +79,20 @@ def _drift_publishers(stack: StackIndex) -> set[str]:
     return names
 
 
-def _services(stack: StackIndex) -> set[tuple[str, str, str]]:
-    """(cluster, namespace, name) of every Service, on every declared cluster (the stack has at
-    most one; its objects do not say which cluster's provider they went through)."""
-    clusters = [
+def _services(stack: StackIndex) -> set[tuple[str, str]]:
+    """(namespace, name) of every Service the stack declares."""
+    return {
+        (str(metadata.get("namespace") or "default"), str(metadata.get("name")))
+        for metadata in (service.props.get("metadata") or {} for service in stack.of_type(SERVICE))
+    }
+
+
+def _clusters(stack: StackIndex) -> set[str]:
+    """The names of the clusters the stack declares. A workloads stack declares none: its
+    objects go to the platform stack's cluster, whose name its objects do not say."""
+    return {
         str(known(c.props.get("name"), f"the name of {c.name}")) for c in stack.of_type(CLUSTER)
-    ]
-    found = set()
-    for service in stack.of_type(SERVICE):
-        metadata = service.props.get("metadata") or {}
-        for cluster in clusters:
-            found.add(
-                (cluster, str(metadata.get("namespace") or "default"), str(metadata.get("name")))
-            )
-    return found
+    }
 
 
 def _queried_problem(alarm: ResourceLike, stack: StackIndex) -> str | None:
@@ -117,7 +117,10 @@ def _container_insights_problem(dimensions: Mapping[str, Any], stack: StackIndex
             "watches a Container Insights metric without ClusterName, Namespace and Service "
             "dimensions: it sums over whatever else runs there"
         )
-    if watched not in _services(stack):
+    clusters = _clusters(stack)
+    if (watched[1], watched[2]) not in _services(stack) or (
+        clusters and watched[0] not in clusters
+    ):
         return (
             f"watches Service {watched[1]}/{watched[2]} on {watched[0]}, "
             "which the stack does not declare"
