@@ -1,15 +1,19 @@
-"""Which revision of the sources an image is built from: its tag in the registry.
+"""What an image is built from, as its tag in the registry: a hash of exactly its build inputs.
 
-An image is tagged with the last commit that changed what its Dockerfile copies, not with
-HEAD, so a commit that touches only docs or stack files leaves the tag (and the build) as it
-was and the stack previews unchanged. Uncommitted changes to those files give a tag of their
-own (`<commit>-dirty-<hash of the changes>`): the repositories' tags are immutable, so two
-different builds must never share one.
+The tag is a function of the content of the files the image's Dockerfile copies (and of the
+Dockerfile), not of history: the same tree gives the same tag in a full clone, in CI's depth-1
+clone and with uncommitted edits undone, so a commit that changes none of an image's inputs
+leaves its tag, its digest and every workload that runs it as they were. Any change to an
+input, committed or not, gives a new tag: the repositories' tags are immutable, so two
+different builds must never share one. Which files count is git's answer (tracked, or
+untracked and not ignored), so caches and virtualenvs never do; a file's content counts by its
+git blob id, as git itself would store it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -19,20 +23,24 @@ from infra.paths import PROJECT_ROOT
 
 BUILD_INPUTS = ("pyproject.toml", "uv.lock", "README.md", "infra", "serving", "training")
 """What the Dockerfiles copy from the repository root (besides the Dockerfile itself)."""
+TAG_PREFIX = "src-"
+"""Marks a content tag apart from a commit in the registry and in lineage records."""
+TAG_HEX_DIGITS = 32
 
 
 class SourceRevisionError(pulumi.RunError):
     """The sources' revision cannot be read; the message says what to do instead."""
 
 
-def _git(root: Path, *args: str) -> str:
+def _git(root: Path, *args: str, stdin: str | None = None) -> str:
     try:
         result = subprocess.run(  # noqa: S603 (fixed git subcommands)
             ["git", "-C", str(root), *args],  # noqa: S607 (git from PATH, as a user runs it)
             capture_output=True,
             text=True,
             check=False,
-            timeout=30,
+            timeout=60,
+            input=stdin,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise SourceRevisionError(f"git cannot run ({error})") from error
@@ -41,27 +49,36 @@ def _git(root: Path, *args: str) -> str:
     return result.stdout
 
 
+def build_inputs(image: str) -> tuple[str, ...]:
+    """The paths, relative to the repository root, that `image`'s build reads."""
+    return (*BUILD_INPUTS, f"{image}/Dockerfile")
+
+
 def source_tag(image: str, root: Path = PROJECT_ROOT) -> str:
-    """The tag for `image` built from the working tree at `root`."""
-    paths = [*BUILD_INPUTS, f"{image}/Dockerfile"]
+    """The tag for `image` built from the working tree at `root`: `src-<hash of its inputs>`."""
     try:
-        commit = _git(root, "log", "-1", "--format=%H", "--", *paths).strip()
-        if not commit:
-            raise SourceRevisionError("no commit touches the image's sources yet")
-        changes = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *paths)
-        if not changes:
-            return commit
-        diff = _git(root, "diff", "HEAD", "--binary", "--", *paths)
+        listed = _git(
+            root,
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "--",
+            *build_inputs(image),
+        )
+        files = sorted({name for name in listed.split("\0") if (root / name).is_file()})
+        if not files:
+            raise SourceRevisionError("none of the image's sources is in the repository")
+        blobs = _git(root, "hash-object", "--stdin-paths", stdin="\n".join(files) + "\n")
     except SourceRevisionError as error:
         raise SourceRevisionError(
-            f"the {image} image is tagged with the git commit of its sources, which cannot be "
-            f"read in {root} ({error}); allowed: build from a git clone, or deploy a prebuilt "
-            "image with mlstack:imageDigests"
+            f"the {image} image is tagged with a hash of its sources, which git cannot list in "
+            f"{root} ({error}); allowed: build from a git clone, or deploy a prebuilt image "
+            "with mlstack:imageDigests"
         ) from error
-    untracked = sorted(
-        line[3:] for line in changes.splitlines() if line.startswith("??")
-    )  # their content, too: a new file changes the build as much as an edit
-    digest = hashlib.sha256(diff.encode())
-    for name in untracked:
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
-    return f"{commit}-dirty-{digest.hexdigest()[:12]}"
+    digest = hashlib.sha256()
+    for name, blob in zip(files, blobs.split(), strict=True):
+        executable = "x" if os.access(root / name, os.X_OK) else "-"
+        digest.update(f"{name}\0{executable}{blob}\n".encode())
+    return TAG_PREFIX + digest.hexdigest()[:TAG_HEX_DIGITS]

@@ -43,7 +43,9 @@ RUN_KEYS = ("model_package_group", "models_uri", "serving_image", "model_name")
 
 
 ENVIRONMENT_HELP = """environment variables:
-  MLSTACK_GIT_COMMIT      commit recorded as lineage (default: git rev-parse HEAD, else unknown)
+  MLSTACK_GIT_COMMIT      source revision recorded as lineage: the image's source tag (src-<hash of
+                          its build inputs) in the stack's runs (default: git rev-parse HEAD, else
+                          unknown)
   MLSTACK_IMAGE_DIGEST    image digest recorded as lineage (default: empty)
   MLSTACK_SERVING_IMAGE   --serving-image when the flag is not given
   MLSTACK_OPT_ML          root of the SageMaker layout (default /opt/ml)

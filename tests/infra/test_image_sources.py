@@ -1,4 +1,4 @@
-"""Image tags from the git history of the images' sources, on real repositories."""
+"""Image tags from the content of the images' build inputs, on real repositories and clones."""
 
 from __future__ import annotations
 
@@ -16,42 +16,76 @@ def git(root: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def commit(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+
+
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "config", "user.email", "dev@example.com")
-    git(tmp_path, "config", "user.name", "dev")
-    (tmp_path / "serving").mkdir()
-    (tmp_path / "serving" / "Dockerfile").write_text("FROM base\n")
-    (tmp_path / "serving" / "app.py").write_text("print('v1')\n")
-    git(tmp_path, "add", ".")
-    git(tmp_path, "commit", "-qm", "serving v1")
-    return tmp_path
+    root = tmp_path / "origin"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "dev")
+    (root / "serving").mkdir()
+    (root / "serving" / "Dockerfile").write_text("FROM base\n")
+    (root / "serving" / "app.py").write_text("print('v1')\n")
+    (root / "training").mkdir()
+    (root / "training" / "Dockerfile").write_text("FROM base\n")
+    (root / "training" / "run.py").write_text("print('train')\n")
+    (root / ".gitignore").write_text("__pycache__/\n")
+    commit(root, "v1")
+    return root
 
 
-def test_the_tag_is_the_last_commit_that_changed_the_images_sources(repository: Path) -> None:
-    built = git(repository, "rev-parse", "HEAD")
+def test_the_same_tree_has_the_same_tag_in_a_full_and_a_shallow_clone(
+    repository: Path, tmp_path: Path
+) -> None:
+    """CI clones one commit deep; the tag must not depend on how much history is there."""
+    for n in range(3):
+        (repository / "docs.md").write_text(f"notes {n}\n")
+        commit(repository, f"docs {n}")
+    full, shallow = tmp_path / "full", tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", repository.as_uri(), str(full))
+    git(tmp_path, "clone", "-q", "--depth", "1", repository.as_uri(), str(shallow))
+    assert git(shallow, "rev-list", "--count", "HEAD") == "1"
+    for image in ("serving", "training"):
+        assert (
+            source_tag(image, full) == source_tag(image, shallow) == source_tag(image, repository)
+        )
+
+
+def test_a_commit_that_changes_none_of_an_images_inputs_leaves_its_tag(repository: Path) -> None:
+    serving, training = source_tag("serving", repository), source_tag("training", repository)
     (repository / "docs.md").write_text("notes\n")
-    git(repository, "add", ".")
-    git(repository, "commit", "-qm", "docs only")
-    assert source_tag("serving", repository) == built
+    commit(repository, "docs only")
+    assert (source_tag("serving", repository), source_tag("training", repository)) == (
+        serving,
+        training,
+    )
     (repository / "serving" / "app.py").write_text("print('v2')\n")
-    git(repository, "commit", "-qam", "serving v2")
-    assert source_tag("serving", repository) == git(repository, "rev-parse", "HEAD")
+    commit(repository, "serving v2")
+    assert source_tag("serving", repository) != serving
+    assert source_tag("serving", repository).startswith("src-")
 
 
 def test_uncommitted_changes_get_a_tag_of_their_own_per_content(repository: Path) -> None:
-    head = git(repository, "rev-parse", "HEAD")
+    clean = source_tag("serving", repository)
     (repository / "serving" / "app.py").write_text("print('edit a')\n")
     first = source_tag("serving", repository)
     (repository / "serving" / "app.py").write_text("print('edit b')\n")
     second = source_tag("serving", repository)
-    assert first.startswith(f"{head}-dirty-")
-    assert second.startswith(f"{head}-dirty-")
-    assert first != second
+    assert len({clean, first, second}) == 3
+    # Undone, the tree is what was committed: the tag is too.
     (repository / "serving" / "app.py").write_text("print('v1')\n")
+    assert source_tag("serving", repository) == clean
     (repository / "serving" / "new.py").write_text("x = 1\n")
-    assert source_tag("serving", repository).startswith(f"{head}-dirty-")
+    assert source_tag("serving", repository) != clean
+    (repository / "serving" / "new.py").unlink()
+    (repository / "serving" / "__pycache__").mkdir()
+    (repository / "serving" / "__pycache__" / "app.pyc").write_bytes(b"\0")
+    assert source_tag("serving", repository) == clean  # ignored files are no input
 
 
 def test_outside_a_repository_the_message_says_what_to_do(tmp_path: Path) -> None:
