@@ -60,6 +60,8 @@ def apply_pin_change(
     if not change.edit.changed and not change.records:
         progress(f"{change.edit.path.name} already pins that; nothing to change")
         return 0
+    for transfer in change.images:
+        progress(f"{'would copy' if dry_run else 'copying'} the {transfer.describe()}")
     for record in change.records:
         verb = verbs[1] if dry_run else verbs[0]
         progress(f"{verb} {record.version.arn}: {record.description}")

@@ -23,10 +23,13 @@ def add_parser(commands: Any) -> None:
             "`mlstack promote ENV --model M --version N` pins version N of model M in "
             "Pulumi.ENV.yaml; `mlstack promote --from staging --to prod` gives prod the model "
             "versions and image digests staging serves (in prod's registry, the versions that "
-            "hold the same models). The registry is asked first: a version must be Approved "
-            "(--approve approves a pending one, recording who and why); a Rejected one is "
-            "refused. The stack file is edited in place, comments and key order kept, and the "
-            "diff printed with the command that deploys it. " + exit_statuses()
+            "hold the same models), copying the images from staging's repositories into prod's "
+            "first (both stacks' outputs name them: it needs the Pulumi CLI, and ECR read on "
+            "staging's repositories and push on prod's). The registry is asked first: a "
+            "version must be Approved (--approve approves a pending one, recording who and "
+            "why); a Rejected one is refused. The stack file is edited in place, comments and "
+            "key order kept, and the diff printed with the command that deploys it. "
+            + exit_statuses()
         ),
     )
     promote.add_argument("stack", nargs="?", help="the environment to pin a version in")
@@ -89,13 +92,16 @@ def _promote(args: argparse.Namespace) -> int:
         )
     else:
         progress(f"finding {args.source}'s served models in {target}'s registry")
+        source_aws = stack_aws(load_stack_settings(args.source, root))
         change = copy_pins(
             root,
             args.source,
             target,
-            source_client=stack_aws(load_stack_settings(args.source, root)).client("sagemaker"),
+            source_client=source_aws.client("sagemaker"),
             target_client=target_client,
-            read_source_outputs=lambda: AutomationStack(args.source, root).outputs(),
+            read_outputs=lambda stack: AutomationStack(stack, root).outputs(),
+            source_ecr=source_aws.client("ecr"),
+            target_ecr=stack_aws(load_stack_settings(target, root)).client("ecr"),
             approve=args.approve,
             operator=who,
             reason=args.reason,

@@ -17,7 +17,9 @@ import yaml
 from infra import naming
 from infra.config import ConfigError, StackConfig, load_config
 from infra.operations.errors import PulumiCliMissingError, RefusedError
+from infra.operations.image_copy import CopyReport, ImageLocation, copy_image
 from infra.operations.live_state import digest_of
+from infra.operations.sagemaker_jobs import image_revision
 from infra.operations.stack_edit import DIGESTS_KEY, PINS_KEY, StackFileEdit, set_entries
 from infra.operations.versions import (
     APPROVED,
@@ -27,7 +29,12 @@ from infra.operations.versions import (
     list_versions,
     set_approval,
 )
-from infra.outputs import SERVING_IMAGE, TRAINING_IMAGE
+from infra.outputs import (
+    SERVING_IMAGE,
+    SERVING_REPOSITORY_URL,
+    TRAINING_IMAGE,
+    TRAINING_REPOSITORY_URL,
+)
 from infra.paths import PROJECT_FILE, stack_file
 from infra.schema import load_schema
 from infra.stackfiles import load_stack_settings, merge_with_defaults
@@ -44,16 +51,46 @@ class RegistryRecord:
 
 
 @dataclass(frozen=True)
+class ImageTransfer:
+    """An image of the source environment that the target's repository must hold before the
+    target's stack file names its digest."""
+
+    image: str
+    source: ImageLocation
+    target_repository_url: str
+    tag: str
+    source_client: Any
+    target_client: Any
+
+    def describe(self) -> str:
+        return f"{self.image} image {self.source.digest} into {self.target_repository_url}"
+
+    def run(self) -> CopyReport:
+        return copy_image(
+            self.source,
+            self.target_repository_url,
+            source_client=self.source_client,
+            target_client=self.target_client,
+            tag=self.tag or None,
+        )
+
+
+@dataclass(frozen=True)
 class PinChange:
-    """A stack file edit, and what it records in the registry, not yet applied."""
+    """A stack file edit, what it records in the registry and the images it copies, not yet
+    applied."""
 
     edit: StackFileEdit
     records: tuple[RegistryRecord, ...] = ()
     notes: tuple[str, ...] = ()
+    images: tuple[ImageTransfer, ...] = ()
 
     def apply(self, client: Any) -> None:
-        """The registry first: a pin of a version the registry has not approved would stop the
-        next `pulumi up`."""
+        """The images first, then the registry: a pin of an image the environment's repository
+        lacks, or of a version its registry has not approved, would stop the next
+        `pulumi up`; the stack file last."""
+        for transfer in self.images:
+            transfer.run()
         for record in self.records:
             set_approval(client, record.version, record.status, record.description)
         if self.edit.changed:
@@ -140,6 +177,16 @@ class SourceImages:
     digests: Mapping[str, str]
     origin: str
 
+    def locations(self, outputs: Mapping[str, Any]) -> dict[str, ImageLocation]:
+        """Each image in the source environment's repository (its platform outputs name it)."""
+        return {
+            image: ImageLocation(str(outputs[REPOSITORY_OUTPUTS[image]]), digest)
+            for image, digest in self.digests.items()
+        }
+
+
+REPOSITORY_OUTPUTS = {"serving": SERVING_REPOSITORY_URL, "training": TRAINING_REPOSITORY_URL}
+
 
 def source_images(
     config: StackConfig, read_outputs: Callable[[], Mapping[str, Any]]
@@ -224,12 +271,16 @@ def copy_pins(
     *,
     source_client: Any,
     target_client: Any,
-    read_source_outputs: Callable[[], Mapping[str, Any]],
+    read_outputs: Callable[[str], Mapping[str, Any]],
+    source_ecr: Any,
+    target_ecr: Any,
     approve: bool,
     operator: str,
     reason: str,
 ) -> PinChange:
-    """`target`'s file given `source`'s served models and image digests."""
+    """`target`'s file given `source`'s served models and image digests, and the copies of
+    those images into `target`'s repositories (each environment has its own). `read_outputs`
+    reads an environment's stack outputs (both layers')."""
     if source == target:
         raise RefusedError(f"--from and --to are both {source!r}")
     source_config, target_config = stack_config(root, source), stack_config(root, target)
@@ -259,13 +310,39 @@ def copy_pins(
             f"{model}: {source} version {version} is {target} version {match.target.version} "
             f"(model sha256 {match.sha256[:12]}…)"
         )
-    images = source_images(source_config, read_source_outputs)
+    source_outputs = _outputs(read_outputs, source)
+    images = source_images(source_config, lambda: source_outputs)
+    target_outputs = _outputs(read_outputs, target)
+    transfers = tuple(
+        ImageTransfer(
+            image=image,
+            source=location,
+            target_repository_url=str(target_outputs[REPOSITORY_OUTPUTS[image]]),
+            tag=image_revision(source_ecr, location.reference),
+            source_client=source_ecr,
+            target_client=target_ecr,
+        )
+        for image, location in sorted(images.locations(source_outputs).items())
+    )
     notes.append(
-        f"images from {source} ({images.origin}): "
+        f"images from {source} ({images.origin}), copied into {target}'s repositories: "
         + ", ".join(f"{k}={v}" for k, v in images.digests.items())
     )
     edit = accepted(
         set_entries(stack_file(target, root), {PINS_KEY: pins, DIGESTS_KEY: dict(images.digests)}),
         root,
     )
-    return PinChange(edit=edit, records=tuple(records), notes=tuple(notes))
+    return PinChange(edit=edit, records=tuple(records), notes=tuple(notes), images=transfers)
+
+
+def _outputs(read_outputs: Callable[[str], Mapping[str, Any]], stack: str) -> Mapping[str, Any]:
+    try:
+        found = read_outputs(stack)
+    except PulumiCliMissingError as error:
+        raise PulumiCliMissingError(
+            f"promoting copies the images {stack}'s repositories hold, which its stack outputs "
+            f"name ({SERVING_REPOSITORY_URL}, {TRAINING_REPOSITORY_URL}); reading them: {error}"
+        ) from error
+    if not all(found.get(name) for name in REPOSITORY_OUTPUTS.values()):
+        raise RefusedError(f"{stack}'s stack outputs name no image repository; deploy it first")
+    return found

@@ -3,17 +3,20 @@ the files' comments and order kept."""
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra.cli.main import main
 from infra.config import load_config
-from infra.operations.errors import RefusedError
-from infra.operations.promotion import SourceImages, source_images
+from infra.operations import pulumi_cli
+from infra.operations.errors import PulumiCliMissingError, RefusedError
+from infra.operations.promotion import source_images
 from infra.stackfiles import load_stack_settings
-from tests.infra.operating import SERVING_DIGEST, TRAINING_DIGEST, Registry
+from tests.ecr import extended_ecr, push, repository, tags
+from tests.infra.operating import REGION, Registry
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
@@ -134,26 +137,87 @@ def test_a_model_the_stack_does_not_have_and_bad_arguments_are_named(
     )
 
 
-def staging_serving(project: Path, registry: Registry, version_sha: str = SHA_B) -> None:
-    """staging serves demo version 2 from prebuilt images, as CI leaves it."""
+class Outputs:
+    """Each stack's outputs as the Pulumi CLI would read them (it cannot run here), standing in
+    for `AutomationStack` in the CLI; an environment without any behaves as with no CLI."""
+
+    def __init__(self) -> None:
+        self.by_stack: dict[str, dict[str, Any]] = {}
+
+    def engine(self, stack: str, *_: Any) -> Any:
+        outputs = self.by_stack
+
+        class Stack:
+            def outputs(self) -> dict[str, Any]:
+                if stack not in outputs:
+                    raise PulumiCliMissingError(
+                        "needs the Pulumi CLI, and there is no `pulumi` on PATH: install it"
+                    )
+                return outputs[stack]
+
+        return Stack()
+
+
+@pytest.fixture
+def images(monkeypatch: pytest.MonkeyPatch, registry: Registry) -> Iterator[tuple[Any, Outputs]]:
+    """The extended ECR emulator beside the registry (tests/ecr.py), and the stacks' outputs."""
+    outputs = Outputs()
+    monkeypatch.setattr(pulumi_cli, "AutomationStack", outputs.engine)
+    with extended_ecr(monkeypatch, REGION) as (client, _):
+        yield client, outputs
+
+
+def deployed_images(ecr: Any, outputs: Outputs, stack: str, *, built: bool) -> dict[str, str]:
+    """`stack`'s repositories holding an image each, named by its outputs (`built`: and the
+    images as its outputs, as when the stack builds its own). The digests, by image."""
+    found = {}
+    for image in ("serving", "training"):
+        location = push(ecr, f"images-{image}-{stack}", f"src-{image}-{stack}", index=True)
+        outputs.by_stack.setdefault(stack, {})[f"{image}RepositoryUrl"] = location.repository_url
+        if built:
+            outputs.by_stack[stack][f"{image}Image"] = location.reference
+        found[image] = location.digest
+    return found
+
+
+def staging_serving(
+    project: Path, registry: Registry, images: tuple[Any, Outputs], version_sha: str = SHA_B
+) -> dict[str, str]:
+    """staging serves demo version 2 from prebuilt images, as CI leaves it; prod has its
+    repositories. staging's digests, by image."""
+    ecr, outputs = images
+    digests = deployed_images(ecr, outputs, "staging", built=False)
+    for image in ("serving", "training"):
+        outputs.by_stack.setdefault("prod", {})[f"{image}RepositoryUrl"] = repository(
+            ecr, f"images-{image}-prod"
+        )
     registry.register("demo-staging", SHA_A)
     registry.register("demo-staging", version_sha)
     assert promote(project, "staging", "--model", "demo", "--version", "2") == 0
     with (project / "Pulumi.staging.yaml").open("a") as handle:
         handle.write(
-            f"  mlstack:imageDigests:\n    - serving={SERVING_DIGEST}\n"
-            f"    - training={TRAINING_DIGEST}\n"
+            f"  mlstack:imageDigests:\n    - serving={digests['serving']}\n"
+            f"    - training={digests['training']}\n"
         )
+    return digests
 
 
-def test_promoting_staging_to_prod_copies_versions_and_digests_keeping_comments(
-    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+def test_promoting_staging_to_prod_copies_versions_digests_and_images_keeping_comments(
+    project: Path,
+    registry: Registry,
+    images: tuple[Any, Outputs],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    staging_serving(project, registry)
+    digests = staging_serving(project, registry, images)
     registry.register("demo-prod", SHA_A)
     registry.register("demo-prod", SHA_B)
     before = (project / "Pulumi.prod.yaml").read_text()
     capsys.readouterr()
+
+    assert promote(project, "--from", "staging", "--to", "prod", "--dry-run") == 0
+    assert tags(images[0], "images-serving-prod") == {}
+    assert (project / "Pulumi.prod.yaml").read_text() == before
+    assert "would copy the serving image" in capsys.readouterr().err
 
     assert promote(project, "--from", "staging", "--to", "prod") == 0
 
@@ -161,23 +225,27 @@ def test_promoting_staging_to_prod_copies_versions_and_digests_keeping_comments(
     assert after.startswith(before)  # every line and comment kept, in order; lines only added
     assert after[len(before) :] == (
         "  mlstack:servingModelVersions:\n    - demo=2\n"
-        f"  mlstack:imageDigests:\n    - serving={SERVING_DIGEST}\n"
-        f"    - training={TRAINING_DIGEST}\n"
+        f"  mlstack:imageDigests:\n    - serving={digests['serving']}\n"
+        f"    - training={digests['training']}\n"
     )
     prod = load_config(load_stack_settings("prod", project).values)
     assert dict(prod.serving.model_versions) == {"demo": 2}
-    assert dict(prod.registry.image_digests) == {
-        "serving": SERVING_DIGEST,
-        "training": TRAINING_DIGEST,
-    }
+    assert dict(prod.registry.image_digests) == digests
+    # prod's own repositories hold the images its file now names, under staging's tags.
+    assert tags(images[0], "images-serving-prod")[digests["serving"]] == ["src-serving-staging"]
+    assert tags(images[0], "images-training-prod")[digests["training"]] == ["src-training-staging"]
     err = capsys.readouterr().err
     assert "demo: staging version 2 is prod version 2 (model sha256 bbbbbbbbbbbb…)" in err
+    assert "copying the serving image" in err
 
 
 def test_prod_pins_its_own_version_of_the_same_model_and_refuses_a_model_it_lacks(
-    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+    project: Path,
+    registry: Registry,
+    images: tuple[Any, Outputs],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    staging_serving(project, registry)
+    staging_serving(project, registry, images)
     registry.register("demo-prod", SHA_B)  # prod trained the same model first: its version 1
     assert promote(project, "--from", "staging", "--to", "prod") == 0
     assert pins(project, "prod") == {"demo": 1}
@@ -192,47 +260,55 @@ def test_prod_pins_its_own_version_of_the_same_model_and_refuses_a_model_it_lack
     assert (project / "Pulumi.dev.yaml").read_text() == before
 
 
-@pytest.mark.skipif(
-    shutil.which("pulumi") is not None, reason="with the Pulumi CLI the outputs can be read"
-)
-def test_an_environment_that_builds_its_images_needs_the_cli_to_promote_from(
-    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+def test_an_environment_whose_outputs_cannot_be_read_cannot_be_promoted_from(
+    project: Path,
+    registry: Registry,
+    images: tuple[Any, Outputs],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """Without the Pulumi CLI no stack's outputs can be read, and they name the repositories
+    the images are copied between (and, for an environment that builds its own, the digests)."""
     registry.register("demo-dev", SHA_A)
     registry.register("demo-staging", SHA_A)
     assert promote(project, "dev", "--model", "demo", "--version", "1") == 0
     before = (project / "Pulumi.staging.yaml").read_text()
     assert promote(project, "--from", "dev", "--to", "staging") == 5
     err = capsys.readouterr().err
-    assert "dev builds its own images, so their digests are in its stack outputs" in err
+    assert (
+        "promoting copies the images dev's repositories hold, which its stack outputs name" in err
+    )
     assert "needs the Pulumi CLI, and there is no `pulumi` on PATH: install it" in err
     assert (project / "Pulumi.staging.yaml").read_text() == before
 
 
 def test_an_environment_that_builds_its_images_gives_the_digests_its_outputs_name(
     project: Path,
+    registry: Registry,
+    images: tuple[Any, Outputs],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    ecr, outputs = images
+    registry.register("demo-dev", SHA_A)
+    registry.register("demo-staging", SHA_A)
+    assert promote(project, "dev", "--model", "demo", "--version", "1") == 0
+    built = deployed_images(ecr, outputs, "dev", built=True)
+    deployed_images(ecr, outputs, "staging", built=False)
+    assert promote(project, "--from", "dev", "--to", "staging") == 0
+    staging = load_config(load_stack_settings("staging", project).values)
+    assert dict(staging.registry.image_digests) == built
+    assert "images from dev (its stack outputs)" in capsys.readouterr().err
     dev = load_config(load_stack_settings("dev", project).values)
-    repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/images-serving-1a2b"
-    images = source_images(
-        dev,
-        lambda: {
-            "servingImage": f"{repository}@{SERVING_DIGEST}",
-            "trainingImage": f"{repository.replace('serving', 'training')}@{TRAINING_DIGEST}",
-            "environment": "dev",
-        },
-    )
-    assert images == SourceImages(
-        {"serving": SERVING_DIGEST, "training": TRAINING_DIGEST}, "its stack outputs"
-    )
     with pytest.raises(RefusedError, match="dev's stack outputs name no image digest; deploy it"):
         source_images(dev, lambda: {"environment": "dev"})
 
 
 def test_carrying_pins_to_a_pending_version_needs_approve_and_records_it(
-    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+    project: Path,
+    registry: Registry,
+    images: tuple[Any, Outputs],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    staging_serving(project, registry)
+    staging_serving(project, registry, images)
     registry.register("demo-prod", SHA_B, status="PendingManualApproval")
     before = (project / "Pulumi.prod.yaml").read_text()
     assert promote(project, "--from", "staging", "--to", "prod") == 1
