@@ -5,8 +5,8 @@ GitHub-hosted runners cannot reach a private EKS API endpoint, and nothing outsi
 should. The stack declares a CodeBuild project whose webhook takes the repository's queued
 GitHub Actions jobs and starts, for each job that asks for it
 (`runs-on: codebuild-<project>-${{ github.run_id }}-${{ github.run_attempt }}`), an ephemeral
-runner in the private subnets, behind a security group the cluster's API admits. Each runner
-runs one job and is gone (AWS CodeBuild "Self-hosted GitHub Actions runners",
+runner in the private subnets, in the cluster's client security group (which its API admits).
+Each runner runs one job and is gone (AWS CodeBuild "Self-hosted GitHub Actions runners",
 https://docs.aws.amazon.com/codebuild/latest/userguide/action-runner.html).
 
 Every job on the runner holds the project's service role, which can do nothing but run there
@@ -34,7 +34,6 @@ RUNNER_COMPUTE = "BUILD_GENERAL1_MEDIUM"
 """4 vCPUs and 7 GiB: an image build and a `pulumi up` with the Kubernetes provider."""
 JOB_TIMEOUT_MINUTES = 120
 """Longer than any job sent here (a deploy's is 90 minutes)."""
-HTTPS = 443
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +46,8 @@ class CiRunnerArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     """The private subnets: NAT gives the runner GitHub, Pulumi Cloud and AWS's APIs."""
-    cluster_security_group_id: pulumi.Input[str]
-    """The cluster's security group, which admits the runner to the API on 443."""
+    security_group_id: pulumi.Input[str]
+    """The cluster's client security group (HTTPS out; the cluster's API admits it)."""
     kms_key_arn: pulumi.Input[str]
     log_retention_days: int
     permissions_boundary: pulumi.Input[str] | None = None
@@ -57,7 +56,6 @@ class CiRunnerArgs:
 class CiRunner(pulumi.ComponentResource):
     project: aws.codebuild.Project
     role: aws.iam.Role
-    security_group: aws.ec2.SecurityGroup
 
     def __init__(
         self, name: str, args: CiRunnerArgs, opts: pulumi.ResourceOptions | None = None
@@ -65,7 +63,6 @@ class CiRunner(pulumi.ComponentResource):
         super().__init__("mlstack:ci:CiRunner", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         project_name = naming.runner_project_name(args.environment)
-        self.security_group = self._network(name, args)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/codebuild/{project_name}",
@@ -105,7 +102,7 @@ class CiRunner(pulumi.ComponentResource):
             vpc_config={
                 "vpc_id": args.vpc_id,
                 "subnets": list(args.subnet_ids),
-                "security_group_ids": [self.security_group.id],
+                "security_group_ids": [args.security_group_id],
             },
             logs_config={
                 "cloudwatch_logs": {"status": "ENABLED", "group_name": log_group.name},
@@ -123,39 +120,6 @@ class CiRunner(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"project": self.project.name})
-
-    def _network(self, name: str, args: CiRunnerArgs) -> aws.ec2.SecurityGroup:
-        """Out on 443 only (GitHub, Pulumi Cloud, AWS's APIs, package indexes; DNS goes to the
-        VPC's resolver, which security groups do not filter), nothing in; and the cluster's API
-        admits it."""
-        child = pulumi.ResourceOptions(parent=self)
-        group = aws.ec2.SecurityGroup(
-            f"{name}-network",
-            vpc_id=args.vpc_id,
-            description="mlstack CI runners: HTTPS out only",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-https-out",
-            security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            cidr_ipv4="0.0.0.0/0",
-            description="GitHub, Pulumi Cloud, AWS APIs, package indexes",
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-cluster-api",
-            security_group_id=args.cluster_security_group_id,
-            referenced_security_group_id=group.id,
-            ip_protocol="tcp",
-            from_port=HTTPS,
-            to_port=HTTPS,
-            description="the CI runners reach the cluster's API",
-            opts=child,
-        )
-        return group
 
     def _policy(
         self, name: str, args: CiRunnerArgs, log_group: aws.cloudwatch.LogGroup

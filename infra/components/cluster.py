@@ -54,6 +54,8 @@ def eks_access_policy_arn(partition: str, policy: str) -> str:
     return f"arn:{partition}:eks::aws:{policy}"
 
 
+HTTPS = 443
+
 # Pods on the node network path are two hops from the instance metadata service; a hop limit of
 # one keeps them from reading node credentials, while host-network agents still reach it.
 IMDS_HOP_LIMIT = 1
@@ -68,6 +70,7 @@ class ClusterArgs:
     kubernetes_version: str
     upgrade_policy: str
     """STANDARD (EKS upgrades the cluster when standard support ends) or EXTENDED (billed)."""
+    vpc_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     """Private subnets for the control plane's interfaces and the nodes."""
     subnet_zones: pulumi.Input[list[str]]
@@ -120,6 +123,9 @@ class Cluster(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     """The security group EKS gives the control plane's interfaces (and managed nodes): what
     may reach the private API endpoint is what it admits."""
+    client_security_group: aws.ec2.SecurityGroup
+    """What reaches the private API from inside the VPC: the CI runner's jobs, and an
+    operator's CloudShell VPC environment. HTTPS out only; the cluster admits it on 443."""
 
     def __init__(
         self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -274,6 +280,7 @@ class Cluster(pulumi.ComponentResource):
             )
         )
         self.security_group_id = self.cluster.vpc_config.cluster_security_group_id
+        self.client_security_group = self._clients(name, args)
         self.register_outputs(
             {
                 "name": self.cluster.name,
@@ -282,6 +289,38 @@ class Cluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
             }
         )
+
+    def _clients(self, name: str, args: ClusterArgs) -> aws.ec2.SecurityGroup:
+        """Out on 443 only (the API, GitHub, Pulumi Cloud, AWS's APIs, package indexes; DNS goes
+        to the VPC's resolver, which security groups do not filter), nothing in."""
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.ec2.SecurityGroup(
+            f"{name}-clients",
+            vpc_id=args.vpc_id,
+            description=f"Clients of {args.cluster_name}'s private API: HTTPS out only",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-clients-https-out",
+            security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            cidr_ipv4="0.0.0.0/0",
+            description="the cluster's API, GitHub, Pulumi Cloud, AWS's APIs, package indexes",
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-api-from-clients",
+            security_group_id=self.security_group_id,
+            referenced_security_group_id=group.id,
+            ip_protocol="tcp",
+            from_port=HTTPS,
+            to_port=HTTPS,
+            description="the cluster's clients inside the VPC reach its API",
+            opts=child,
+        )
+        return group
 
     def _managed(self, policy: str) -> pulumi.Output[str]:
         return self._partition.apply(lambda partition: managed_policy_arn(partition, policy))

@@ -121,6 +121,7 @@ if config.cluster.enabled:
             cluster_name=cluster_name,
             kubernetes_version=config.cluster.kubernetes_version,
             upgrade_policy=config.cluster.upgrade_policy,
+            vpc_id=network.vpc.id,
             subnet_ids=[subnet.id for subnet in network.private_subnets],
             subnet_zones=network.zones,
             public_access=config.cluster.public_access,
@@ -173,7 +174,7 @@ if config.cluster.enabled:
                 connection_arn=config.ci.github_connection_arn,
                 vpc_id=network.vpc.id,
                 subnet_ids=[subnet.id for subnet in network.private_subnets],
-                cluster_security_group_id=cluster.security_group_id,
+                security_group_id=cluster.client_security_group.id,
                 kms_key_arn=key.arn,
                 log_retention_days=config.monitoring.log_retention_days,
                 permissions_boundary=boundary,
@@ -242,6 +243,7 @@ if network is not None and cluster is not None and identities is not None:
     pulumi.export(outputs.PRIVATE_SUBNET_IDS, [subnet.id for subnet in network.private_subnets])
     pulumi.export(outputs.CLUSTER_NAME, cluster.cluster.name)
     pulumi.export(outputs.CLUSTER_ENDPOINT, cluster.cluster.endpoint)
+    pulumi.export(outputs.CLUSTER_CLIENT_SECURITY_GROUP_ID, cluster.client_security_group.id)
     pulumi.export(outputs.KUBECONFIG, cluster.kubeconfig)
     pulumi.export(outputs.OIDC_PROVIDER_ARN, cluster.oidc_provider.arn)
     pulumi.export(outputs.TRAINING_ROLE_ARN, identities.training.arn)

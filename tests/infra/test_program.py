@@ -18,6 +18,7 @@ CLUSTER_OUTPUTS = {
     outputs.PRIVATE_SUBNET_IDS,
     outputs.CLUSTER_NAME,
     outputs.CLUSTER_ENDPOINT,
+    outputs.CLUSTER_CLIENT_SECURITY_GROUP_ID,
     outputs.KUBECONFIG,
     outputs.OIDC_PROVIDER_ARN,
     outputs.TRAINING_ROLE_ARN,
