@@ -87,12 +87,7 @@ class CiRoles(pulumi.ComponentResource):
         self, name: str, args: CiRolesArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlstack:ci:CiRoles", name, None, opts)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        scope = pulumi.Output.all(
-            partition=aws.get_partition_output(opts=invoke).partition,
-            region=aws.get_region_output(opts=invoke).region,
-            account_id=aws.get_caller_identity_output(opts=invoke).account_id,
-        ).apply(lambda v: StackScope(environment=args.environment, **v))
+        scope = stack_scope(self, args.environment)
         resources = pulumi.Output.all(
             key_arn=args.key_arn,
             bucket_arns=pulumi.Output.all(*args.bucket_arns),
@@ -196,6 +191,16 @@ class CiRoles(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         return role
+
+
+def stack_scope(parent: pulumi.Resource, environment: str) -> pulumi.Output[StackScope]:
+    """Where the stack's resources are (partition, region, account), as AWS reports them."""
+    invoke = pulumi.InvokeOutputOptions(parent=parent)
+    return pulumi.Output.all(
+        partition=aws.get_partition_output(opts=invoke).partition,
+        region=aws.get_region_output(opts=invoke).region,
+        account_id=aws.get_caller_identity_output(opts=invoke).account_id,
+    ).apply(lambda v: StackScope(environment=environment, **v))
 
 
 def _document(

@@ -24,8 +24,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import naming
+from infra.components.ci_access import stack_scope
 from infra.components.service_role import account_service_role
-from infra.documents.ci import StackScope, runner_policy
+from infra.documents.ci import runner_policy
 
 RUNNER_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
 """CodeBuild's curated Amazon Linux image: Docker with BuildKit (the images are built on the
@@ -124,12 +125,7 @@ class CiRunner(pulumi.ComponentResource):
     def _policy(
         self, name: str, args: CiRunnerArgs, log_group: aws.cloudwatch.LogGroup
     ) -> aws.iam.RolePolicy:
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        scope = pulumi.Output.all(
-            partition=aws.get_partition_output(opts=invoke).partition,
-            region=aws.get_region_output(opts=invoke).region,
-            account_id=aws.get_caller_identity_output(opts=invoke).account_id,
-        ).apply(lambda v: StackScope(environment=args.environment, **v))
+        scope = stack_scope(self, args.environment)
         return aws.iam.RolePolicy(
             f"{name}-role",
             role=self.role.id,
