@@ -116,9 +116,10 @@ def job_tags(
 
 
 def image_revision(ecr: Any, image: str) -> str:
-    """The commit `image` was built from: the stack tags each image with its sources' commit.
-    Empty when the registry cannot say (a pinned image pushed by other means); the run then
-    records no commit, as the training image without git does."""
+    """The source revision `image` was built from: the stack tags each image with a hash of its
+    build inputs (`infra.image_sources`). Empty when the registry cannot say (a pinned image
+    pushed by other means); the run then records none, as the training image without git
+    does."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     location, _, digest = image.partition("@")
