@@ -26,7 +26,7 @@ import numpy as np
 from bench_serving import peer_python
 from emulator import running_emulator
 
-from serving.artifact import load_model_dir, pack
+from mlstack_common.artifact import load_model_dir, pack
 from training.demo import write_demo_dataset
 
 BUCKET = "bench-batch"

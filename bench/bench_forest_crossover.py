@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.artifact import load_model_dir, read_fast_path, read_metadata
-from serving.fastpath import CompiledModel
+from mlstack_common.artifact import load_model_dir, read_fast_path, read_metadata
+from mlstack_common.fastpath import CompiledModel
 from training.cli import main as train
 from training.demo import write_demo_dataset
 

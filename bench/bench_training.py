@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 from moto import mock_aws
 
-from serving import storage
+from mlstack_common import storage
 from training.dataset import load as load_dataset
 from training.demo import write_demo_dataset
 from training.model import train

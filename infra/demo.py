@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from infra.processes import stop
+from mlstack_common.registry import APPROVED
 from serving.ports import free_port
 
 BUCKET = "mlstack-local-models"
@@ -126,7 +127,7 @@ def run_demo(work: Path) -> int:
         ]
         arn = summary["ModelPackageArn"]
         _say(f"approving {arn}")
-        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+        sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=APPROVED)
         described = sagemaker.describe_model_package(ModelPackageName=arn)
         model_url = described["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
         _say(f"serving {arn} ({model_url}) on http://127.0.0.1:{serving_port}")

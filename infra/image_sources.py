@@ -21,8 +21,8 @@ import pulumi
 
 from infra.paths import PROJECT_ROOT
 
-BUILD_INPUTS = ("pyproject.toml", "uv.lock", "README.md", "infra", "serving", "training")
-"""What the Dockerfiles copy from the repository root (besides the Dockerfile itself)."""
+SHARED_INPUTS = ("mlstack_common",)
+"""What both images copy besides their own directory: the package they share."""
 TAG_PREFIX = "src-"
 """Marks a content tag apart from a commit in the registry and in lineage records."""
 TAG_HEX_DIGITS = 32
@@ -50,8 +50,12 @@ def _git(root: Path, *args: str, stdin: str | None = None) -> str:
 
 
 def build_inputs(image: str) -> tuple[str, ...]:
-    """The paths, relative to the repository root, that `image`'s build reads."""
-    return (*BUILD_INPUTS, f"{image}/Dockerfile")
+    """The paths, relative to the repository root, that `image`'s build reads: the shared
+    package and the image's own directory, which holds its Dockerfile and its dependencies
+    exported from the lock (`<image>/requirements.txt`). Not `pyproject.toml` or `uv.lock`
+    themselves: a change to the dev tools or the other image's extra leaves the export, and so
+    the image, as it was."""
+    return (*SHARED_INPUTS, image)
 
 
 def source_tag(image: str, root: Path = PROJECT_ROOT) -> str:

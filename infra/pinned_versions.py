@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import pulumi
 
 from infra import naming
-from serving.registry import ModelPackage, RegistryError, find_version
+from mlstack_common.registry import APPROVED, ModelPackage, RegistryError, find_version
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
 PINS_KEY = "mlstack:servingModelVersions"
-SERVABLE_STATUS = "Approved"
+SERVABLE_STATUS = APPROVED
 
 
 class PinnedVersionError(pulumi.RunError):

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from mlstack_common.logs import json_line
 from serving import codec
 from serving.batching import MicroBatcher
 from serving.capture import CLOSE_SECONDS, Capture
@@ -36,7 +37,6 @@ from serving.errors import (
     RequestTimeout,
     ServingError,
 )
-from serving.logs import json_line
 from serving.metrics import Metrics, SharedMetrics
 from serving.model import Predictor
 from serving.settings import ServingSettings

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from serving import storage
+from mlstack_common import storage
 from serving.model import Predictor, load_predictor
 from serving.settings import model_uri_from
 
@@ -261,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv, os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
-    from serving.artifact import ArtifactError
+    from mlstack_common.artifact import ArtifactError
 
     with tempfile.TemporaryDirectory(prefix="mlstack-batch-") as scratch:
         try:

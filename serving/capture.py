@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from serving import storage
+from mlstack_common import storage
 from serving.codec import CSV, JSON, media_type
 
 log = logging.getLogger("mlstack.serving")

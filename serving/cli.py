@@ -31,12 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
 
-    from serving.artifact import ArtifactError
-    from serving.logs import configure_logging
-    from serving.registry import RegistryError
+    from mlstack_common.artifact import ArtifactError
+    from mlstack_common.logs import configure_logging
+    from mlstack_common.registry import RegistryError
+    from mlstack_common.storage import StorageError
     from serving.server import serve
     from serving.settings import SettingsError, from_environment
-    from serving.storage import StorageError
 
     configure_logging()
     try:

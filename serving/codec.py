@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from serving.artifact import Feature
+from mlstack_common.artifact import Feature
 from serving.errors import InvalidInput, NotAcceptable, UnprocessableInput, UnsupportedMediaType
 from serving.model import Predictions, Predictor
 

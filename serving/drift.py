@@ -30,9 +30,9 @@ from typing import Any
 
 import orjson
 
-from serving import storage
+from mlstack_common import storage
+from mlstack_common.registry import resolve_reference, sagemaker_client
 from serving.codec import CSV, JSON, json_rows, media_type
-from serving.registry import resolve_reference, sagemaker_client
 
 METRIC_NAMESPACE = "mlstack/Drift"
 BASELINE_FILE = "baseline_statistics.json"

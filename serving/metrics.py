@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from serving.artifact import Feature
+from mlstack_common.artifact import Feature
 from serving.capture import CaptureCounts
 from serving.ranges import RangeCheck
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from serving import storage
-from serving.artifact import (
+from mlstack_common import storage
+from mlstack_common.artifact import (
     METADATA_FILE,
     TARBALL,
     ArtifactError,
@@ -23,7 +23,7 @@ from serving.artifact import (
     unpack,
     verify_model_file,
 )
-from serving.fastpath import CompiledModel, compile_pipeline
+from mlstack_common.fastpath import CompiledModel, compile_pipeline
 
 Evaluate = Callable[[np.ndarray], np.ndarray]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from serving.artifact import Feature
+from mlstack_common.artifact import Feature
 
 
 class RangeCheck:

@@ -22,12 +22,12 @@ from types import FrameType
 
 import uvicorn
 
+from mlstack_common.artifact import ArtifactError
+from mlstack_common.registry import ModelPackage, resolve_reference, sagemaker_client
 from serving.app import ServingApp
-from serving.artifact import ArtifactError
 from serving.metrics import SharedMetrics
 from serving.model import Predictor, load_predictor
 from serving.protocol import with_header_deadline
-from serving.registry import ModelPackage, resolve_reference, sagemaker_client
 from serving.settings import ServingSettings, SettingsError
 from serving.workdir import claimed_work_dir
 

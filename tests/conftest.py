@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from serving import storage
+from mlstack_common import storage
 from tests.aws import (
     GROUP,
     MODELS_BUCKET,

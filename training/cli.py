@@ -142,7 +142,7 @@ def _sagemaker_inputs() -> tuple[str, str, Path, Path, dict[str, Any]]:
 
 def _channel_data(location: str, what: str) -> str:
     """The one data file of a directory or s3:// prefix (`location` ends in /)."""
-    from serving.storage import list_data_files
+    from mlstack_common.storage import list_data_files
 
     found = list_data_files(location)
     if len(found) != 1:
@@ -171,7 +171,7 @@ def _hyperparameters(path: Path) -> dict[str, Any]:
 
 
 def _request(args: argparse.Namespace) -> Any:
-    from serving.storage import is_s3
+    from mlstack_common.storage import is_s3
     from training.run import TrainingRequest
     from training.settings import parse_settings
     from training.tracking import TrackingTarget
@@ -219,10 +219,10 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from serving.artifact import ArtifactError, strict_json
-    from serving.storage import StorageError
+    from mlstack_common.artifact import ArtifactError, strict_json
+    from mlstack_common.registry import RegistryError
+    from mlstack_common.storage import StorageError
     from training.dataset import DatasetError
-    from training.registry import RegistryError
     from training.run import GateRefusedError, describe, run_training
     from training.settings import SettingsError
     from training.spec import SpecError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.artifact import Feature
+from mlstack_common.artifact import Feature
 from training.spec import DatasetSpec, dump_spec
 
 DATA_FILE = "breast_cancer.csv"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics
 
-from serving.artifact import Task
+from mlstack_common.artifact import Task
 
 # The metric the quality gate compares, and whether a larger value is better.
 PRIMARY_METRIC: dict[Task, tuple[str, bool]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from serving.artifact import Task
+from mlstack_common.artifact import Task
 from training.evaluation import CALIBRATION_METRIC, improvement, primary
 from training.settings import GateSettings
 

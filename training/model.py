@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from serving.artifact import Feature, Task
+from mlstack_common.artifact import Feature, Task
 from training.dataset import Dataset, DatasetError, DatasetProblem
 from training.evaluation import evaluate
 from training.settings import Hyperparameters

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.artifact import Task
+from mlstack_common.artifact import Task
 
 
 def _figure() -> tuple[Any, Any]:

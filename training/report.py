@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from serving.artifact import Feature, ModelMetadata
+from mlstack_common.artifact import Feature, ModelMetadata
 from training.gate import GateDecision
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)

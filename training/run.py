@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving import storage
-from serving.artifact import (
+from mlstack_common import storage
+from mlstack_common.artifact import (
     TARBALL,
     ModelMetadata,
     load_model_dir,
@@ -25,15 +25,20 @@ from serving.artifact import (
     unpack,
     write_model_dir,
 )
-from serving.fastpath import compile_pipeline
-from serving.registry import ModelPackage
+from mlstack_common.fastpath import compile_pipeline
+from mlstack_common.registry import (
+    APPROVED,
+    PENDING,
+    ModelPackage,
+    ModelRegistry,
+    RegisteredVersion,
+)
 from training import dataset as datasets
 from training.errors import InputError
 from training.evaluation import evaluate
 from training.gate import GateDecision, decide
 from training.model import TrainedModel, train
 from training.plots import evaluation_plots
-from training.registry import ModelRegistry, RegisteredVersion
 from training.report import baseline_statistics, model_card, served_features
 from training.settings import GateSettings, Hyperparameters
 from training.spec import DatasetSpec, dump_spec, load_spec
@@ -323,11 +328,7 @@ def _train(
         tracked.set_tags({"mlstack.gate": "passed" if gate.passed else "refused"})
 
     keep = gate.passed or request.gate.keep_rejected
-    status = (
-        ("Approved" if request.gate.auto_approve else "PendingManualApproval")
-        if gate.passed
-        else "Rejected"
-    )
+    status = (APPROVED if request.gate.auto_approve else PENDING) if gate.passed else "Rejected"
 
     def card(version: str, approval: str) -> Path:
         return _write(

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from serving.artifact import Feature, FeatureType, Task
+from mlstack_common.artifact import Feature, FeatureType, Task
 
 FEATURE_TYPES: tuple[FeatureType, ...] = ("numeric", "categorical")
 

@@ -14,7 +14,7 @@ from infra.config import ConfigError
 from infra.operations.errors import OperationError
 from infra.paths import PROJECT_ROOT
 from infra.stackfiles import StackFileError
-from serving.registry import RegistryError
+from mlstack_common.registry import RegistryError
 
 if TYPE_CHECKING:
     from infra.operations.promotion import PinChange

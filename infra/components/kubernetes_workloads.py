@@ -27,7 +27,7 @@ from infra.manifests.serving import (
     serving_objects,
 )
 from infra.manifests.training import TrainingSchedule, cron_job, training_name
-from serving.registry import ModelPackage
+from mlstack_common.registry import ModelPackage
 
 
 @dataclass(frozen=True, kw_only=True)

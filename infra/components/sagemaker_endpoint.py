@@ -22,7 +22,7 @@ from pulumi_aws.sagemaker import (
 from infra import naming
 from infra.components.monitoring import metric_alarm
 from infra.documents.monitoring import endpoint_alarms
-from serving.registry import ModelPackage
+from mlstack_common.registry import ModelPackage
 
 TRAFFIC_ROUTING = {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}
 ROLLBACK_ALARMS = ("errors", "latency")

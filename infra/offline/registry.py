@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from infra import naming
-from serving.registry import METRIC_PREFIX, MODEL_SHA256_PROPERTY
+from mlstack_common.registry import APPROVED, METRIC_PREFIX, MODEL_SHA256_PROPERTY
 
 PLACEHOLDER_IMAGE = "offline.invalid/serving@sha256:" + "0" * 64
 ANSWER_FIELDS = ("status", "model_data_url", "model_sha256", "metrics")
@@ -39,7 +39,7 @@ class RecordedVersion:
 
 def placeholder(group: str, version: int) -> RecordedVersion:
     return RecordedVersion(
-        status="Approved",
+        status=APPROVED,
         model_data_url=f"s3://offline-placeholder/{group}/{version}/model.tar.gz",
         model_sha256="0" * 64,
         metrics={},

@@ -12,8 +12,8 @@ from infra import naming
 from infra.operations.errors import RefusedError
 from infra.operations.promotion import PinChange, RegistryRecord, accepted, stack_config
 from infra.operations.stack_edit import PINS_KEY, set_entries
-from infra.operations.versions import APPROVED, describe_versions, list_versions
 from infra.paths import stack_file
+from mlstack_common.registry import APPROVED, describe_versions, list_versions
 
 
 def roll_back_model(

@@ -21,14 +21,6 @@ from infra.operations.image_copy import CopyReport, ImageLocation, copy_image
 from infra.operations.live_state import digest_of
 from infra.operations.sagemaker_jobs import image_revision
 from infra.operations.stack_edit import DIGESTS_KEY, PINS_KEY, StackFileEdit, set_entries
-from infra.operations.versions import (
-    APPROVED,
-    REJECTED,
-    VersionSummary,
-    describe_versions,
-    list_versions,
-    set_approval,
-)
 from infra.outputs import (
     SERVING_IMAGE,
     SERVING_REPOSITORY_URL,
@@ -38,7 +30,15 @@ from infra.outputs import (
 from infra.paths import PROJECT_FILE, stack_file
 from infra.schema import load_schema
 from infra.stackfiles import load_stack_settings, merge_with_defaults
-from serving.registry import MODEL_SHA256_PROPERTY
+from mlstack_common.registry import (
+    APPROVED,
+    MODEL_SHA256_PROPERTY,
+    REJECTED,
+    VersionSummary,
+    describe_versions,
+    list_versions,
+    set_approval,
+)
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ def _same_model(
 
 
 def _model_sha256(client: Any, summary: VersionSummary) -> str:
-    from serving.registry import describe_model_package
+    from mlstack_common.registry import describe_model_package
 
     return describe_model_package(client, summary.arn).model_sha256
 

@@ -25,8 +25,8 @@ from infra.operations.errors import RefusedError, UnreachableError
 from infra.operations.promotion import check_model, stack_config
 from infra.operations.sagemaker_jobs import StackJobResources, job_name, job_resources, job_tags
 from infra.stackfiles import load_stack_settings
+from mlstack_common.registry import ModelPackage, RegistryError, find_version
 from serving.cluster_api import ClusterApi, ClusterApiError
-from serving.registry import ModelPackage, RegistryError, find_version
 
 ClusterConnector = Callable[[StackAws, str, str], ClusterApi]
 

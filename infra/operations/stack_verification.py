@@ -23,8 +23,8 @@ from infra.operations.verification import (
 from infra.outputs import SERVING_IMAGE
 from infra.serving_targets import serving_targets
 from infra.stackfiles import load_stack_settings
+from mlstack_common.registry import RegistryError, find_version
 from serving.cluster_api import ClusterApi
-from serving.registry import RegistryError, find_version
 
 ClusterConnector = Callable[[StackAws, str, str], ClusterApi]
 """(the stack's AWS, cluster name, namespace) -> a client for its API server."""

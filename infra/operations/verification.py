@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from infra.operations.live_state import LiveDeployment, LiveEndpoint, digest_of
-from infra.operations.versions import APPROVED
-from serving.registry import ModelPackage
+from mlstack_common.registry import APPROVED, ModelPackage
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
 from infra.paths import PROJECT_ROOT
 from infra.stackfiles import load_stack_settings
+from mlstack_common.registry import ModelRegistry
 from tests.aws import Emulator, running_emulator
 from tests.infra.operating import SERVING_DIGEST, copy_project
-from training.registry import ModelRegistry
 
 MLSTACK = Path(sys.executable).parent / "mlstack"
 GROUP = "demo-local"

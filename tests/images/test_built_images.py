@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.artifact import load_model_dir, verify_model_file
+from mlstack_common.artifact import load_model_dir, verify_model_file
 from serving.ports import free_port
 from tests.images.engine import Engine, EngineUnavailableError
 from tests.serving.batch_transform import transform

@@ -15,7 +15,7 @@ import boto3
 from moto import mock_aws
 
 from infra import outputs
-from serving import storage
+from mlstack_common import storage
 from tests.infra.operating import REGION
 from training.demo import write_demo_dataset
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks
-from training.registry import ModelRegistry
+from mlstack_common.registry import ModelRegistry
 
 REGION = "eu-west-1"
 """The region of dev, staging and prod."""

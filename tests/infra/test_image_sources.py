@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from infra.image_sources import SourceRevisionError, source_tag
+from infra.naming import IMAGES
+from infra.paths import PROJECT_ROOT
 
 
 def git(root: Path, *args: str) -> str:
@@ -94,3 +96,49 @@ def test_outside_a_repository_the_message_says_what_to_do(tmp_path: Path) -> Non
     assert "build from a git clone, or deploy a prebuilt image with mlstack:imageDigests" in str(
         refused.value
     )
+
+
+@pytest.fixture
+def project_clone(tmp_path: Path) -> Path:
+    """A one-commit clone of this repository, where a test may commit what it likes."""
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", PROJECT_ROOT.as_uri(), str(clone))
+    git(clone, "config", "user.email", "dev@example.com")
+    git(clone, "config", "user.name", "dev")
+    return clone
+
+
+def tags(root: Path) -> dict[str, str]:
+    return {image: source_tag(image, root) for image in IMAGES}
+
+
+def test_docs_infra_and_dev_tool_commits_leave_both_images_tags(project_clone: Path) -> None:
+    before = tags(project_clone)
+    with (project_clone / "README.md").open("a") as readme:
+        readme.write("\nA note for newcomers.\n")
+    commit(project_clone, "docs")
+    (project_clone / "infra" / "layers.py").write_text(
+        (project_clone / "infra" / "layers.py").read_text() + "\n# a comment\n"
+    )
+    commit(project_clone, "infra")
+    pyproject = project_clone / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("line-length = 100", "line-length = 99"))
+    commit(project_clone, "a lint setting")
+    assert tags(project_clone) == before
+
+
+def test_a_serving_commit_changes_only_the_serving_tag_and_a_shared_one_both(
+    project_clone: Path,
+) -> None:
+    before = tags(project_clone)
+    app = project_clone / "serving" / "app.py"
+    app.write_text(app.read_text() + "\n# a comment\n")
+    commit(project_clone, "serving")
+    after_serving = tags(project_clone)
+    assert after_serving["training"] == before["training"]
+    assert after_serving["serving"] != before["serving"]
+    artifact = project_clone / "mlstack_common" / "artifact.py"
+    artifact.write_text(artifact.read_text() + "\n# a comment\n")
+    commit(project_clone, "shared")
+    after_shared = tags(project_clone)
+    assert all(after_shared[image] != after_serving[image] for image in IMAGES)

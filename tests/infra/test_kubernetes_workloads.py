@@ -16,8 +16,8 @@ from infra.image_sources import source_tag
 from infra.naming import WORKLOAD_NAMESPACE
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
+from mlstack_common.registry import ModelRegistry
 from tests.aws import SERVING_IMAGE, use_emulator_credentials
-from training.registry import ModelRegistry
 
 from .conftest import RunStack
 

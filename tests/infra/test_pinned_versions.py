@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.pinned_versions import PinnedVersionError, resolve_pinned_versions
+from mlstack_common.registry import ModelRegistry
 from tests.aws import GROUP, SERVING_IMAGE, Aws
-from training.registry import ModelRegistry
 
 ENVIRONMENT = "test"  # GROUP is the demo model's group in it
 

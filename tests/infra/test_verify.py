@@ -25,8 +25,8 @@ from infra.operations.live_state import LiveEndpoint
 from infra.operations.stack_verification import verify_stack
 from infra.operations.verification import Expected, Report, endpoint_checks
 from infra.stackfiles import load_stack_settings
+from mlstack_common.registry import find_version
 from serving.cluster_api import ClusterApi
-from serving.registry import find_version
 from tests import kubernetes_api
 from tests.infra.operating import REGION, SERVING_DIGEST, Registry
 from tests.kubernetes_api import TOKEN, ApiServer

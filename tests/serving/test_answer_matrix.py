@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from serving.artifact import load_model_dir, read_metadata
+from mlstack_common.artifact import load_model_dir, read_metadata
 from tests.serving.conftest import Server, start_server, stop_server
 from training.cli import EXIT_GATE
 from training.cli import main as train

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlstack_common.artifact import pack
 from serving import batch
-from serving.artifact import pack
 from serving.batch import main, shard
 from serving.model import load_predictor
 from tests.aws import MODELS_BUCKET, Aws

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlstack_common.artifact import read_metadata
 from serving.app import execution_parameters
-from serving.artifact import read_metadata
 from serving.batch import main as score_files
 from serving.settings import ServingSettings
 from tests.serving.batch_transform import MIB, transform

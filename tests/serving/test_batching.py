@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.artifact import load_model_dir
+from mlstack_common.artifact import load_model_dir
 from serving.batching import MicroBatcher
 from serving.model import Predictor
 

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from serving import drift, storage
+from mlstack_common import storage
+from serving import drift
 from serving.capture import capture_record
 from tests.aws import Emulator
 from tests.serving.conftest import Server, start_server, stop_server

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.artifact import load_model_dir, pack
+from mlstack_common.artifact import load_model_dir, pack
 from tests.aws import Emulator
 from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.artifact import Feature
+from mlstack_common.artifact import Feature
+from mlstack_common.registry import ModelRegistry
 from serving.drift import Thresholds, compare, population_stability_index
 from tests.aws import SERVING_IMAGE, Emulator
-from training.registry import ModelRegistry
 from training.report import baseline_statistics
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.artifact import FAST_PATH_FILE, ArtifactError, load_model_dir, read_fast_path
-from serving.fastpath import CompiledModel, compile_pipeline
+from mlstack_common.artifact import FAST_PATH_FILE, ArtifactError, load_model_dir, read_fast_path
+from mlstack_common.fastpath import CompiledModel, compile_pipeline
 from serving.model import load_predictor
 
 
@@ -47,7 +47,7 @@ def test_ridge_regression_with_missing_values_matches(tmp_path: Path) -> None:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from serving.artifact import Feature, ModelMetadata
+    from mlstack_common.artifact import Feature, ModelMetadata
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(200, 3))

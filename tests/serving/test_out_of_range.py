@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.artifact import Feature, read_metadata
+from mlstack_common.artifact import Feature, read_metadata
 from serving.ranges import RangeCheck
 from tests.serving.conftest import Server
 from training.report import baseline_statistics, served_features

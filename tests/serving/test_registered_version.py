@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.artifact import load_model_dir, pack
+from mlstack_common.artifact import load_model_dir, pack
+from mlstack_common.registry import ModelRegistry
 from tests.aws import Emulator
 from tests.serving.conftest import serve_until_exit, start_server, stop_server
-from training.registry import ModelRegistry
 
 GROUP = "breast-cancer-dev"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving@sha256:" + "0" * 64

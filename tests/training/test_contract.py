@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving.artifact import load_model_dir
+from mlstack_common.artifact import load_model_dir
 
 
 def run_container(opt_ml: Path, *args: str) -> subprocess.CompletedProcess[str]:

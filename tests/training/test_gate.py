@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.artifact import ModelMetadata, json_safe, strict_json
+from mlstack_common.artifact import ModelMetadata, json_safe, strict_json
 from training.gate import decide
 from training.run import schema_difference
 from training.settings import GateSettings

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from sklearn.datasets import load_diabetes
 
-from serving.artifact import load_model_dir
+from mlstack_common.artifact import load_model_dir
 from tests.aws import MODELS_BUCKET, Aws
 from training.cli import main
 from training.settings import SettingsError, parse_settings

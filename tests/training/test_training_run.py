@@ -11,7 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from serving.artifact import MODEL_FILE, load_model_dir, pack, read_metadata
+from mlstack_common.artifact import MODEL_FILE, load_model_dir, pack, read_metadata
 from tests.aws import SERVING_IMAGE, Aws
 from training.cli import EXIT_FAILED, EXIT_GATE, EXIT_REFUSED_INPUT, main
 

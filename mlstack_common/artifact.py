@@ -25,7 +25,7 @@ SCHEMA_VERSION = 1
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 FAST_PATH_FILE = "fastpath.bin"
-"""Optional: the model's parameters as plain arrays (see serving.fastpath)."""
+"""Optional: the model's parameters as plain arrays (see mlstack_common.fastpath)."""
 TARBALL = "model.tar.gz"
 
 Task = Literal["classification", "regression"]

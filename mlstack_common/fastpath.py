@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.artifact import ModelMetadata
+from mlstack_common.artifact import ModelMetadata
 
 log = logging.getLogger("mlstack.serving")
 TOLERANCE = 1e-9
