@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import naming
+from infra.components.image_sources import source_tag
+from infra.project import naming
 from tests.images.engine import Engine, EngineUnavailableError, base_image, running_engine
 from training.demo import write_demo_dataset
 
@@ -27,16 +28,18 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def images(engine: Engine) -> dict[str, str]:
-    """Both images, from their Dockerfiles and the repository root, on the stand-in base."""
+    """Both images, from their Dockerfiles and the repository root, on the stand-in base, each
+    tagged with its content tag (`infra.components.image_sources`) as a deploy tags it: an
+    image whose inputs have not changed since the engine last built it is not built again."""
     base = base_image(engine)
     tags = {}
     for image in naming.IMAGES:
-        tag = f"mlstack-{image}:test"
-        engine.build(image, tag, base)
+        tag = f"mlstack-{image}:{source_tag(image)}"
+        if not engine.has_image(tag):
+            engine.build(image, tag, base)
+        engine.keep_only(f"mlstack-{image}", tag)
         SIZES[image] = engine.image_size(tag)
         tags[image] = tag
-    # Earlier builds' layers: vfs stores each in full, so they would fill the disk run by run.
-    engine.docker("image", "prune", "--force")
     return tags
 
 

@@ -14,6 +14,7 @@ says what, and the tests that need the engine are skipped with that reason.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from infra.paths import PROJECT_ROOT
-from infra.processes import stop
+from infra.operations.processes import stop
+from infra.project.paths import PROJECT_ROOT
 
 PACKAGES = ("docker.io", "containerd", "runc", "debootstrap")
 BASE_IMAGE = "mlstack-base:bookworm"
@@ -132,6 +133,20 @@ class Engine:
     def image_size(self, name: str) -> int:
         return int(self.docker("image", "inspect", "-f", "{{.Size}}", name).stdout)
 
+    def keep_only(self, repository: str, tag: str) -> None:
+        """Remove `repository`'s other tags and the layers only they used: vfs stores each
+        layer in full, so earlier builds would fill the disk run by run."""
+        listed = self.docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", repository)
+        stale = [name for name in listed.stdout.split() if name != tag]
+        if stale:
+            self.docker("image", "rm", *stale)
+        self.docker("image", "prune", "--force")
+
+    def history(self, tag: str) -> list[str]:
+        """The instruction that made each of the image's layers, newest first."""
+        made = self.docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag)
+        return made.stdout.splitlines()
+
     def build(self, image: str, tag: str, base: str) -> None:
         """`docker build` of `<image>/Dockerfile` from the repository root, as CI builds it."""
         self.docker(
@@ -152,8 +167,21 @@ class Engine:
 
 @contextmanager
 def running_engine(cache: Path | None = None) -> Iterator[Engine]:
-    """dockerd on a private socket for the block's duration; its mounts are undone after."""
+    """dockerd on a private socket for the block's duration; its mounts are undone after.
+
+    The cache (packages, data root, socket) is shared by every test run of the machine's user,
+    so the block holds an exclusive lock on it: a second run waits for the first's engine to
+    stop instead of stopping it (`_stop_leftover`) under the first run's tests."""
     cache = cache or cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "engine.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with _engine_in(cache) as engine:
+            yield engine
+
+
+@contextmanager
+def _engine_in(cache: Path) -> Iterator[Engine]:
     root = unpack(cache)
     state = cache / "state"
     state.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ from tests.images.engine import Engine, EngineUnavailableError
 from tests.serving.batch_transform import transform
 from tests.serving.conftest import Loopback
 
-pytestmark = pytest.mark.images
+# One test process runs them all: they share one engine and the images it built.
+pytestmark = [pytest.mark.images, pytest.mark.xdist_group("engine")]
 
 
 def test_the_training_image_trains_in_sagemakers_layout(
@@ -105,3 +106,14 @@ def test_the_serving_image_serves_the_model_the_training_image_made(
     assert len(transformed.output.read_text().splitlines()) == len(lines)
     assert user == "10001"
     assert exit_code == "0"  # SIGTERM drains and exits cleanly
+
+
+def test_neither_image_holds_infra_or_the_readme(engine: Engine, images: dict[str, str]) -> None:
+    for image, tag in images.items():
+        made = "\n".join(engine.history(tag))
+        assert "infra" not in made, f"{image}: {made}"
+        assert "README" not in made, f"{image}: {made}"
+        other = next(name for name in images if name != image)
+        assert f"{other}/" not in made, f"{image} copies {other}/: {made}"
+        listed = engine.docker("run", "--rm", "--entrypoint", "ls", tag, "/opt/mlstack").stdout
+        assert sorted(listed.split()) == ["mlstack_common", image]
