@@ -2,9 +2,10 @@
 
 The URI is MLflow's own `MLFLOW_TRACKING_URI`, so the same variable that points `mlflow ui`,
 notebooks and SageMaker training jobs at a server points training at it; there is no second
-setting to keep in step. Unset, nothing here runs and MLflow is never imported: training needs
-no MLflow installed. The URI may be an http(s) URL or, with the `sagemaker-mlflow` plugin, a
-SageMaker managed MLflow tracking server's ARN (requests signed with the AWS credentials).
+setting to keep in step. Unset, the run records through `UntrackedRun`, which does nothing, and
+MLflow is never imported: training needs no MLflow installed. The URI may be an http(s) URL or,
+with the `sagemaker-mlflow` plugin, a SageMaker managed MLflow tracking server's ARN (requests
+signed with the AWS credentials).
 
 The server is asked for the run's experiment before the data is even read: a run whose record
 cannot be kept fails in seconds (exit 4, which the training CronJob retries), instead of
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from training.errors import InputError
@@ -81,6 +82,59 @@ class TrackingTarget:
         return urlunsplit(parts._replace(netloc=netloc))
 
 
+class RunTracker(Protocol):
+    """What a training run tells its tracker. A run always has one, so recording is never
+    conditional: `TrackedRun` keeps the record in MLflow, `UntrackedRun` keeps none."""
+
+    @property
+    def run_id(self) -> str | None:
+        """The tracked run's id, for the card, the registry and the CLI; None: not tracked."""
+        ...
+
+    @property
+    def shown_uri(self) -> str | None:
+        """The tracking server's URI without its password; None: not tracked."""
+        ...
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+    def log_files(self, files: Iterable[Path]) -> None: ...
+
+    def end(self, *, succeeded: bool) -> None: ...
+
+
+class UntrackedRun:
+    """The tracker of a run without a tracking URI: it records nothing, never fails and never
+    imports MLflow, so the card, the registered version and the result name no run."""
+
+    @property
+    def run_id(self) -> None:
+        return None
+
+    @property
+    def shown_uri(self) -> None:
+        return None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        return None
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        return None
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        return None
+
+    def log_files(self, files: Iterable[Path]) -> None:
+        return None
+
+    def end(self, *, succeeded: bool) -> None:
+        return None
+
+
 class TrackedRun:
     """An MLflow run in progress. Every call either succeeds or raises `TrackingError` (and
     `start` an `InputError` when the MLflow client is not installed)."""
@@ -89,6 +143,10 @@ class TrackedRun:
         self._client = client
         self.target = target
         self.run_id = run_id
+
+    @property
+    def shown_uri(self) -> str:
+        return self.target.shown
 
     @classmethod
     def start(
