@@ -1,20 +1,23 @@
-"""Every serving log line is one JSON object: time, level, message and the record's fields.
+"""Every log line of every command is one JSON object: time, level, message, the command that
+wrote it, and the record's fields.
 
-One function makes the line, for records of the `logging` module (start-up, shutdown, worker
-restarts) and for the per-request lines the app writes directly on the hot path. The output is
-real JSON whatever a message contains (quotes, newlines, non-ASCII), and a field that is not
-JSON-native is written as its text.
+`configure_logging(command)` is the one set-up each command's `main` runs (`mlstack`,
+`mlstack-train`, `mlstack-serve`, the batch scorer, the drift job): its diagnostic lines
+(progress, failures) go to stderr through this formatter, and stdout keeps the command's result.
+One function makes the line, for records of the `logging` module and for the per-request lines
+the server writes directly on the hot path. The output is real JSON whatever a message contains
+(quotes, newlines, non-ASCII), and a field that is not JSON-native is written as its text.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -24,16 +27,51 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, No
 }
 
 
+def _standard_dumps(record: Mapping[str, Any]) -> str:
+    """The line with the standard library, as orjson writes it: compact, UTF-8 text, a value
+    that is not JSON-native as its text, a non-finite number as null."""
+    try:
+        return json.dumps(
+            record, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError:
+        finite = {
+            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in record.items()
+        }
+        return json.dumps(finite, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _serializer() -> Callable[[Mapping[str, Any]], str]:
+    """orjson where it is installed (the serving image: the per-request line is on the hot
+    path); elsewhere (the training image, the operator CLI) the standard library, for a few
+    lines a run."""
+    try:
+        import orjson
+    except ImportError:
+        return _standard_dumps
+    return lambda record: orjson.dumps(record, default=str).decode()
+
+
+_dumps = _serializer()
+
+LOGGER = "mlstack"
+"""The project's loggers are `mlstack.<part>`; they log at INFO, everything else at WARNING."""
+_context: dict[str, str] = {}
+"""What every line carries besides its own fields: the command, once `configure_logging` ran."""
+
+
 def json_line(level: str, message: str, fields: Mapping[str, Any] | None = None) -> str:
-    """The log line: `{"time": ..., "level": ..., "message": ..., **fields}`."""
+    """The log line: `{"time": ..., "level": ..., "message": ..., "command": ..., **fields}`."""
     record: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": level,
         "message": message,
+        **_context,
     }
     if fields:
         record.update(fields)
-    return orjson.dumps(record, default=str).decode()
+    return _dumps(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,10 +85,28 @@ class JsonFormatter(logging.Formatter):
         return json_line(record.levelname, record.getMessage(), fields)
 
 
-def configure_logging() -> None:
-    """Serving's logs: INFO and above, one JSON line each, on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
+class _Stderr(logging.Handler):
+    """Lines to `sys.stderr` as it is when each is written, not as it was when the handler was
+    made: a command run in-process (a test's `main([...])`) logs to the stderr of that moment."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 (logging's own way: report it, never raise)
+            self.handleError(record)
+
+
+def configure_logging(command: str) -> None:
+    """`command`'s logs: one JSON line each on stderr, every line with `"command": command`;
+    the project's loggers at INFO and above, other libraries' at WARNING and above, and
+    Python's warnings among them. Replaces whatever handlers were set up before."""
+    _context["command"] = command
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING)
+    logging.getLogger(LOGGER).setLevel(logging.INFO)
+    logging.captureWarnings(True)

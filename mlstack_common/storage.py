@@ -89,7 +89,10 @@ def exists(uri: str) -> bool:
     if not is_s3(uri):
         return Path(uri).exists()
     bucket, key = split_s3(uri)
-    response = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    try:
+        response = s3_client().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except Exception as error:  # boto3's errors become one readable message
+        raise StorageError(f"cannot look for {uri}: {error}") from error
     return any(item["Key"] == key for item in response.get("Contents", []))
 
 

@@ -19,14 +19,14 @@ the split from the listing alone, so N of them together score every file exactly
 they all see the same listing (the same files under the input while they start); a pod that is
 run again skips what it already finished.
 
-Exit status: 0 done, 1 a file does not fit the model (the message names the file, column and
-row; that file's output is not written), 2 bad arguments, or the model or a location cannot be
-used.
+Progress and failures are JSON log lines on stderr (`mlstack_common.logs`); exit statuses are
+those of `mlstack_common.exits`, as `EXIT_HELP` lists them.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -37,16 +37,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from mlstack_common import storage
+from mlstack_common.exits import ExitStatus, exit_status_help
+from mlstack_common.logs import configure_logging
 from serving.model import Predictor, load_predictor
 from serving.settings import model_uri_from
 
-EXIT_REFUSED = 1
-"""A file does not fit the model: running again cannot change that."""
+COMMAND = "python -m serving.batch"
+log = logging.getLogger("mlstack.serving.batch")
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
 """Set by Kubernetes in every container of an Indexed Job's pod: the pod's completion index."""
+EXIT_HELP = exit_status_help(
+    ExitStatus.OK,
+    ExitStatus.REFUSED,
+    ExitStatus.USAGE,
+    ExitStatus.UNREACHABLE,
+    details={
+        ExitStatus.REFUSED: "a file does not fit the model (the message names the file, column "
+        "and row; that file's output is not written), the model cannot be used, or there is "
+        "nothing to score",
+        ExitStatus.USAGE: f"bad arguments, or a {SHARD_INDEX_ENV} outside the shards",
+        ExitStatus.UNREACHABLE: "storage could not be reached or failed (reading the model, "
+        "listing, reading or writing files)",
+    },
+)
 
 
 def shard(files: Sequence[str], shards: int, index: int) -> list[str]:
@@ -80,7 +95,18 @@ def _output_name(source: str) -> str:
 
 
 def _chunks(path: Path, chunk_rows: int) -> Iterator[Any]:
-    """Record batches of at most `chunk_rows` rows; memory stays bounded by the chunk size."""
+    """Record batches of at most `chunk_rows` rows; memory stays bounded by the chunk size. A
+    file that cannot be read as its kind does not fit the model either."""
+    import pyarrow as pa
+
+    try:
+        yield from _read(path, chunk_rows)
+    except pa.ArrowException as error:
+        kind = "Parquet" if path.suffix in (".parquet", ".pq") else "CSV"
+        raise BatchInputError(f"{path.name}: not readable as {kind}: {error}") from error
+
+
+def _read(path: Path, chunk_rows: int) -> Iterator[Any]:
     if path.suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -197,8 +223,13 @@ def score_file(
                 predictions = predictor.predict(matrix)
                 writer = _write_chunk(handle, writer, ids, predictions, predictor, csv)
                 rows += len(matrix)
-                _progress(
-                    {"file": name, "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
+                log.info(
+                    "scoring",
+                    extra={
+                        "file": name,
+                        "rows": rows,
+                        "seconds": round(time.perf_counter() - started, 2),
+                    },
                 )
             if writer is not None and not csv:
                 writer.close()
@@ -215,16 +246,14 @@ def score_file(
     return FileResult(name, rows, time.perf_counter() - started, skipped=False)
 
 
-def _progress(record: dict[str, Any]) -> None:
-    sys.stderr.write(orjson.dumps(record).decode() + "\n")
-
-
 def parse_arguments(argv: Sequence[str] | None, env: Mapping[str, str]) -> argparse.Namespace:
     """The command line as `main` reads it, `shard_index` resolved from `env` when not given;
     a bad value exits 2 with the message. Exposed so that what a Kubernetes pod would run can
     be read back from its manifest with this very parser."""
     parser = argparse.ArgumentParser(
-        prog="python -m serving.batch", description=__doc__.split("\n\n")[0] if __doc__ else None
+        prog=COMMAND,
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        epilog=EXIT_HELP,
     )
     parser.add_argument("--input", required=True, help="file, directory or s3:// prefix")
     parser.add_argument("--output", required=True, help="directory or s3:// prefix")
@@ -259,6 +288,7 @@ def parse_arguments(argv: Sequence[str] | None, env: Mapping[str, str]) -> argpa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv, os.environ)
+    configure_logging(COMMAND)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     from mlstack_common.artifact import ArtifactError
@@ -267,12 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             predictor = load_predictor(args.model, Path(scratch) / "model", large_batches=True)
             inputs = storage.list_data_files(args.input)
-        except (ArtifactError, storage.StorageError, OSError) as error:
-            print(f"serving.batch: cannot start: {error}", file=sys.stderr)
-            return 2
+        except storage.StorageError as error:
+            return _fail(f"cannot start: {error}", ExitStatus.UNREACHABLE)
+        except (ArtifactError, OSError) as error:
+            return _fail(f"cannot start: {error}", ExitStatus.REFUSED)
         if not inputs:
-            print(f"serving.batch: no .csv or .parquet files under {args.input}", file=sys.stderr)
-            return 2
+            return _fail(f"no .csv or .parquet files under {args.input}", ExitStatus.REFUSED)
         listed = len(inputs)
         inputs = shard(inputs, args.shards, args.shard_index)
         total, started = 0, time.perf_counter()
@@ -283,26 +313,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                     chunk_rows=args.chunk_rows, id_column=args.id_column, scratch=Path(scratch),
                 )  # fmt: skip
             except BatchInputError as error:
-                print(f"serving.batch: refused: {error}", file=sys.stderr)
-                return EXIT_REFUSED
+                return _fail(f"refused: {error}", ExitStatus.REFUSED)
             except storage.StorageError as error:
-                print(f"serving.batch: failed: {error}", file=sys.stderr)
-                return 2
+                return _fail(f"failed: {error}", ExitStatus.UNREACHABLE)
             total += result.rows
-            _progress(
-                {"file": result.name, "done": True, "skipped": result.skipped, "rows": result.rows}
+            log.info(
+                "scored",
+                extra={
+                    "file": result.name,
+                    "done": True,
+                    "skipped": result.skipped,
+                    "rows": result.rows,
+                },
             )
         seconds = time.perf_counter() - started
-        _progress(
-            {
+        log.info(
+            "done",
+            extra={
                 "files": len(inputs),
                 "listed": listed,
                 "shard": f"{args.shard_index}/{args.shards}",
                 "rows": total,
                 "rows_per_second": round(total / max(seconds, 1e-9)),
-            }
+            },
         )
-    return 0
+    return ExitStatus.OK
+
+
+def _fail(message: str, status: ExitStatus) -> int:
+    log.error(message, extra={"exit_status": int(status)})
+    return status
 
 
 def _shard_index(

@@ -12,6 +12,8 @@ Run as `python -m serving.drift` (the stack's drift CronJob does): it prints the
 JSON line and exits 0 whether or not there is drift; drift is the report's and the alarms' news,
 not a failed job. With `--retrain-cronjob`, drift also starts the model's training
 (serving/retrain.py); a retraining that cannot be started fails the run, after the report.
+Failures are JSON log lines on stderr (`mlstack_common.logs`); exit statuses are those of
+`mlstack_common.exits`, as `EXIT_HELP` lists them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import base64
 import csv
 import io
 import json
+import logging
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,15 +34,36 @@ from typing import Any
 import orjson
 
 from mlstack_common import storage
-from mlstack_common.registry import resolve_reference, sagemaker_client
+from mlstack_common.exits import ExitStatus, exit_status_help
+from mlstack_common.logs import configure_logging
+from mlstack_common.registry import RegistryError, resolve_reference, sagemaker_client
 from serving.codec import CSV, JSON, json_rows, media_type
 
+COMMAND = "python -m serving.drift"
+log = logging.getLogger("mlstack.serving.drift")
+EXIT_HELP = exit_status_help(
+    ExitStatus.OK,
+    ExitStatus.REFUSED,
+    ExitStatus.USAGE,
+    ExitStatus.UNREACHABLE,
+    details={
+        ExitStatus.OK: "the report is written, whether or not there is drift",
+        ExitStatus.REFUSED: "the version names no training report to compare with",
+        ExitStatus.USAGE: "bad arguments",
+        ExitStatus.UNREACHABLE: "the registry, storage or CloudWatch could not be reached or "
+        "failed, or the retraining could not be started (after the report)",
+    },
+)
 METRIC_NAMESPACE = "mlstack/Drift"
 BASELINE_FILE = "baseline_statistics.json"
 REPORT_PROPERTY = "report"
 """The version's customer metadata naming its training report prefix."""
 EPSILON = 1e-4
 """Share given to an empty bin, so the index stays finite."""
+
+
+class NoBaselineError(ValueError):
+    """The version names no training report, so there is nothing to compare with."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +284,9 @@ def detect(
     package = resolve_reference(sagemaker_client(), model_package)
     report_prefix = package.properties.get(REPORT_PROPERTY)
     if not report_prefix:
-        raise SystemExit(f"model package {package.arn} names no training report to compare with")
+        raise NoBaselineError(
+            f"model package {package.arn} names no training report to compare with"
+        )
     baseline = json.loads(storage.read_bytes(storage.join(report_prefix, BASELINE_FILE)))
     names = list(baseline["features"])
     prefixes = [
@@ -284,7 +310,7 @@ def detect(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serving.drift", description=__doc__.split("\n\n")[0]
+        prog=COMMAND, description=__doc__.split("\n\n")[0], epilog=EXIT_HELP
     )
     parser.add_argument("--model-package", required=True, help="ARN or <group>/<version>")
     parser.add_argument(
@@ -314,6 +340,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.hours < 1:
         parser.error(f"--hours {args.hours}: allowed: a whole number of hours, at least 1")
+    configure_logging(COMMAND)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _run(args)
+    except NoBaselineError as error:
+        return _fail(str(error), ExitStatus.REFUSED)
+    except (storage.StorageError, RegistryError, BotoCoreError, ClientError) as error:
+        return _fail(f"failed: {error}", ExitStatus.UNREACHABLE)
+
+
+def _fail(message: str, status: ExitStatus) -> int:
+    log.error(message, extra={"exit_status": int(status)})
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
     end = args.now or datetime.now(UTC)
     report = detect(
         model_package=args.model_package,
@@ -338,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ClusterApiError as error:
             # The report and the figures still go out; the job fails so the failure shows.
             document["retraining"] = {"error": str(error)}
+            log.error(f"retraining could not be started: {error}")
             failed = True
     storage.write_bytes(
         storage.join(args.capture[0], args.endpoint, "drift", end.strftime("%Y-%m-%dT%H.json")),
@@ -349,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         publish(report, boto3.client("cloudwatch"))
     print(json.dumps(document, sort_keys=True))
-    return 1 if failed else 0
+    return ExitStatus.UNREACHABLE if failed else ExitStatus.OK
 
 
 def _retrain(cron_job: str, end: datetime, report: DriftReport) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from types import FrameType
 import uvicorn
 
 from mlstack_common.artifact import ArtifactError
+from mlstack_common.exits import ExitStatus
 from mlstack_common.registry import ModelPackage, resolve_reference, sagemaker_client
 from serving.app import ServingApp
 from serving.metrics import SharedMetrics
@@ -237,4 +238,4 @@ def _supervise(
         if quick_failures:
             time.sleep(delay)
         spawn()
-    return 1 if failed else 0
+    return ExitStatus.REFUSED if failed else ExitStatus.OK

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 
 NODE_TOOLS = PROJECT_ROOT / "tests" / "node"
 SIMULATOR = NODE_TOOLS / "node_modules" / "@cloud-copilot" / "iam-simulate"

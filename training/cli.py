@@ -11,28 +11,28 @@ Two ways in, one run:
 - **Plain paths or s3:// URIs** with flags, on a laptop or in a Kubernetes Job; `--data` may
   name a directory or an s3:// prefix ending in `/` that holds one data file and `dataset.yaml`.
 
-Exit status: 0 done; 1 the data, spec or settings were refused, or a file named does not exist;
-3 the quality gate refused the version (nothing registered, or registered as Rejected with
---keep-rejected); 4 anything else (storage, registry, the MLflow tracking server).
+Progress and failures are JSON log lines on stderr (`mlstack_common.logs`); the JSON result is
+stdout. Exit statuses are those of `mlstack_common.exits`, as `EXIT_HELP` lists them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from mlstack_common.exits import ExitStatus, exit_status_help
+from mlstack_common.logs import configure_logging
 from training.errors import InputError
 
-EXIT_REFUSED_INPUT = 1
-EXIT_GATE = 3
-EXIT_FAILED = 4
+COMMAND = "mlstack-train"
+log = logging.getLogger("mlstack.training")
 OPT_ML = Path(os.environ.get("MLSTACK_OPT_ML", "/opt/ml"))
 SETTING_FLAGS = (
     "algorithm", "seed", "test_size", "regularization", "learning_rate", "max_iter",
@@ -60,16 +60,31 @@ ENVIRONMENT_HELP = """environment variables:
                           --model-name)
   MLSTACK_ENVIRONMENT     the stack's environment, recorded as a tag of the run
 
-exit status: 0 done; 1 input refused; 3 the quality gate refused the version;
-4 storage, registry or tracking server failure. Progress goes to stderr, the JSON result
-to stdout."""
+Progress and failures go to stderr as JSON lines, the JSON result to stdout."""
+EXIT_HELP = exit_status_help(
+    ExitStatus.OK,
+    ExitStatus.REFUSED,
+    ExitStatus.USAGE,
+    ExitStatus.GATE,
+    ExitStatus.UNREACHABLE,
+    details={
+        ExitStatus.REFUSED: "the data or the spec was refused (every problem listed, nothing "
+        "published), a file named does not exist, or the approved version's model cannot be "
+        "read to compare with",
+        ExitStatus.USAGE: "bad arguments or settings (flags or hyperparameters.json)",
+        ExitStatus.GATE: "the quality gate refused the version (nothing registered, or "
+        "registered as Rejected with --keep-rejected)",
+        ExitStatus.UNREACHABLE: "storage, the registry or the MLflow tracking server could not "
+        "be reached or failed",
+    },
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mlstack-train",
+        prog=COMMAND,
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog=ENVIRONMENT_HELP,
+        epilog=f"{ENVIRONMENT_HELP}\n\n{EXIT_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", nargs="?", choices=["train"], help="as SageMaker passes it")
@@ -177,8 +192,6 @@ def _request(args: argparse.Namespace) -> Any:
     from training.tracking import TrackingTarget
 
     if args.data:
-        if not args.output_dir:
-            raise InputError("--output-dir: required with --data (model/ and report/ go under it)")
         data = args.data
         if data.endswith("/") or (not is_s3(data) and Path(data).is_dir()):
             data = _channel_data(data.rstrip("/") + "/", "--data")
@@ -228,39 +241,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.spec import SpecError
     from training.tracking import TrackingError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.data and not args.output_dir:
+        parser.error("--output-dir: required with --data (model/ and report/ go under it)")
+    # MLflow's own handler would write plain text lines; its records go to the JSON formatter.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    configure_logging(COMMAND)
     # Under the SageMaker contract a failure is also written where SageMaker reports it from.
     failure_file = None if args.data else _sagemaker_output() / "failure"
     try:
         request = _request(args)
-        outcome = run_training(request, _progress_printer())
+        outcome = run_training(request, _progress_logger())
     except GateRefusedError as refused:
         print(strict_json(describe(refused.outcome)))
         kept = "registered as Rejected" if refused.outcome.registered else "not registered"
-        return _fail(failure_file, f"{kept}: {refused}", EXIT_GATE)
-    except (StorageError, ArtifactError, RegistryError, TrackingError) as error:
-        return _fail(failure_file, f"failed: {error}", EXIT_FAILED)
-    except (DatasetError, SpecError, SettingsError, InputError) as error:
-        return _fail(failure_file, f"refused: {error}", EXIT_REFUSED_INPUT)
+        return _fail(failure_file, f"{kept}: {refused}", ExitStatus.GATE)
+    except (StorageError, RegistryError, TrackingError) as error:
+        return _fail(failure_file, f"failed: {error}", ExitStatus.UNREACHABLE)
+    except SettingsError as error:
+        return _fail(failure_file, f"refused: {error}", ExitStatus.USAGE)
+    except (DatasetError, SpecError, InputError, ArtifactError) as error:
+        return _fail(failure_file, f"refused: {error}", ExitStatus.REFUSED)
     except Exception as error:  # noqa: BLE001 (the registry's errors: report them, exit non-zero)
-        return _fail(failure_file, f"failed: {type(error).__name__}: {error}", EXIT_FAILED)
+        return _fail(
+            failure_file, f"failed: {type(error).__name__}: {error}", ExitStatus.UNREACHABLE
+        )
     print(strict_json(describe(outcome)))
-    return 0
+    return ExitStatus.OK
 
 
-def _progress_printer() -> Callable[[str], None]:
-    """Steps on stderr with the seconds since the start; stdout keeps the JSON result alone."""
+def _progress_logger() -> Callable[[str], None]:
+    """Steps as log lines on stderr with the seconds since the start (`elapsed_s`); stdout
+    keeps the JSON result alone."""
     started = time.monotonic()
 
     def say(step: str) -> None:
-        print(f"mlstack-train: [{time.monotonic() - started:5.1f} s] {step}", file=sys.stderr)
+        level = logging.WARNING if step.startswith("warning: ") else logging.INFO
+        log.log(level, step, extra={"elapsed_s": round(time.monotonic() - started, 1)})
 
     return say
 
 
-def _fail(failure_file: Path | None, message: str, code: int) -> int:
-    print(f"mlstack-train: {message}", file=sys.stderr)
+def _fail(failure_file: Path | None, message: str, status: ExitStatus) -> int:
+    log.error(message, extra={"exit_status": int(status)})
     if failure_file is not None:
         failure_file.parent.mkdir(parents=True, exist_ok=True)
         failure_file.write_text(message + "\n")
-    return code
+    return status

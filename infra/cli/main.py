@@ -7,10 +7,25 @@ import sys
 from collections.abc import Sequence
 
 from infra.cli import demo, plan, promote, rollback, score, train, verify
+from mlstack_common.exits import ExitStatus, exit_status_help
+from mlstack_common.logs import configure_logging
+
+EXIT_HELP = exit_status_help(
+    ExitStatus.OK,
+    ExitStatus.REFUSED,
+    ExitStatus.USAGE,
+    ExitStatus.UNREACHABLE,
+    ExitStatus.TOOL_MISSING,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlstack", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="mlstack",
+        description=__doc__,
+        epilog=f"{EXIT_HELP} Each command's --help lists those it can return. Progress and "
+        "failures go to stderr as JSON lines; a command's result goes to stdout.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for command in (plan, promote, rollback, verify, train, score, demo):
         command.add_parser(commands)
@@ -29,6 +44,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
+    configure_logging(f"mlstack {args.command}")
     return int(args.handler(args))
 
 

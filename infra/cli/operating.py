@@ -1,38 +1,41 @@
-"""What `promote`, `rollback` and `verify` share on the command line: the project directory,
-progress on stderr, and one mapping from what went wrong to the exit status."""
+"""What the operation commands (`promote`, `rollback`, `verify`, `train`, `score`) share on the
+command line: the project directory, progress as log lines on stderr, and one mapping from what
+went wrong to its status in the exit-status table (`mlstack_common.exits`)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.cli.output import write_stdout
-from infra.config import ConfigError
+from infra.config.errors import ConfigError
+from infra.config.stackfiles import StackFileError
 from infra.operations.errors import OperationError
-from infra.paths import PROJECT_ROOT
-from infra.stackfiles import StackFileError
+from infra.project.paths import PROJECT_ROOT
+from mlstack_common.exits import ExitStatus, exit_status_help
 from mlstack_common.registry import RegistryError
 
 if TYPE_CHECKING:
     from infra.operations.promotion import PinChange
 
-REFUSED = "refused (the message says by what: the registry, the stack, the repository)"
+log = logging.getLogger("mlstack.cli")
+REFUSED = "the message says by what: the registry, the stack or the repository"
 
 
-def exit_statuses(one: str = REFUSED) -> str:
-    """The exit statuses every operation command documents in its --help."""
-    return (
-        f"Exit status: 0 done; 1 {one}; 2 bad arguments, configuration or stack file; 4 AWS, "
-        "the registry or the cluster could not be reached; 5 the Pulumi CLI is needed and "
-        "missing (the message says what to install)."
+def exit_statuses(refused: str = REFUSED, done: str | None = None) -> str:
+    """The exit statuses every operation command lists in its --help epilog; `refused` and
+    `done` say what 1 and 0 mean for the command."""
+    return exit_status_help(
+        ExitStatus.OK,
+        ExitStatus.REFUSED,
+        ExitStatus.USAGE,
+        ExitStatus.UNREACHABLE,
+        ExitStatus.TOOL_MISSING,
+        details={ExitStatus.REFUSED: refused} | ({ExitStatus.OK: done} if done else {}),
     )
-
-
-INVALID = 2
-UNREACHABLE = 4
 
 
 def add_project_dir(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +49,8 @@ def add_project_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def progress(message: str) -> None:
-    """A step as it starts, on stderr, so stdout carries only the result."""
-    print(message, file=sys.stderr, flush=True)
+    """A step as it starts, as a log line on stderr, so stdout carries only the result."""
+    log.info(message)
 
 
 def apply_pin_change(
@@ -78,7 +81,7 @@ def apply_pin_change(
     return 0
 
 
-def guarded(command: str, action: Callable[[], int]) -> int:
+def guarded(action: Callable[[], int]) -> int:
     """`action`'s status, or the status of what stopped it, with one line saying what."""
     try:
         return action()
@@ -86,8 +89,8 @@ def guarded(command: str, action: Callable[[], int]) -> int:
         status = error.exit_status
         message = str(error)
     except (StackFileError, ConfigError) as error:
-        status, message = INVALID, str(error)
+        status, message = ExitStatus.USAGE, str(error)
     except RegistryError as error:
-        status, message = UNREACHABLE, str(error)
-    print(f"mlstack {command}: {message}", file=sys.stderr)
+        status, message = ExitStatus.UNREACHABLE, str(error)
+    log.error(message, extra={"exit_status": int(status)})
     return status

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,11 +11,25 @@ from typing import Any
 import yaml
 
 from infra.cli.output import write_stdout
-from infra.config import ConfigError
-from infra.layers import LAYERS, layer_named
-from infra.paths import PROJECT_ROOT, known_stacks
-from infra.schema import NAMESPACE
-from infra.stackfiles import StackFileError
+from infra.config.errors import ConfigError
+from infra.config.schema import NAMESPACE
+from infra.config.stackfiles import StackFileError
+from infra.project.layers import LAYERS, layer_named
+from infra.project.paths import PROJECT_ROOT, known_stacks
+from mlstack_common.exits import ExitStatus, exit_status_help
+
+log = logging.getLogger("mlstack.cli")
+EXIT_HELP = exit_status_help(
+    ExitStatus.OK,
+    ExitStatus.REFUSED,
+    ExitStatus.USAGE,
+    details={
+        ExitStatus.OK: "clean",
+        ExitStatus.REFUSED: "policy violations",
+        ExitStatus.USAGE: "the stack could not be evaluated (bad config; a stack file that is "
+        "missing, unreadable or not YAML; the output closed before the plan was written)",
+    },
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -26,11 +40,9 @@ def add_parser(commands: Any) -> None:
             "Run the environment's Pulumi programs for STACK - the platform layer, then the "
             "workloads layer, which reads the platform's outputs - under Pulumi's mock runtime "
             "with the values of Pulumi.yaml and Pulumi.STACK.yaml, print every declared "
-            "resource with its inputs, and check each layer against the policy rules. Exit "
-            "status: 0 clean, 1 policy violations, 2 the stack could not be evaluated (bad "
-            "config; a stack file that is missing, unreadable or not YAML; the output closed "
-            "before the plan was written)."
+            "resource with its inputs, and check each layer against the policy rules."
         ),
+        epilog=EXIT_HELP,
     )
     plan.add_argument("stack", help=f"stack name (with a stack file: {', '.join(known_stacks())})")
     plan.add_argument("--json", action="store_true", help="print JSON instead of a tree")
@@ -99,11 +111,11 @@ def run(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     import pulumi
 
-    from infra.config import load_config
+    from infra.config.stack import load_config
+    from infra.config.stackfiles import load_stack_settings
+    from infra.offline.plan import render_json, render_tree
     from infra.offline.registry import offline_registry
     from infra.offline.runner import run_program
-    from infra.plan import render_json, render_tree
-    from infra.stackfiles import load_stack_settings
     from mlstack_policy.rules import evaluate
 
     try:
@@ -122,36 +134,39 @@ def _plan(args: argparse.Namespace) -> int:
                 layers=[layer_named(args.layer)] if args.layer else LAYERS,
             )
     except (StackFileError, ConfigError, pulumi.RunError, ValueError) as error:
-        print(f"mlstack plan {args.stack}: {error}", file=sys.stderr)
-        return 2
+        return _fail(args.stack, str(error), ExitStatus.USAGE)
+    stack = {"stack": args.stack}
     if config.serving.model_versions:
-        print(f"mlstack plan {args.stack}: {registry}", file=sys.stderr)
+        log.info(str(registry), extra=stack)
     if args.k8s_yaml is not None:
-        from infra.k8s_yaml import write_objects
+        from infra.offline.k8s_yaml import write_objects
 
         written = write_objects(program_run, args.k8s_yaml)
-        print(
-            f"mlstack plan {args.stack}: {len(written)} Kubernetes objects in {args.k8s_yaml}",
-            file=sys.stderr,
-        )
+        log.info(f"{len(written)} Kubernetes objects in {args.k8s_yaml}", extra=stack)
     violations = [v for run in program_run.runs for v in evaluate(run.resources)]
+    verdict = ExitStatus.REFUSED if violations else ExitStatus.OK
     if args.snapshot:
         _write_snapshot(args.stack, program_run, violations)
-        return 1 if violations else 0
+        return verdict
     text = (
         render_json(program_run, violations) if args.json else render_tree(program_run, violations)
     )
     if not write_stdout(text):
-        print(
-            f"mlstack plan {args.stack}: the output was closed before the plan was written in full",
-            file=sys.stderr,
+        return _fail(
+            args.stack,
+            "the output was closed before the plan was written in full",
+            ExitStatus.USAGE,
         )
-        return 2
-    return 1 if violations else 0
+    return verdict
+
+
+def _fail(stack: str, message: str, status: ExitStatus) -> int:
+    log.error(message, extra={"stack": stack, "exit_status": int(status)})
+    return status
 
 
 def _write_snapshot(stack: str, program_run: Any, violations: Any) -> None:
-    from infra.snapshot import compare, render_snapshot, snapshot_file
+    from infra.offline.snapshot import compare, render_snapshot, snapshot_file
 
     for run in program_run.runs:
         path = snapshot_file(stack, run.layer.name)
@@ -160,10 +175,7 @@ def _write_snapshot(stack: str, program_run: Any, violations: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         changes = compare(committed, text)
-        print(
-            f"mlstack plan {stack}: {path.relative_to(PROJECT_ROOT)}: {changes.describe()}",
-            file=sys.stderr,
-        )
+        log.info(f"{path.relative_to(PROJECT_ROOT)}: {changes.describe()}", extra={"stack": stack})
 
 
 def overrides_from(assignments: Sequence[str]) -> dict[str, Any]:

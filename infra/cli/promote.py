@@ -28,9 +28,9 @@ def add_parser(commands: Any) -> None:
             "staging's repositories and push on prod's). The registry is asked first: a "
             "version must be Approved (--approve approves a pending one, recording who and "
             "why); a Rejected one is refused. The stack file is edited in place, comments and "
-            "key order kept, and the diff printed with the command that deploys it. "
-            + exit_statuses()
+            "key order kept, and the diff printed with the command that deploys it."
         ),
+        epilog=exit_statuses(),
     )
     promote.add_argument("stack", nargs="?", help="the environment to pin a version in")
     promote.add_argument("--model", help="the model (one of the stack's mlstack:models)")
@@ -64,15 +64,15 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded("promote", lambda: _promote(args))
+    return guarded(lambda: _promote(args))
 
 
 def _promote(args: argparse.Namespace) -> int:
+    from infra.config.stackfiles import load_stack_settings
     from infra.operations.aws_access import stack_aws
     from infra.operations.git import operator
     from infra.operations.promotion import copy_pins, pin_version
     from infra.operations.pulumi_cli import AutomationStack
-    from infra.stackfiles import load_stack_settings
 
     root = args.project_dir
     who = operator(root)

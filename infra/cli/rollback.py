@@ -11,6 +11,7 @@ from infra.cli.operating import (
     apply_pin_change,
     exit_statuses,
     guarded,
+    log,
     progress,
 )
 
@@ -27,8 +28,9 @@ def add_parser(commands: Any) -> None:
             "commit K recorded, checked out in a temporary worktree, with K's configuration, "
             "through the Pulumi CLI (--dry-run: a preview). It refuses an unknown update, one "
             "that failed or ran from uncommitted changes, a commit this repository lacks, and "
-            "a checkout with uncommitted changes. " + exit_statuses()
+            "a checkout with uncommitted changes."
         ),
+        epilog=exit_statuses(),
     )
     rollback.add_argument("stack", help="the environment")
     rollback.add_argument(
@@ -66,15 +68,15 @@ def validate(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.to_update is not None:
-        return guarded("rollback", lambda: _stack(args))
-    return guarded("rollback", lambda: _model(args))
+        return guarded(lambda: _stack(args))
+    return guarded(lambda: _model(args))
 
 
 def _model(args: argparse.Namespace) -> int:
+    from infra.config.stackfiles import load_stack_settings
     from infra.operations.aws_access import stack_aws
     from infra.operations.git import operator
     from infra.operations.model_rollback import roll_back_model
-    from infra.stackfiles import load_stack_settings
 
     root = args.project_dir
     client = stack_aws(load_stack_settings(args.stack, root)).client("sagemaker")
@@ -93,12 +95,10 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    import sys
-
-    from infra.layers import layer_named
     from infra.operations.git import operator, require_clean
     from infra.operations.pulumi_cli import AutomationStack
     from infra.operations.stack_rollback import roll_back_stack
+    from infra.project.layers import layer_named
 
     root = args.project_dir
     require_clean(root)  # said before the Pulumi CLI is looked for
@@ -110,7 +110,7 @@ def _stack(args: argparse.Namespace) -> int:
         preview=args.dry_run,
         reason=args.reason,
         operator=operator(root),
-        on_output=lambda text: print(text, end="", file=sys.stderr, flush=True),
+        on_output=_pulumi_output,
     )
     done = "previewed" if args.dry_run else "deployed"
     progress(f"{args.stack}: update {target.version}'s commit {target.commit[:12]} {done}")
@@ -120,3 +120,12 @@ def _stack(args: argparse.Namespace) -> int:
             f"branch (`git revert`), or the next deploy from it undoes this rollback"
         )
     return 0
+
+
+def _pulumi_output(text: str) -> None:
+    """A line of the Pulumi CLI's output, or a note about the rollback, as a log line."""
+    line = text.rstrip()
+    if line.startswith("warning: "):
+        log.warning(line)
+    elif line.strip():
+        log.info(line)

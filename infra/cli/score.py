@@ -32,8 +32,9 @@ def add_parser(commands: Any) -> None:
             "an Indexed Job of `python -m serving.batch` pods that share the files out "
             "(CSV with a header, or Parquet; <output>/<name>.predictions.<csv|parquet>); a "
             "rerun skips the files already scored. The version is the one the stack serves "
-            "unless --version names another. Prints the job's name. " + exit_statuses()
+            "unless --version names another. Prints the job's name."
         ),
+        epilog=exit_statuses(),
     )
     score.add_argument("stack", help="the environment")
     score.add_argument("--model", required=True, help="the model (one of mlstack:models)")
@@ -64,7 +65,7 @@ def add_parser(commands: Any) -> None:
 
 
 def validate(args: argparse.Namespace) -> None:
-    from infra.config import check_sagemaker_instance
+    from infra.config.sections.serving import check_sagemaker_instance
 
     other = (
         [("--pods", args.pods)]
@@ -89,7 +90,7 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded("score", lambda: _score(args))
+    return guarded(lambda: _score(args))
 
 
 def _score(args: argparse.Namespace) -> int:

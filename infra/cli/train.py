@@ -27,9 +27,9 @@ def add_parser(commands: Any) -> None:
             "and SageMaker training role: the model's data prefix in the data bucket as its "
             "`train` channel, artifacts to the models bucket, the stack's key on its volume "
             "and output, the stack's maximum runtime; for data that outgrows a pod. Either "
-            "prints the run's name; the run registers a version as a scheduled one does. "
-            + exit_statuses()
+            "prints the run's name; the run registers a version as a scheduled one does."
         ),
+        epilog=exit_statuses(),
     )
     train.add_argument("stack", help="the environment")
     train.add_argument("--model", required=True, help="the model (one of mlstack:models)")
@@ -59,7 +59,7 @@ def add_parser(commands: Any) -> None:
 
 def validate(args: argparse.Namespace) -> None:
     """Refuse what SageMaker or the trainer would refuse later, before anything starts."""
-    from infra.config import check_sagemaker_instance
+    from infra.config.sections.serving import check_sagemaker_instance
     from training.settings import SettingsError, parse_settings
 
     if args.on != "sagemaker":
@@ -98,7 +98,7 @@ def validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded("train", lambda: _train(args))
+    return guarded(lambda: _train(args))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 from infra.cli.operating import add_project_dir, exit_statuses, guarded, progress
 from infra.cli.output import write_stdout
+from mlstack_common.exits import ExitStatus
 
 
 def add_parser(commands: Any) -> None:
@@ -20,8 +21,12 @@ def add_parser(commands: Any) -> None:
             "and image — an update SageMaker rolled back shows here); its Deployment on the "
             "cluster (the pinned version and image in its pod template, rollout complete, at "
             "least servingMinReplicas pods ready). AWS is reached with the stack's region and "
-            "endpoints and your credentials; the cluster with an EKS token for them. "
-            + exit_statuses("a mismatch: the report names each, with what to look at")
+            "endpoints and your credentials; the cluster with an EKS token for them."
+        ),
+        epilog=exit_statuses(
+            refused="a mismatch (the report names each, with what to look at), or refused (the "
+            "message says by what)",
+            done="live matches what the stack declares",
         ),
     )
     verify.add_argument("stack", help="the environment to verify")
@@ -31,7 +36,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return guarded("verify", lambda: _verify(args))
+    return guarded(lambda: _verify(args))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -47,4 +52,4 @@ def _verify(args: argparse.Namespace) -> int:
         on_step=progress,
     )
     write_stdout(json.dumps(report.to_json(), indent=2) if args.json else report.render())
-    return 0 if report.ok else 1
+    return ExitStatus.OK if report.ok else ExitStatus.REFUSED

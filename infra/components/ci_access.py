@@ -19,8 +19,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
-from infra.adoption import kept_resource
+from infra.components.adoption import kept_resource
 from infra.components.cluster import CLUSTER_ADMIN_POLICY, eks_access_policy_arn
 from infra.documents.ci import (
     DEPLOY_SESSION_SECONDS,
@@ -36,6 +35,7 @@ from infra.documents.ci import (
     preview_subjects,
     workloads_deploy_policy,
 )
+from infra.project import naming
 
 CLUSTER_VIEW_POLICY = "cluster-access-policy/AmazonEKSViewPolicy"
 PREVIEW_SESSION_SECONDS = 3600

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
 from infra.components.ci_access import stack_scope
 from infra.components.service_role import account_service_role
 from infra.documents.ci import runner_policy
+from infra.project import naming
 
 RUNNER_IMAGE = "aws/codebuild/amazonlinux-x86_64-standard:5.0"
 """CodeBuild's curated Amazon Linux image: Docker with BuildKit (the images are built on the

@@ -10,10 +10,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
-from infra.config import NodeGroupConfig
+from infra.config.eks_versions import ADDON_VERSIONS, UPGRADE_POLICIES
+from infra.config.sections.cluster import NodeGroupConfig
 from infra.documents.iam import service_trust_policy
 from infra.documents.kubeconfig import eks_kubeconfig
-from infra.eks_versions import ADDON_VERSIONS, UPGRADE_POLICIES
 
 CONTROL_PLANE_LOGS = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "cluster-access-policy/AmazonEKSClusterAdminPolicy"

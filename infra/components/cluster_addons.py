@@ -12,8 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.components.kubernetes_objects import declare
-from infra.config import NodeGroupConfig
-from infra.eks_versions import CLUSTER_AUTOSCALER_IMAGES, NVIDIA_DEVICE_PLUGIN_IMAGE
+from infra.config.eks_versions import CLUSTER_AUTOSCALER_IMAGES, NVIDIA_DEVICE_PLUGIN_IMAGE
+from infra.config.sections.cluster import NodeGroupConfig
 from infra.manifests import gpu_device_plugin, load_balancer_controller, node_autoscaler
 
 _AUTOSCALER_ROLE = "<cluster autoscaler role ARN>"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
 from infra.documents.ecr import image_lifecycle_policy
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
 from infra.components.service_role import account_service_role
 from infra.documents.iam import endpoint_execution_policy
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
 from infra.components.service_role import account_service_role
-from infra.config import MLFLOW_SERVER_SIZES
+from infra.config.sections.training import MLFLOW_SERVER_SIZES
 from infra.documents.iam import mlflow_server_policy
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,8 +10,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
-from infra import naming
-from infra.paths import PROJECT_ROOT
+from infra.project import naming
+from infra.project.paths import PROJECT_ROOT
 
 PLATFORM = docker_build.Platform.LINUX_AMD64
 """The node groups' architecture (x86 instance families) and SageMaker's."""
@@ -26,7 +26,7 @@ class ImagesArgs:
     registry_id: pulumi.Input[str]
     """The account whose registry the repositories are in (for the push credentials)."""
     tags: Mapping[str, str]
-    """The source revision of each image to build (see `infra.image_sources`)."""
+    """The source revision of each image to build (see `infra.components.image_sources`)."""
     prebuilt: Mapping[str, str] = field(default_factory=dict)
     """`sha256:<digest>` of images not to build: already pushed to their repository."""
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
-from infra.adoption import kept_resource
+from infra.components.adoption import kept_resource
 from infra.documents.kms import (
     AUTOSCALING_ROLE_NAME,
     AUTOSCALING_ROLE_PATH,
     AUTOSCALING_SERVICE,
     environment_key_policy,
 )
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

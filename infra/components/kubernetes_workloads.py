@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import naming
 from infra.components.kubernetes_objects import Manifest, declare
 from infra.manifests import namespace as namespace_manifests
 from infra.manifests.drift import DriftSchedule, retrain_access
@@ -27,6 +26,7 @@ from infra.manifests.serving import (
     serving_objects,
 )
 from infra.manifests.training import TrainingSchedule, cron_job, training_name
+from infra.project import naming
 from mlstack_common.registry import ModelPackage
 
 

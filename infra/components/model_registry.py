@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
-from infra.adoption import kept_resource
+from infra.components.adoption import kept_resource
 from infra.documents.iam import model_registry_policy
+from infra.project import naming
 
 MODEL_PACKAGE_GROUP_TYPE = "sagemaker:model-package-group"
 

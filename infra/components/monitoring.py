@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
 from infra.documents.monitoring import (
     Alarm,
     dashboard_body,
     drift_query,
     serving_replicas_alarm,
 )
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

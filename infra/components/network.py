@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.addressing import plan_subnets
+from infra.components.addressing import plan_subnets
 from infra.components.service_role import account_service_role
-from infra.config import NAT_POLICIES, NatPolicy
+from infra.config.sections.network import NAT_POLICIES, NatPolicy
 from infra.documents.iam import flow_log_delivery_policy
 
 # What nodes in private subnets call when there is no NAT gateway (S3 has a gateway endpoint).

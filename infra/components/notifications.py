@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
 from infra.documents.monitoring import alarm_topic_policy
+from infra.project import naming
 
 BUDGET_THRESHOLDS = (80, 100)
 """Percent of the monthly amount, against the forecast."""

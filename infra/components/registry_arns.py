@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from infra import naming
+from infra.project import naming
 
 
 def model_package_group_arns(

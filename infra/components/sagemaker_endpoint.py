@@ -19,9 +19,9 @@ from pulumi_aws.sagemaker import (
     EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationCanarySizeArgsDict as StepSize,  # noqa: E501
 )
 
-from infra import naming
 from infra.components.monitoring import metric_alarm
 from infra.documents.monitoring import endpoint_alarms
+from infra.project import naming
 from mlstack_common.registry import ModelPackage
 
 TRAFFIC_ROUTING = {"canary": "CANARY", "linear": "LINEAR", "all-at-once": "ALL_AT_ONCE"}

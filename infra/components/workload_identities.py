@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import pulumi
 
-from infra import naming
 from infra.components.registry_arns import model_package_group_arns
 from infra.components.workload_role import WorkloadRole, WorkloadRoleArgs
 from infra.documents.iam import drift_policy, scoring_policy, serving_policy, training_policy
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

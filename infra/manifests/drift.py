@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra import naming
 from infra.manifests import hardening
+from infra.project import naming
 
 COMPONENT = "drift"
 CPU_MILLICORES = 500

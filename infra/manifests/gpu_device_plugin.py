@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.config import Taint
+from infra.config.sections.cluster import Taint
 from infra.manifests import hardening
 
 NAMESPACE = "kube-system"

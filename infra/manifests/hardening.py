@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra import naming
+from infra.project import naming
 
 RUN_AS = 10001
 """The images' user (see the Dockerfiles)."""

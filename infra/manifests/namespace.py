@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra import naming
 from infra.manifests.hardening import PART_OF
+from infra.project import naming
 
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra import naming
 from infra.manifests import hardening
 from infra.manifests.serving import MODEL_VERSION_LABEL
+from infra.project import naming
+from mlstack_common.exits import ExitStatus
 
 COMPONENT = "scoring"
 CPU_MILLICORES = 1000
@@ -30,8 +31,9 @@ RETRIES_PER_POD = 2
 MAX_RUNTIME_HOURS = 24
 """A run still going after a day is stuck or far under-sized: Kubernetes stops its pods, and the
 same command run again (with more pods) scores only the files not yet done."""
-REFUSED_EXIT_CODE = 1
-"""`serving.batch`'s "a file does not fit the model": scoring it again cannot succeed."""
+REFUSED_EXIT_CODES = [int(ExitStatus.REFUSED), int(ExitStatus.USAGE)]
+"""`serving.batch`'s "a file does not fit the model" (or the model cannot be used, or there is
+nothing to score) and "bad arguments" (`mlstack_common.exits`): scoring again cannot succeed."""
 STARTED_BY_ANNOTATION = "mlstack.dev/started-by"
 REASON_ANNOTATION = "mlstack.dev/reason"
 MODEL_DATA_ANNOTATION = "mlstack.dev/model-data"
@@ -125,7 +127,7 @@ def scoring_job(run: ScoringRun) -> dict[str, Any]:
                         "onExitCodes": {
                             "containerName": COMPONENT,
                             "operator": "In",
-                            "values": [REFUSED_EXIT_CODE],
+                            "values": REFUSED_EXIT_CODES,
                         },
                     },
                     {

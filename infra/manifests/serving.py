@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from infra import naming
 from infra.manifests import hardening, load_balancer_controller
+from infra.project import naming
 from serving.settings import ServingSettings
 
 COMPONENT = "serving"

@@ -10,16 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra import naming
 from infra.manifests import hardening
+from infra.project import naming
+from mlstack_common.exits import NOT_RETRIED
 
 COMPONENT = "training"
 CPU_MILLICORES = 2000
 MEMORY_MIB = 4096
 """A training pod's size: the demo-scale tables fit; larger ones belong on SageMaker training."""
 RETRIES = 2
-REFUSED_EXIT_CODES = [1, 3]
-"""The training CLI's "input refused" and "quality gate refused": retrying cannot change them."""
+REFUSED_EXIT_CODES = [int(status) for status in NOT_RETRIED]
+"""The training CLI's "input refused", "bad arguments or settings" and "quality gate refused"
+(`mlstack_common.exits`): retrying cannot change them."""
 
 
 def training_name(model: str) -> str:

@@ -23,7 +23,7 @@ import pulumi
 from pulumi.output import Unknown
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
-from infra.regions import partition_of
+from infra.config.regions import partition_of
 from mlstack_policy.rules import UNKNOWN
 
 ACCOUNT_ID = "123456789012"

@@ -1,6 +1,6 @@
 """Where `mlstack plan` gets its answers about pinned model versions, and saying which.
 
-The program resolves pins through boto3 (`infra.pinned_versions`). Offline, that registry is
+The program resolves pins through boto3 (`infra.config.pinned_versions`). Offline, that registry is
 either an emulator the user names (`--registry-endpoint`, e.g. the demo's moto_server), or an
 in-process moto seeded with recorded answers (`--registry-answers FILE`) or, without either,
 with placeholders that take every pinned version as Approved. The program's code is the same in
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from infra import naming
+from infra.project import naming
 from mlstack_common.registry import APPROVED, METRIC_PREFIX, MODEL_SHA256_PROPERTY
 
 PLACEHOLDER_IMAGE = "offline.invalid/serving@sha256:" + "0" * 64

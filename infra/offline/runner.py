@@ -18,7 +18,7 @@ import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.layers import LAYERS, PLATFORM, WORKLOADS, Layer, platform_stack
+from infra.config.stackfiles import StackSettings, load_stack_settings
 from infra.offline.mocks import (
     Account,
     AwsAnswers,
@@ -27,7 +27,7 @@ from infra.offline.mocks import (
     RecordingMonitor,
     StackOutputs,
 )
-from infra.stackfiles import StackSettings, load_stack_settings
+from infra.project.layers import LAYERS, PLATFORM, WORKLOADS, Layer, platform_stack
 
 ORGANIZATION = "organization"
 """The organization offline runs are in: what `pulumi.get_organization()` answers on a

@@ -1,2 +1,3 @@
-"""What `mlstack promote`, `rollback` and `verify` do, apart from the command line: stack file
-edits, registry changes, reading the live stack and the stack's update history."""
+"""What `mlstack promote`, `rollback`, `verify`, `train`, `score` and `demo` do, apart from the
+command line: stack file edits, registry changes, reading the live stack and the stack's update
+history, runs and jobs, and the local demo's processes."""

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.stackfiles import SECRET_PLACEHOLDER, StackSettings
+from infra.config.stackfiles import SECRET_PLACEHOLDER, StackSettings
 
 
 @dataclass(frozen=True)

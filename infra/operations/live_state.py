@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infra import naming
 from infra.manifests.serving import MODEL_PACKAGE_ANNOTATION, MODEL_VERSION_LABEL
 from infra.operations.errors import UnreachableError
+from infra.project import naming
 from serving.cluster_api import ClusterApi, ClusterApiError
 
 PACKAGE_TAG = "mlstack:model-package"

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra import naming
 from infra.operations.errors import RefusedError
 from infra.operations.promotion import PinChange, RegistryRecord, accepted, stack_config
 from infra.operations.stack_edit import PINS_KEY, set_entries
-from infra.paths import stack_file
+from infra.project import naming
+from infra.project.paths import stack_file
 from mlstack_common.registry import APPROVED, describe_versions, list_versions
 
 

@@ -14,22 +14,23 @@ from typing import Any
 
 import yaml
 
-from infra import naming
-from infra.config import ConfigError, StackConfig, load_config
+from infra.config.errors import ConfigError
+from infra.config.schema import load_schema
+from infra.config.stack import StackConfig, load_config
+from infra.config.stackfiles import load_stack_settings, merge_with_defaults
 from infra.operations.errors import PulumiCliMissingError, RefusedError
 from infra.operations.image_copy import CopyReport, ImageLocation, copy_image
 from infra.operations.live_state import digest_of
 from infra.operations.sagemaker_jobs import image_revision
 from infra.operations.stack_edit import DIGESTS_KEY, PINS_KEY, StackFileEdit, set_entries
-from infra.outputs import (
+from infra.project import naming
+from infra.project.outputs import (
     SERVING_IMAGE,
     SERVING_REPOSITORY_URL,
     TRAINING_IMAGE,
     TRAINING_REPOSITORY_URL,
 )
-from infra.paths import PROJECT_FILE, stack_file
-from infra.schema import load_schema
-from infra.stackfiles import load_stack_settings, merge_with_defaults
+from infra.project.paths import PROJECT_FILE, stack_file
 from mlstack_common.registry import (
     APPROVED,
     MODEL_SHA256_PROPERTY,

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from infra.layers import LAYERS, WORKLOADS, Layer
 from infra.operations.errors import PulumiCliMissingError
-from infra.paths import PROJECT_ROOT
+from infra.project.layers import LAYERS, WORKLOADS, Layer
+from infra.project.paths import PROJECT_ROOT
 
 INSTALL = (
     "install it (https://www.pulumi.com/docs/iac/download-install/: `curl -fsSL "
@@ -69,7 +69,7 @@ class AutomationStack:
 
     def outputs(self) -> dict[str, Any]:
         """Every output of the environment: the platform stack's and the workloads stack's
-        (their names never overlap; `infra.outputs`)."""
+        (their names never overlap; `infra.project.outputs`)."""
         found: dict[str, Any] = {}
         for layer in LAYERS:
             stack = self._select(self.layer_dir(self.project_dir, layer))

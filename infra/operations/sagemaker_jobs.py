@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from infra import naming, outputs
-from infra.config import StackConfig
+from infra.config.stack import StackConfig
 from infra.operations.errors import PulumiCliMissingError, RefusedError
 from infra.operations.live_state import digest_of
+from infra.project import naming, outputs
 
 JOB_NAME_LIMIT = 63
 TAG_VALUE_LIMIT = 256
@@ -117,9 +117,9 @@ def job_tags(
 
 def image_revision(ecr: Any, image: str) -> str:
     """The source revision `image` was built from: the stack tags each image with a hash of its
-    build inputs (`infra.image_sources`). Empty when the registry cannot say (a pinned image
-    pushed by other means); the run then records none, as the training image without git
-    does."""
+    build inputs (`infra.components.image_sources`). Empty when the registry cannot say
+    (a pinned image pushed by other means); the run then records none, as the training image
+    without git does."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     location, _, digest = image.partition("@")

@@ -17,14 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from infra import naming
-from infra.config import StackConfig
+from infra.config.stack import StackConfig
+from infra.config.stackfiles import load_stack_settings
 from infra.manifests.scoring import ScoringRun, scoring_job
 from infra.operations.aws_access import StackAws, stack_aws
 from infra.operations.errors import RefusedError, UnreachableError
 from infra.operations.promotion import check_model, stack_config
 from infra.operations.sagemaker_jobs import StackJobResources, job_name, job_resources, job_tags
-from infra.stackfiles import load_stack_settings
+from infra.project import naming
 from mlstack_common.registry import ModelPackage, RegistryError, find_version
 from serving.cluster_api import ClusterApi, ClusterApiError
 

@@ -14,7 +14,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from infra.stackfiles import StackFileError
+from infra.config.stackfiles import StackFileError
 
 PINS_KEY = "mlstack:servingModelVersions"
 DIGESTS_KEY = "mlstack:imageDigests"

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.config.schema import ConfigKey, load_schema
+from infra.config.stackfiles import merge_with_defaults, read_stack_file
 from infra.operations.errors import RefusedError
 from infra.operations.git import checkout, has_commit, require_clean
 from infra.operations.pulumi_cli import StackEngine
 from infra.operations.stack_edit import set_values
-from infra.paths import PROJECT_FILE, stack_file
-from infra.schema import ConfigKey, load_schema
-from infra.stackfiles import merge_with_defaults, read_stack_file
+from infra.project.paths import PROJECT_FILE, stack_file
 
 GIT_HEAD = "git.head"
 GIT_DIRTY = "git.dirty"

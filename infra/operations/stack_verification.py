@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from infra import naming
-from infra.config import load_config
+from infra.config.serving_targets import serving_targets
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from infra.manifests.serving import serving_name
 from infra.operations.aws_access import StackAws, stack_aws
 from infra.operations.errors import PulumiCliMissingError
@@ -20,9 +21,8 @@ from infra.operations.verification import (
     endpoint_checks,
     registry_checks,
 )
-from infra.outputs import SERVING_IMAGE
-from infra.serving_targets import serving_targets
-from infra.stackfiles import load_stack_settings
+from infra.project import naming
+from infra.project.outputs import SERVING_IMAGE
 from mlstack_common.registry import RegistryError, find_version
 from serving.cluster_api import ClusterApi
 

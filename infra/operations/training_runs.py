@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from infra import naming
-from infra.config import StackConfig
+from infra.config.stack import StackConfig
+from infra.config.stackfiles import load_stack_settings
 from infra.manifests.training import training_name
 from infra.operations.aws_access import StackAws, stack_aws
 from infra.operations.errors import RefusedError, UnreachableError
@@ -28,7 +28,7 @@ from infra.operations.sagemaker_jobs import (
     job_resources,
     job_tags,
 )
-from infra.stackfiles import load_stack_settings
+from infra.project import naming
 from serving.cluster_api import ClusterApi, ClusterApiError
 from serving.retrain import start_training
 

@@ -3,7 +3,6 @@ through AWS's APIs, export what the workloads layer and the CLI read."""
 
 import pulumi
 
-from infra import naming, outputs
 from infra.components.ci_access import CiClusterAccess, CiClusterAccessArgs, CiRoles, CiRolesArgs
 from infra.components.ci_runner import CiRunner, CiRunnerArgs
 from infra.components.cluster import Cluster, ClusterArgs
@@ -18,8 +17,9 @@ from infra.components.notifications import Notifications, NotificationsArgs
 from infra.components.sagemaker_jobs import SageMakerJobs, SageMakerJobsArgs
 from infra.components.storage import Storage, StorageArgs
 from infra.components.workload_identities import WorkloadIdentities, WorkloadIdentitiesArgs
-from infra.config import from_pulumi
-from infra.serving_targets import serving_targets
+from infra.config.serving_targets import serving_targets
+from infra.config.stack import from_pulumi
+from infra.project import naming, outputs
 
 config = from_pulumi()
 cluster_name = naming.cluster_name(config.environment)

@@ -5,12 +5,12 @@ SageMaker endpoints, export what runs."""
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra import naming, outputs
 from infra.components.cluster_addons import (
     ClusterAddons,
     ClusterAddonsArgs,
     LoadBalancerController,
 )
+from infra.components.image_sources import source_tag
 from infra.components.images import Images, ImagesArgs
 from infra.components.kubernetes_workloads import (
     DriftArgs,
@@ -21,12 +21,12 @@ from infra.components.kubernetes_workloads import (
 )
 from infra.components.monitoring import Monitoring, MonitoringArgs, ServingService
 from infra.components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
-from infra.config import from_pulumi
-from infra.image_sources import source_tag
-from infra.layers import platform_stack
+from infra.config.pinned_versions import registry_client, resolve_pinned_versions
+from infra.config.serving_targets import serving_targets
+from infra.config.stack import from_pulumi
 from infra.manifests.serving import ServingIngress, serving_name
-from infra.pinned_versions import registry_client, resolve_pinned_versions
-from infra.serving_targets import serving_targets
+from infra.project import naming, outputs
+from infra.project.layers import platform_stack
 
 config = from_pulumi()
 cluster_name = naming.cluster_name(config.environment)

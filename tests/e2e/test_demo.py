@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.logs import log_records
+
 MLSTACK = Path(sys.executable).parent / "mlstack"
 
 
@@ -30,8 +32,8 @@ def test_the_demo_trains_registers_approves_and_serves(tmp_path: Path) -> None:
     # The server downloaded the registered artifact from the emulator's S3, not a local path.
     assert (tmp_path / "serving" / "model.tar.gz").is_file()
     served = [
-        json.loads(line)
-        for line in (tmp_path / "serving.log").read_text().splitlines()
-        if '"path":"/invocations"' in line
+        record
+        for record in log_records((tmp_path / "serving.log").read_text(), "mlstack-serve")
+        if record.get("path") == "/invocations"
     ]
     assert [entry["status"] for entry in served] == [200, 200]

@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_config
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
-from infra.paths import PROJECT_ROOT
-from infra.stackfiles import load_stack_settings
+from infra.project.paths import PROJECT_ROOT
+from mlstack_common.exits import ExitStatus
 from mlstack_common.registry import ModelRegistry
 from tests.aws import Emulator, running_emulator
 from tests.infra.operating import SERVING_DIGEST, copy_project
+from tests.logs import log_messages, log_records
 
 MLSTACK = Path(sys.executable).parent / "mlstack"
 GROUP = "demo-local"
@@ -144,8 +146,10 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
 
     promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "1")
     assert promoted.returncode == 0, promoted.stderr
+    assert "next: commit Pulumi.local.yaml" in log_messages(promoted.stderr)
     verified = mlstack(project, "verify", "local")  # pinned, not deployed yet
-    assert verified.returncode == 1
+    assert verified.returncode == ExitStatus.REFUSED
+    log_records(verified.stderr, "mlstack verify")  # progress only, as JSON lines
     assert "MISMATCH endpoint demo-local: exists: declared yes, live no" in verified.stdout
     v1_config = deploy(declared(project, emulator), emulator, "v1")
     promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "2")
@@ -177,7 +181,7 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
     rolled = mlstack(project, "rollback", "local", "--reason", "p99 alarm during the canary")
     assert rolled.returncode == 0, rolled.stderr
     assert "-    - demo=2\n+    - demo=1" in rolled.stdout
-    assert "demo: local goes from version 2 back to 1" in rolled.stderr
+    assert "demo: local goes from version 2 back to 1" in log_messages(rolled.stderr)
     described = emulator.client("sagemaker").describe_model_package(
         ModelPackageName=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}/2"
     )
@@ -200,7 +204,12 @@ def test_a_stack_that_cannot_serve_the_pin_is_left_unchanged(
     path.write_text(shipped.replace("http://127.0.0.1:5000", emulator.endpoint))
     before = path.read_text()
     promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "1")
-    assert promoted.returncode == 1
-    assert "Pulumi.local.yaml would no longer be a valid stack:" in promoted.stderr
-    assert "mlstack:servingModelVersions" in promoted.stderr
+    assert promoted.returncode == ExitStatus.REFUSED
+    [refusal] = [
+        record
+        for record in log_records(promoted.stderr, "mlstack promote")
+        if record["level"] == "ERROR"
+    ]
+    assert "Pulumi.local.yaml would no longer be a valid stack:" in refusal["message"]
+    assert "mlstack:servingModelVersions" in refusal["message"]
     assert path.read_text() == before

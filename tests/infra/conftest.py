@@ -10,11 +10,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.config import load_config
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
-from infra.paths import known_stacks
-from infra.stackfiles import load_stack_settings
+from infra.project.paths import known_stacks
 from tests.aws import keep_customer_metadata_on_update, use_emulator_credentials
 from tests.infra.deployed import DeployedStack, deployed_dev
 from tests.infra.operating import REGION, Registry, copy_project

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from infra import outputs
+from infra.project import outputs
 from mlstack_common import storage
 from tests.infra.operating import REGION
 from training.demo import write_demo_dataset

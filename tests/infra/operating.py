@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infra.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks
+from infra.project.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks
 from mlstack_common.registry import ModelRegistry
 
 REGION = "eu-west-1"

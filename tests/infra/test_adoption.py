@@ -16,10 +16,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra import naming
 from infra.documents.ci import GITHUB_OIDC_HOST, GITHUB_OIDC_URL
 from infra.offline.mocks import Account, AwsAnswers, InvokeFailedError
 from infra.offline.runner import ProgramRun, run_program
+from infra.project import naming
 from tests.aws import use_emulator_credentials
 
 REGION = "eu-west-1"  # the dev stack's

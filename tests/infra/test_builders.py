@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from infra import naming
-from infra.addressing import plan_subnets
+from infra.components.addressing import plan_subnets
 from infra.documents.ecr import image_lifecycle_policy
 from infra.documents.iam import (
     flow_log_delivery_policy,
@@ -24,6 +23,7 @@ from infra.documents.iam import (
     training_policy,
 )
 from infra.documents.kubeconfig import eks_kubeconfig
+from infra.project import naming
 
 KEY = "arn:aws:kms:eu-west-1:111122223333:key/k"
 DATA = "arn:aws:s3:::data-1"

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from infra import naming
 from infra.documents.ci import (
     DEFAULT_BRANCH,
     DEPLOY_SESSION_SECONDS,
@@ -31,6 +30,7 @@ from infra.documents.ci import (
 )
 from infra.offline.mocks import ACCOUNT_ID, RecordedResource
 from infra.offline.runner import ProgramRun
+from infra.project import naming
 from tests.iam import Request, Verdict, evaluate, needs_simulator
 from tests.infra.conftest import CERTIFICATE, run_served
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from infra import naming, outputs
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
+from infra.project import naming, outputs
 
 from .conftest import RunStack
 

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 
 STACK = os.environ.get("MLSTACK_CLOUD_STACK", "")
 MISSING = [

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from infra.config import TAINT_EFFECTS
+from infra.config.eks_versions import CLUSTER_AUTOSCALER_IMAGES, SUPPORTED_KUBERNETES_VERSIONS
+from infra.config.sections.cluster import TAINT_EFFECTS
 from infra.documents.iam import cluster_autoscaler_policy, load_balancer_controller_policy
-from infra.eks_versions import CLUSTER_AUTOSCALER_IMAGES, SUPPORTED_KUBERNETES_VERSIONS
-from infra.k8s_yaml import kubernetes_objects
 from infra.manifests import gpu_device_plugin, node_autoscaler
+from infra.offline.k8s_yaml import kubernetes_objects
 from infra.offline.runner import ProgramRun
 from mlstack_policy.rules import evaluate
 

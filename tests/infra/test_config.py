@@ -9,17 +9,19 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.config import ConfigError, load_config, runtime_config_values
-from infra.eks_versions import (
+from infra.config.eks_versions import (
     ADDON_VERSIONS,
     ADDONS,
     SUPPORTED_KUBERNETES_VERSIONS,
     support_window,
 )
+from infra.config.errors import ConfigError
+from infra.config.reader import runtime_config_values
+from infra.config.schema import load_schema
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings, merge_with_defaults
 from infra.offline.runner import run_program
-from infra.paths import known_stacks
-from infra.schema import load_schema
-from infra.stackfiles import load_stack_settings, merge_with_defaults
+from infra.project.paths import known_stacks
 from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR
 
 from .conftest import RunStack
@@ -495,7 +497,7 @@ def test_the_default_kubernetes_version_is_the_newest_under_standard_support_tod
     window = support_window(default)
     assert window.released <= today < window.end_of_standard_support, (
         f"{default} left standard support on {window.end_of_standard_support}: "
-        "add the next version to infra/eks_versions.py and make it the default"
+        "add the next version to infra/config/eks_versions.py and make it the default"
     )
     assert default == max(
         SUPPORTED_KUBERNETES_VERSIONS, key=lambda v: tuple(map(int, v.split(".")))

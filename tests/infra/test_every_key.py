@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_config
+from infra.config.schema import load_schema
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
-from infra.schema import load_schema
-from infra.stackfiles import load_stack_settings
 
 from .conftest import SERVING_STACKS
 

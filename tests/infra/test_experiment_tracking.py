@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra import outputs
 from infra.offline.runner import ProgramRun
+from infra.project import outputs
 
 SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
 PROD_SERVER = "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/mlstack-prod"

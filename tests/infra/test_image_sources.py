@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.image_sources import SourceRevisionError, source_tag
-from infra.naming import IMAGES
-from infra.paths import PROJECT_ROOT
+from infra.components.image_sources import SourceRevisionError, source_tag
+from infra.project.naming import IMAGES
+from infra.project.paths import PROJECT_ROOT
 
 
 def git(root: Path, *args: str) -> str:
@@ -117,9 +117,8 @@ def test_docs_infra_and_dev_tool_commits_leave_both_images_tags(project_clone: P
     with (project_clone / "README.md").open("a") as readme:
         readme.write("\nA note for newcomers.\n")
     commit(project_clone, "docs")
-    (project_clone / "infra" / "layers.py").write_text(
-        (project_clone / "infra" / "layers.py").read_text() + "\n# a comment\n"
-    )
+    program = project_clone / "infra" / "platform" / "__main__.py"
+    program.write_text(program.read_text() + "\n# a comment\n")
     commit(project_clone, "infra")
     pyproject = project_clone / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace("line-length = 100", "line-length = 99"))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra import outputs
 from infra.offline.mocks import ACCOUNT_ID
 from infra.offline.runner import ProgramRun
+from infra.project import outputs
 
 from .conftest import run_served
 

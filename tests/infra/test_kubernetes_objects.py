@@ -6,11 +6,11 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
-from infra.config import load_config
-from infra.k8s_yaml import kubernetes_objects
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
+from infra.offline.k8s_yaml import kubernetes_objects
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun
-from infra.stackfiles import load_stack_settings
 
 from .conftest import CLUSTER_STACKS, RunStack
 

@@ -11,11 +11,11 @@ import pulumi
 import pytest
 from moto import mock_aws
 
-from infra import outputs
-from infra.image_sources import source_tag
-from infra.naming import WORKLOAD_NAMESPACE
+from infra.components.image_sources import source_tag
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
+from infra.project import outputs
+from infra.project.naming import WORKLOAD_NAMESPACE
 from mlstack_common.registry import ModelRegistry
 from tests.aws import SERVING_IMAGE, use_emulator_credentials
 

@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError, ParamValidationError
 from botocore.model import Shape
 from moto import mock_aws
 
+from infra.config.stackfiles import load_stack_settings
 from infra.offline.runner import ProgramRun, run_program
-from infra.stackfiles import load_stack_settings
 from tests.aws import use_emulator_credentials
 
 S3_BUCKET_READ = tuple(

@@ -11,10 +11,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infra import naming
-from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
+from infra.config.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
 from infra.manifests.namespace import default_deny
 from infra.manifests.scoring import ScoringRun, scoring_job
+from infra.project import naming
+from mlstack_common.exits import ExitStatus
 from serving import batch
 
 from .test_checkov import checkov
@@ -74,7 +75,7 @@ def test_a_refused_input_fails_its_shard_at_once_and_an_eviction_is_not_a_failur
     assert refused["onExitCodes"] == {
         "containerName": "scoring",
         "operator": "In",
-        "values": [batch.EXIT_REFUSED],
+        "values": [ExitStatus.REFUSED, ExitStatus.USAGE],
     }
     assert evicted == {
         "action": "Ignore",

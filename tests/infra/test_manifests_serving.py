@@ -10,7 +10,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
+from infra.config.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
 from infra.manifests.namespace import default_deny, namespace, service_account
 from infra.manifests.serving import (
     MODEL_VERSION_LABEL,

@@ -8,8 +8,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
+from infra.config.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
 from infra.manifests.training import TrainingSchedule, cron_job
+from mlstack_common.exits import ExitStatus
 
 SCHEDULE = TrainingSchedule(
     model="churn",
@@ -45,10 +46,14 @@ def test_runs_never_overlap_end_in_time_and_leave_a_bounded_history() -> None:
     assert job()["backoffLimit"] == 2
 
 
-def test_refused_data_and_a_refusing_gate_are_not_retried() -> None:
+def test_refused_data_bad_settings_and_a_refusing_gate_are_not_retried() -> None:
     [rule] = job()["podFailurePolicy"]["rules"]
     assert rule["action"] == "FailJob"
-    assert rule["onExitCodes"]["values"] == [1, 3]  # the training CLI's refusals
+    assert rule["onExitCodes"]["values"] == [
+        ExitStatus.REFUSED,
+        ExitStatus.USAGE,
+        ExitStatus.GATE,
+    ]
     assert job()["template"]["spec"]["restartPolicy"] == "Never"
 
 

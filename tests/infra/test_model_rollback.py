@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from infra.cli.main import main
-from infra.config import load_config
-from infra.stackfiles import load_stack_settings
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from tests.infra.operating import Registry
+from tests.logs import log_messages
 
 
 def rollback(project: Path, *args: str) -> int:
@@ -48,7 +49,7 @@ def test_the_previous_approved_version_is_pinned_skipping_a_rejected_one(
     assert rollback(dev_serves_two, "--model", "demo", "--dry-run") == 0
     assert (dev_serves_two / "Pulumi.dev.yaml").read_text() == before
     assert registry.status("demo-dev", 3) == ("Approved", "")
-    assert "would record on" in capsys.readouterr().err
+    assert "would record on" in log_messages(capsys.readouterr().err)
 
     assert rollback(dev_serves_two, "--model", "demo") == 0
     assert pins(dev_serves_two) == {"demo": 1, "churn": 2}
@@ -65,9 +66,11 @@ def test_the_model_must_be_named_when_several_are_served_and_to_picks_the_versio
     dev_serves_two: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert rollback(dev_serves_two) == 1
-    assert "dev serves demo, churn: name one with --model" in capsys.readouterr().err
+    assert "dev serves demo, churn: name one with --model" in log_messages(capsys.readouterr().err)
     assert rollback(dev_serves_two, "--model", "fraud") == 1
-    assert "dev does not serve 'fraud'; it serves: demo, churn" in capsys.readouterr().err
+    assert "dev does not serve 'fraud'; it serves: demo, churn" in log_messages(
+        capsys.readouterr().err
+    )
     assert rollback(dev_serves_two, "--model", "churn", "--to", "1") == 0
     assert pins(dev_serves_two) == {"demo": 3, "churn": 1}
 
@@ -87,7 +90,7 @@ def test_a_version_that_cannot_be_served_is_refused(
     before = (dev_serves_two / "Pulumi.dev.yaml").read_text()
     assert rollback(dev_serves_two, "--model", "demo", "--to", to) == 1
     assert f"cannot roll demo back to version {to} of 'demo-dev': {why}; versions there: " in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
     assert (dev_serves_two / "Pulumi.dev.yaml").read_text() == before
 
@@ -100,4 +103,4 @@ def test_with_no_earlier_approved_version_there_is_nothing_to_go_back_to(
     assert (
         "'churn-dev' has no Approved version before 1 to roll back to; versions there: "
         "1 (Approved), 2 (Approved)"
-    ) in capsys.readouterr().err
+    ) in log_messages(capsys.readouterr().err)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.pinned_versions import PinnedVersionError, resolve_pinned_versions
+from infra.config.pinned_versions import PinnedVersionError, resolve_pinned_versions
 from mlstack_common.registry import ModelRegistry
 from tests.aws import GROUP, SERVING_IMAGE, Aws
 

@@ -1,30 +1,29 @@
-"""`mlstack plan`, run as a reviewer runs it: the installed command, in its own process."""
+"""`mlstack plan`, run as a reviewer runs it: through its entry point, and (where the process is
+what is tested) as the installed command in its own process."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from infra.offline.plan import render_tree
 from infra.offline.runner import ProgramRun
-from infra.paths import stack_file as stack_file_path
-from infra.plan import render_tree
+from infra.project.paths import stack_file as stack_file_path
+from mlstack_common.exits import ExitStatus
 from mlstack_policy.rules import Violation
 from tests.aws import Emulator
-
-MLSTACK = Path(sys.executable).parent / "mlstack"
+from tests.cli import MLSTACK, mlstack
+from tests.logs import log_messages, log_records
 
 
 def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(MLSTACK), "plan", *args], capture_output=True, text=True, timeout=120, check=False
-    )
+    return mlstack("plan", *args)
 
 
 def test_plan_dev_shows_the_storage_settings_a_reviewer_checks(
@@ -98,7 +97,9 @@ def test_plan_with_an_override_shows_the_change() -> None:
 def test_plan_reports_bad_config_with_key_value_and_allowed_and_exits_2() -> None:
     result = plan("dev", "--set", "natGateways=two")
     assert result.returncode == 2
-    assert "mlstack:natGateways = 'two': allowed: one of none, single, per-az" in result.stderr
+    assert "mlstack:natGateways = 'two': allowed: one of none, single, per-az" in log_messages(
+        result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
 
@@ -108,7 +109,7 @@ def test_plan_of_an_unknown_stack_names_the_stacks_there_are() -> None:
     assert result.returncode == 2
     assert (
         "no stack file Pulumi.qa.yaml; stacks with a file: dev, local, prod, staging"
-        in result.stderr
+        in log_messages(result.stderr)
     )
 
 
@@ -142,12 +143,12 @@ def stack_file() -> Iterator[Callable[[bytes], str]]:
 
 
 def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == ExitStatus.USAGE, result.stderr
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("mlstack plan")]
-    assert len(lines) == 1, result.stderr
+    errors = [r for r in log_records(result.stderr, "mlstack plan") if r["level"] == "ERROR"]
+    assert len(errors) == 1, result.stderr
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in errors[0]["message"], errors[0]
 
 
 def test_plan_of_a_stack_file_that_is_not_yaml_exits_2_in_one_line(
@@ -191,9 +192,9 @@ def test_plan_refuses_a_misspelt_key_in_the_stack_file(stack_file: Callable[[byt
     )
     result = plan(name)
     assert result.returncode == 2
-    assert "mlstack:natGateway: unknown key" in result.stderr
-    assert "did you mean mlstack:natGateways?" in result.stderr
-    assert "mlstak:natGateways: unknown namespace 'mlstak'" in result.stderr
+    assert "mlstack:natGateway: unknown key" in log_messages(result.stderr)
+    assert "did you mean mlstack:natGateways?" in log_messages(result.stderr)
+    assert "mlstak:natGateways: unknown namespace 'mlstak'" in log_messages(result.stderr)
 
 
 def test_plan_of_every_stack_warns_of_nothing() -> None:
@@ -216,7 +217,7 @@ def test_plan_refuses_a_key_set_where_it_can_have_no_effect(
     assert (
         "mlstack:endpointMinInstances = 3: allowed: its default (1), while "
         "mlstack:servingTarget is kubernetes (it takes effect with sagemaker or both)"
-    ) in result.stderr
+    ) in log_messages(result.stderr)
 
 
 def served_version(result: subprocess.CompletedProcess[str]) -> str:
@@ -228,7 +229,7 @@ def test_plan_with_a_pin_and_no_registry_says_it_used_placeholders() -> None:
     result = plan("dev", "--set", "servingModelVersions=[demo=3]")
     assert result.returncode == 0, result.stderr
     assert "model versions: offline placeholders, every pinned version taken as Approved" in (
-        result.stderr
+        log_messages(result.stderr)
     )
     assert served_version(result) == "3"
 
@@ -246,7 +247,7 @@ def test_plan_resolves_pins_from_recorded_answers_and_refuses_an_unapproved_one(
         "dev", "--set", "servingModelVersions=[demo=1]", "--registry-answers", str(answers)
     )
     assert served.returncode == 0, served.stderr
-    assert f"model versions: recorded answers in {answers}" in served.stderr
+    assert f"model versions: recorded answers in {answers}" in log_messages(served.stderr)
     assert "s3://models/demo/one/model.tar.gz" in served.stdout
     refused = plan(
         "dev", "--set", "servingModelVersions=[demo=2]", "--registry-answers", str(answers)
@@ -273,7 +274,9 @@ def test_plan_resolves_pins_against_an_emulator(emulator: Emulator) -> None:
         "dev", "--set", "servingModelVersions=[demo=2]", "--registry-endpoint", emulator.endpoint
     )
     assert result.returncode == 0, result.stderr
-    assert f"model versions: asked of the registry at {emulator.endpoint}" in result.stderr
+    assert f"model versions: asked of the registry at {emulator.endpoint}" in log_messages(
+        result.stderr
+    )
     assert served_version(result) == "2"
     missing = plan(
         "dev", "--set", "servingModelVersions=[demo=5]", "--registry-endpoint", emulator.endpoint
@@ -310,4 +313,4 @@ def test_plan_writes_each_kubernetes_object_as_yaml_a_reviewer_can_read(tmp_path
     ]
     deployment = written["mlstack--deployment--serving-demo.yaml"]
     assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
-    assert f"{len(written)} Kubernetes objects in {tmp_path}" in result.stderr
+    assert f"{len(written)} Kubernetes objects in {tmp_path}" in log_messages(result.stderr)

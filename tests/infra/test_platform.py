@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from infra import outputs
-from infra.eks_versions import ADDON_VERSIONS
+from infra.config.eks_versions import ADDON_VERSIONS
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun, run_program
+from infra.project import outputs
 
 from .conftest import CLUSTER_STACKS, STACKS, RunStack
 

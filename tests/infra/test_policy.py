@@ -27,7 +27,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 from infra.offline.mocks import RecordedResource
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 from mlstack_policy import eks
 from mlstack_policy.crossguard import policies, policy_name
 from mlstack_policy.eks_support import EKS_RELEASE_CALENDAR, support_problem

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from infra import outputs
-from infra.config import load_config
+from infra.config.serving_targets import serving_targets
+from infra.config.stack import load_config
+from infra.config.stackfiles import StackSettings, load_stack_settings
 from infra.offline.runner import ProgramRun, run_program
-from infra.serving_targets import serving_targets
-from infra.stackfiles import StackSettings, load_stack_settings
+from infra.project import outputs
 
 from .conftest import STACKS
 

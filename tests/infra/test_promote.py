@@ -10,13 +10,15 @@ from typing import Any
 import pytest
 
 from infra.cli.main import main
-from infra.config import load_config
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from infra.operations import pulumi_cli
 from infra.operations.errors import PulumiCliMissingError, RefusedError
 from infra.operations.promotion import source_images
-from infra.stackfiles import load_stack_settings
+from mlstack_common.exits import ExitStatus
 from tests.ecr import extended_ecr, push, repository, tags
 from tests.infra.operating import REGION, Registry
+from tests.logs import log_messages
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
@@ -42,14 +44,14 @@ def test_an_approved_version_is_pinned_with_the_file_otherwise_untouched(
     assert after == before + "  mlstack:servingModelVersions:\n    - demo=2\n"
     out, err = capsys.readouterr()
     assert "+  mlstack:servingModelVersions:\n+    - demo=2" in out
-    assert "next: commit Pulumi.staging.yaml, then `pulumi up --stack staging`" in err
+    assert "next: commit Pulumi.staging.yaml, then `pulumi up --stack staging`" in log_messages(err)
     assert pins(project, "staging") == {"demo": 2}
 
     # A second pin replaces the entry where it stands; promoting it again changes nothing.
     assert promote(project, "staging", "--model", "demo", "--version", "1") == 0
     assert (project / "Pulumi.staging.yaml").read_text() == after.replace("demo=2", "demo=1")
     assert promote(project, "staging", "--model", "demo", "--version", "1") == 0
-    assert "already pins that; nothing to change" in capsys.readouterr().err
+    assert "already pins that; nothing to change" in log_messages(capsys.readouterr().err)
 
 
 def test_a_pending_version_needs_approve_which_records_who_and_why(
@@ -60,7 +62,7 @@ def test_a_pending_version_needs_approve_which_records_who_and_why(
 
     assert promote(project, "prod", "--model", "demo", "--version", "1") == 1
     assert "version 1 of 'demo-prod' is PendingManualApproval; approve it with --approve" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
     assert (project / "Pulumi.prod.yaml").read_text() == before
 
@@ -69,7 +71,7 @@ def test_a_pending_version_needs_approve_which_records_who_and_why(
     )
     assert registry.status("demo-prod", 1)[0] == "PendingManualApproval"
     assert (project / "Pulumi.prod.yaml").read_text() == before
-    assert "dry run: nothing changed" in capsys.readouterr().err
+    assert "dry run: nothing changed" in log_messages(capsys.readouterr().err)
 
     code = promote(
         project, "prod", "--model", "demo", "--version", "1", "--approve", "--reason", "CAB-42"
@@ -111,7 +113,7 @@ def test_a_version_the_registry_does_not_allow_is_refused_even_with_approve(
     before = (project / "Pulumi.dev.yaml").read_text()
     code = promote(project, "dev", "--model", "demo", "--version", str(version), "--approve")
     assert code == 1
-    assert message in capsys.readouterr().err
+    assert message in log_messages(capsys.readouterr().err)
     assert (project / "Pulumi.dev.yaml").read_text() == before
 
 
@@ -120,7 +122,7 @@ def test_a_model_the_stack_does_not_have_and_bad_arguments_are_named(
 ) -> None:
     assert promote(project, "dev", "--model", "churn", "--version", "1") == 1
     assert "model 'churn' is not one of this stack's models (mlstack:models): demo" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
     with pytest.raises(SystemExit) as exit_info:
         promote(project, "dev", "--model", "demo")
@@ -131,9 +133,9 @@ def test_a_model_the_stack_does_not_have_and_bad_arguments_are_named(
     assert "give either ENV --model M --version N, or --from ENV --to ENV" in (
         capsys.readouterr().err
     )
-    assert promote(project, "qa", "--model", "demo", "--version", "1") == 2
+    assert promote(project, "qa", "--model", "demo", "--version", "1") == ExitStatus.USAGE
     assert "no stack file Pulumi.qa.yaml; stacks with a file: dev, local, prod, staging" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
 
 
@@ -217,7 +219,7 @@ def test_promoting_staging_to_prod_copies_versions_digests_and_images_keeping_co
     assert promote(project, "--from", "staging", "--to", "prod", "--dry-run") == 0
     assert tags(images[0], "images-serving-prod") == {}
     assert (project / "Pulumi.prod.yaml").read_text() == before
-    assert "would copy the serving image" in capsys.readouterr().err
+    assert "would copy the serving image" in log_messages(capsys.readouterr().err)
 
     assert promote(project, "--from", "staging", "--to", "prod") == 0
 
@@ -234,7 +236,7 @@ def test_promoting_staging_to_prod_copies_versions_digests_and_images_keeping_co
     # prod's own repositories hold the images its file now names, under staging's tags.
     assert tags(images[0], "images-serving-prod")[digests["serving"]] == ["src-serving-staging"]
     assert tags(images[0], "images-training-prod")[digests["training"]] == ["src-training-staging"]
-    err = capsys.readouterr().err
+    err = log_messages(capsys.readouterr().err)
     assert "demo: staging version 2 is prod version 2 (model sha256 bbbbbbbbbbbb…)" in err
     assert "copying the serving image" in err
 
@@ -249,14 +251,14 @@ def test_prod_pins_its_own_version_of_the_same_model_and_refuses_a_model_it_lack
     registry.register("demo-prod", SHA_B)  # prod trained the same model first: its version 1
     assert promote(project, "--from", "staging", "--to", "prod") == 0
     assert pins(project, "prod") == {"demo": 1}
-    assert "demo: staging version 2 is prod version 1" in capsys.readouterr().err
+    assert "demo: staging version 2 is prod version 1" in log_messages(capsys.readouterr().err)
 
     before = (project / "Pulumi.dev.yaml").read_text()
     assert promote(project, "--from", "staging", "--to", "dev") == 1
     assert (
         "'demo-dev' holds no version of the model 'demo-staging' version 2 holds (model_sha256 "
         "bbbbbbbbbbbb…); register it there first"
-    ) in capsys.readouterr().err
+    ) in log_messages(capsys.readouterr().err)
     assert (project / "Pulumi.dev.yaml").read_text() == before
 
 
@@ -272,8 +274,8 @@ def test_an_environment_whose_outputs_cannot_be_read_cannot_be_promoted_from(
     registry.register("demo-staging", SHA_A)
     assert promote(project, "dev", "--model", "demo", "--version", "1") == 0
     before = (project / "Pulumi.staging.yaml").read_text()
-    assert promote(project, "--from", "dev", "--to", "staging") == 5
-    err = capsys.readouterr().err
+    assert promote(project, "--from", "dev", "--to", "staging") == ExitStatus.TOOL_MISSING
+    err = log_messages(capsys.readouterr().err)
     assert (
         "promoting copies the images dev's repositories hold, which its stack outputs name" in err
     )
@@ -296,7 +298,7 @@ def test_an_environment_that_builds_its_images_gives_the_digests_its_outputs_nam
     assert promote(project, "--from", "dev", "--to", "staging") == 0
     staging = load_config(load_stack_settings("staging", project).values)
     assert dict(staging.registry.image_digests) == built
-    assert "images from dev (its stack outputs)" in capsys.readouterr().err
+    assert "images from dev (its stack outputs)" in log_messages(capsys.readouterr().err)
     dev = load_config(load_stack_settings("dev", project).values)
     with pytest.raises(RefusedError, match="dev's stack outputs name no image digest; deploy it"):
         source_images(dev, lambda: {"environment": "dev"})
@@ -313,7 +315,7 @@ def test_carrying_pins_to_a_pending_version_needs_approve_and_records_it(
     before = (project / "Pulumi.prod.yaml").read_text()
     assert promote(project, "--from", "staging", "--to", "prod") == 1
     assert "version 1 of 'demo-prod' is PendingManualApproval; approve it with --approve" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
     assert (project / "Pulumi.prod.yaml").read_text() == before
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.cli.main import parse
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 
 RUNBOOKS = PROJECT_ROOT / "docs" / "runbooks"
 REQUIRED = (
@@ -73,11 +73,12 @@ def test_every_runbook_linked_from_docs_or_code_exists() -> None:
     sources = [
         *RUNBOOKS.glob("*.md"),
         PROJECT_ROOT / "README.md",
+        *(PROJECT_ROOT / "docs").glob("*.md"),
         *(PROJECT_ROOT / "infra").rglob("*.py"),
     ]
     for source in sources:
         text = source.read_text()
-        for link in re.findall(r"docs/runbooks/([a-z-]+\.md)", text) + re.findall(
+        for link in re.findall(r"runbooks/([a-z-]+\.md)", text) + re.findall(
             r"\]\(([a-z-]+\.md)\)", text if source.parent == RUNBOOKS else ""
         ):
             assert (RUNBOOKS / link).is_file(), f"{source}: {link}"

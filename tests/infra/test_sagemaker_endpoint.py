@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from infra import outputs
 from infra.documents.monitoring import endpoint_alarms
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
+from infra.project import outputs
 
 from .conftest import run_served
 

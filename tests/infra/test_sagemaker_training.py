@@ -10,10 +10,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra import naming, outputs
 from infra.cli.main import main
 from infra.operations.errors import RefusedError
 from infra.operations.training_runs import SageMakerTraining, train_on_sagemaker
+from infra.project import naming, outputs
 from tests.infra.deployed import (
     COMMIT,
     DATA,
@@ -23,6 +23,7 @@ from tests.infra.deployed import (
     push_image,
 )
 from tests.infra.operating import REGION
+from tests.logs import log_messages
 
 WHEN = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
 
@@ -216,6 +217,6 @@ def test_without_the_pulumi_cli_the_command_says_the_outputs_need_it(
         ["train", "dev", "--model", "demo", "--on", "sagemaker", "--project-dir", str(project)]
     )
     assert status == 5
-    err = capsys.readouterr().err
+    err = log_messages(capsys.readouterr().err)
     assert "a SageMaker training job runs with dev's buckets, images and roles" in err
     assert "needs the Pulumi CLI" in err

@@ -12,19 +12,20 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from infra import outputs
 from infra.cli.main import main
-from infra.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
+from infra.config.eks_versions import SUPPORTED_KUBERNETES_VERSIONS
 from infra.manifests.scoring import ScoringRun, scoring_job
 from infra.operations.aws_access import StackAws
 from infra.operations.errors import RefusedError
 from infra.operations.scoring_runs import ScoringRequest, score_on_kubernetes, score_on_sagemaker
+from infra.project import outputs
 from serving import batch
 from serving.cluster_api import ClusterApi
 from tests import kubernetes_api
 from tests.infra.deployed import DATA, GROUP, SCORING_ROLE, DeployedStack
 from tests.infra.operating import REGION, Registry
 from tests.kubernetes_api import TOKEN, ApiServer
+from tests.logs import log_messages
 
 WHEN = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
 INPUT, OUTPUT = f"s3://{DATA}/scoring/2026-12/", f"s3://{DATA}/predictions/2026-12/"
@@ -232,7 +233,7 @@ def test_a_stack_without_a_cluster_is_sent_to_sagemaker(
     status = main([*base, "--on", "kubernetes", "--project-dir", str(project)])
     assert status == 1
     assert "local has no cluster to score on (mlstack:cluster): score --on sagemaker" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
 
 
@@ -263,5 +264,5 @@ def test_without_the_pulumi_cli_the_command_says_the_outputs_need_it(
         status = main([*base, "--on", engine, "--project-dir", str(project)])
         assert status == 5
         assert "dev's buckets, images and roles, which are its stack outputs" in (
-            capsys.readouterr().err
+            log_messages(capsys.readouterr().err)
         )

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra import naming
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
+from infra.project import naming
 
 from .conftest import run_served
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from infra.config import load_config
-from infra.serving_targets import ServingTargets, serving_targets
-from infra.stackfiles import load_stack_settings
+from infra.config.serving_targets import ServingTargets, serving_targets
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 
 
 def targets_of(stack: str, **overrides: Any) -> ServingTargets:

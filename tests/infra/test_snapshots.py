@@ -5,19 +5,18 @@ refreshed and the change shows in the review."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from infra.layers import LAYERS
 from infra.offline.runner import ProgramRun, run_program
-from infra.paths import PROJECT_ROOT
-from infra.snapshot import compare, render_snapshot, snapshot_file
+from infra.offline.snapshot import compare, render_snapshot, snapshot_file
+from infra.project.layers import LAYERS
+from infra.project.paths import PROJECT_ROOT
 from mlstack_policy.rules import evaluate
+from tests.cli import mlstack
 from tests.infra.conftest import STACKS
-
-MLSTACK = Path(sys.executable).parent / "mlstack"
+from tests.logs import log_records
 
 
 def snapshot(run: ProgramRun) -> str:
@@ -78,20 +77,16 @@ def test_the_snapshot_holds_nothing_that_differs_between_checkouts(
 
 
 def test_the_snapshot_command_writes_the_file_and_refuses_overrides(tmp_path: Path) -> None:
-    refused = subprocess.run(
-        [str(MLSTACK), "plan", "dev", "--snapshot", "--set", "natGateways=per-az"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = mlstack("plan", "dev", "--snapshot", "--set", "natGateways=per-az")
     assert refused.returncode == 2
     assert "--snapshot records the stack as its files declare it" in refused.stderr
-    written = subprocess.run(
-        [str(MLSTACK), "plan", "local", "--snapshot"], capture_output=True, text=True, check=False
-    )
+    written = mlstack("plan", "local", "--snapshot")
     assert written.returncode == 0, written.stderr
     assert written.stdout == ""
-    assert written.stderr == (
-        "mlstack plan local: infra/snapshots/platform/local.txt: no change\n"
-        "mlstack plan local: infra/snapshots/workloads/local.txt: no change\n"
-    )
+    assert [
+        (record["stack"], record["message"])
+        for record in log_records(written.stderr, "mlstack plan")
+    ] == [
+        ("local", "infra/snapshots/platform/local.txt: no change"),
+        ("local", "infra/snapshots/workloads/local.txt: no change"),
+    ]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.config.stackfiles import StackFileError
 from infra.operations.stack_edit import DIGESTS_KEY, PINS_KEY, set_entries
-from infra.paths import PROJECT_ROOT, known_stacks
-from infra.stackfiles import StackFileError
+from infra.project.paths import PROJECT_ROOT, known_stacks
 
 
 @pytest.mark.parametrize("stack", known_stacks())

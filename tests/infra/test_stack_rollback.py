@@ -20,6 +20,7 @@ from infra.cli.main import main
 from infra.operations.errors import RefusedError
 from infra.operations.stack_rollback import roll_back_stack
 from tests.infra.operating import copy_project
+from tests.logs import log_messages
 
 HISTORIES = Path(__file__).parent / "histories"
 DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Automation API's own format for history times
@@ -223,7 +224,7 @@ def test_a_checkout_with_uncommitted_changes_is_refused_before_anything_runs(
     # The command says the same, before it looks for the Pulumi CLI.
     args = ["rollback", "staging", "--to-update", "3", "--reason", "x"]
     assert main([*args, "--project-dir", str(repository.root)]) == 1
-    assert "has uncommitted changes" in capsys.readouterr().err
+    assert "has uncommitted changes" in log_messages(capsys.readouterr().err)
 
 
 @pytest.mark.skipif(shutil.which("pulumi") is not None, reason="the Pulumi CLI is installed")
@@ -232,7 +233,7 @@ def test_without_the_pulumi_cli_the_command_says_what_to_install(
 ) -> None:
     args = ["rollback", "staging", "--to-update", "3", "--reason", "x"]
     assert main([*args, "--project-dir", str(repository.root)]) == 5
-    err = capsys.readouterr().err
+    err = log_messages(capsys.readouterr().err)
     assert "needs the Pulumi CLI, and there is no `pulumi` on PATH: install it" in err
     assert "https://get.pulumi.com" in err
 

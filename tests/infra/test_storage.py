@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from infra import outputs
 from infra.components.storage import SecureBucketArgs
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun
+from infra.project import outputs
 from mlstack_policy import s3
 
 from .conftest import STACKS

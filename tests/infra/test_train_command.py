@@ -18,6 +18,7 @@ from serving.cluster_api import ClusterApi
 from tests import kubernetes_api
 from tests.infra.test_manifests_training import SCHEDULE
 from tests.kubernetes_api import TOKEN, ApiServer
+from tests.logs import log_messages
 
 WHEN = datetime(2026, 12, 3, 10, 15, 42, tzinfo=UTC)
 
@@ -85,10 +86,12 @@ def test_a_stack_without_a_training_cronjob_or_model_is_refused_before_any_call(
 ) -> None:
     args = ["--on", "kubernetes", "--project-dir", str(project)]
     assert main(["train", "local", "--model", "demo", *args]) == 1
-    assert "local has no training CronJob to start a run from" in capsys.readouterr().err
+    assert "local has no training CronJob to start a run from" in log_messages(
+        capsys.readouterr().err
+    )
     assert main(["train", "dev", "--model", "churn", *args]) == 1
     assert "model 'churn' is not one of this stack's models (mlstack:models): demo" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
     with pytest.raises(SystemExit):
         main(["train", "dev", "--model", "demo", "--on", "laptop", *args])

@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from infra.cli.main import main
-from infra.config import load_config
+from infra.config.stack import load_config
+from infra.config.stackfiles import load_stack_settings
 from infra.manifests.serving import ServingWorkload, deployment
 from infra.operations.aws_access import StackAws
 from infra.operations.cluster_access import eks_token
@@ -24,7 +25,6 @@ from infra.operations.errors import UnreachableError
 from infra.operations.live_state import LiveEndpoint
 from infra.operations.stack_verification import verify_stack
 from infra.operations.verification import Expected, Report, endpoint_checks
-from infra.stackfiles import load_stack_settings
 from mlstack_common.registry import find_version
 from serving.cluster_api import ClusterApi
 from tests import kubernetes_api

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from mlstack_common.artifact import load_model_dir, read_metadata
+from mlstack_common.exits import ExitStatus
 from tests.serving.conftest import Server, start_server, stop_server
-from training.cli import EXIT_GATE
 from training.cli import main as train
 from training.model import as_matrix
 
@@ -88,7 +88,7 @@ def served(
     assert train(
         ["--data", str(data), "--output-dir", str(tmp_path / "out"),
          "--algorithm", algorithm, "--min-improvement", "0", *settings]
-    ) in (0, EXIT_GATE)  # fmt: skip
+    ) in (0, ExitStatus.GATE)  # fmt: skip
     model_dir = tmp_path / "out" / "model"
     fast = bool(read_metadata(model_dir).fast_path_sha256)
     assert fast == (features == "numeric" and algorithm != "hgb"), "the matrix covers both paths"

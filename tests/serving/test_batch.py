@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -15,10 +14,12 @@ import pandas as pd
 import pytest
 
 from mlstack_common.artifact import pack
+from mlstack_common.exits import ExitStatus
 from serving import batch
 from serving.batch import main, shard
 from serving.model import load_predictor
 from tests.aws import MODELS_BUCKET, Aws
+from tests.logs import log_messages, log_records
 
 
 @pytest.fixture
@@ -100,9 +101,12 @@ def test_a_rerun_skips_finished_files_and_redoes_missing_ones_on_s3(
     aws.s3.delete_object(Bucket=MODELS_BUCKET, Key="predictions/second.predictions.csv")
     capsys.readouterr()
     assert main(args) == 0
-    progress = capsys.readouterr().err
-    assert '"file":"first.csv","done":true,"skipped":true' in progress
-    assert '"file":"second.csv","done":true,"skipped":false,"rows":269' in progress
+    files = {
+        record["file"]: (record["skipped"], record["rows"])
+        for record in log_records(capsys.readouterr().err, batch.COMMAND)
+        if record["message"] == "scored"
+    }
+    assert files == {"first.csv": (True, 0), "second.csv": (False, 269)}
     second = aws.s3.get_object(Bucket=MODELS_BUCKET, Key="predictions/second.predictions.csv")[
         "Body"
     ].read()
@@ -132,8 +136,8 @@ def test_a_bad_value_stops_that_file_with_its_row_and_writes_no_partial_output(
             "100",
         ]
     )
-    assert code == 1
-    assert "bad.csv: column 'worst area'" in capsys.readouterr().err
+    assert code == ExitStatus.REFUSED
+    assert "bad.csv: column 'worst area'" in log_messages(capsys.readouterr().err)
     assert not (tmp_path / "out" / "bad.predictions.csv").exists()
 
 
@@ -154,11 +158,24 @@ def test_a_missing_feature_column_is_named(
             str(trained_models["linear"]),
         ]
     )
-    assert code == 1
-    assert (
-        "x.csv: no column 'mean radius'; the model needs mean radius, mean texture"
-        in capsys.readouterr().err
+    assert code == ExitStatus.REFUSED
+    assert "x.csv: no column 'mean radius'; the model needs mean radius, mean texture" in (
+        log_messages(capsys.readouterr().err)
     )
+
+
+def test_a_file_that_is_not_what_its_name_says_is_refused_without_a_traceback(
+    trained_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.parquet").write_text("a,b\n1,2\n")
+    code = main(
+        ["--input", str(tmp_path / "x.parquet"), "--output", str(tmp_path / "o"),
+         "--model", str(trained_models["linear"])]
+    )  # fmt: skip
+    assert code == ExitStatus.REFUSED
+    err = capsys.readouterr().err
+    assert "x.parquet: not readable as Parquet: " in log_messages(err)
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("shards", range(1, 12))
@@ -188,10 +205,10 @@ def _scorer(*args: str, **env: str) -> subprocess.Popen[str]:
 
 
 def _finished(process: subprocess.Popen[str]) -> list[dict[str, Any]]:
-    """The progress records of a scorer that succeeded."""
+    """The log records of a scorer that succeeded."""
     _, err = process.communicate(timeout=300)
     assert process.returncode == 0, err
-    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    return log_records(err, batch.COMMAND)
 
 
 def test_sharded_processes_score_each_file_once_and_together_match_one_unsharded_run(

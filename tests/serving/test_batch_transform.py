@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 from mlstack_common.artifact import read_metadata
+from mlstack_common.exits import ExitStatus
 from serving.app import execution_parameters
 from serving.batch import main as score_files
 from serving.settings import ServingSettings
 from tests.serving.batch_transform import MIB, transform
 from tests.serving.conftest import Server, start_server, stop_server
 from tests.serving.test_answer_matrix import _dataset
-from training.cli import EXIT_GATE
 from training.cli import main as train
 
 LIMIT = MIB + 1000
@@ -34,7 +34,7 @@ def multiclass_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = _dataset(root / "data", "multiclass", "mixed")
     code = train(["--data", str(data), "--output-dir", str(root / "out"), "--algorithm", "hgb",
                   "--max-iter", "50", "--min-improvement", "0"])  # fmt: skip
-    assert code in (0, EXIT_GATE)
+    assert code in (0, ExitStatus.GATE)
     return root / "out" / "model"
 
 

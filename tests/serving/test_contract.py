@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from mlstack_common.artifact import load_model_dir, pack
+from mlstack_common.exits import ExitStatus
 from tests.aws import Emulator
+from tests.logs import log_messages
 from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
 
 
@@ -159,8 +161,8 @@ def test_a_model_whose_file_does_not_match_its_checksum_is_refused(
     with (broken / "model.joblib").open("ab") as handle:
         handle.write(b"tampered")
     result = serve_until_exit(str(broken), tmp_path / "w")
-    assert result.returncode == 2
-    assert "the file is not the model that was evaluated" in result.stderr
+    assert result.returncode == ExitStatus.REFUSED, result.stderr
+    assert "the file is not the model that was evaluated" in log_messages(result.stderr)
 
 
 def test_a_model_tarball_from_s3_is_downloaded_once_and_served(
@@ -229,6 +231,6 @@ def test_metadata_that_disagrees_with_its_model_is_refused_at_start(
     document = json.loads((copy / "metadata.json").read_text())
     (copy / "metadata.json").write_text(json.dumps(edit(document)))
     result = serve_until_exit(str(copy), tmp_path / "w")
-    assert result.returncode == 2, result.stderr
-    assert message in result.stderr
+    assert result.returncode == ExitStatus.REFUSED, result.stderr
+    assert message in log_messages(result.stderr)
     assert "Traceback" not in result.stderr

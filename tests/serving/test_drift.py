@@ -17,9 +17,11 @@ import pandas as pd
 import pytest
 
 from mlstack_common.artifact import Feature
+from mlstack_common.exits import ExitStatus
 from mlstack_common.registry import ModelRegistry
-from serving.drift import Thresholds, compare, population_stability_index
+from serving.drift import COMMAND, Thresholds, compare, population_stability_index
 from tests.aws import SERVING_IMAGE, Emulator
+from tests.logs import log_messages, log_records
 from training.report import baseline_statistics
 
 NOW = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)
@@ -100,10 +102,13 @@ def seed_world(emulator: Emulator, traffic: pd.DataFrame) -> None:
         )
 
 
-def run_drift(emulator: Emulator, *extra: str, exit_code: int = 0) -> dict[str, Any]:
-    result = subprocess.run(
+def drift_job(
+    emulator: Emulator, *extra: str, version: int = 1
+) -> subprocess.CompletedProcess[str]:
+    """`python -m serving.drift` as the drift CronJob's pod runs it."""
+    return subprocess.run(
         [
-            *(sys.executable, "-m", "serving.drift", "--model-package", f"{GROUP}/1"),
+            *(sys.executable, "-m", "serving.drift", "--model-package", f"{GROUP}/{version}"),
             *extra,
             *("--capture", "s3://capture/sagemaker", "--capture", "s3://capture/kubernetes"),
             *("--endpoint", "churn-dev", "--hours", "24"),
@@ -115,7 +120,12 @@ def run_drift(emulator: Emulator, *extra: str, exit_code: int = 0) -> dict[str, 
         timeout=120,
         check=False,
     )
+
+
+def run_drift(emulator: Emulator, *extra: str, exit_code: int = 0) -> dict[str, Any]:
+    result = drift_job(emulator, *extra)
     assert result.returncode == exit_code, result.stderr
+    log_records(result.stderr, COMMAND)
     report: dict[str, Any] = json.loads(result.stdout)
     return report
 
@@ -153,13 +163,38 @@ def test_drift_of_captured_traffic_is_found_and_named_only_when_it_is_there(
 
 def test_retraining_that_cannot_start_fails_the_run_after_the_report(emulator: Emulator) -> None:
     seed_world(emulator, table(3000, seed=2, age_shift=24.0))
-    report = run_drift(emulator, "--retrain-cronjob", "training-churn", exit_code=1)
+    result = drift_job(emulator, "--retrain-cronjob", "training-churn")
+    assert result.returncode == ExitStatus.UNREACHABLE, result.stderr
+    assert "retraining could not be started" in log_messages(result.stderr)
+    report = json.loads(result.stdout)
     assert report["drifted_features"] == ["age"]
     assert "not in a Kubernetes pod" in report["retraining"]["error"]
     written = emulator.client("s3").get_object(
         Bucket="capture", Key="sagemaker/churn-dev/drift/2026-11-23T12.json"
     )
     assert json.loads(written["Body"].read())["retraining"] == report["retraining"]
+
+
+def test_a_version_without_a_training_report_is_refused_with_one_log_line(
+    emulator: Emulator,
+) -> None:
+    seed_world(emulator, table(3000, seed=2))
+    ModelRegistry(GROUP, emulator.client("sagemaker")).register(
+        serving_image=SERVING_IMAGE,
+        model_data_url="s3://models/churn/def/model.tar.gz",
+        evaluation_url="s3://models/churn/runs/r2/evaluation.json",
+        approval_status="Approved",
+        description="registered by hand, without training's lineage",
+        metrics={"roc_auc": 0.9},
+        lineage={"model_sha256": "b" * 64},
+        commit="abc",
+    )
+    result = drift_job(emulator, version=2)
+    assert result.returncode == ExitStatus.REFUSED
+    [logged] = log_records(result.stderr, COMMAND)
+    assert logged["level"] == "ERROR"
+    assert logged["message"].endswith("names no training report to compare with")
+    assert result.stdout == ""
 
 
 def test_without_drift_nothing_is_retrained(emulator: Emulator) -> None:

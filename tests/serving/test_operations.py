@@ -8,14 +8,17 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
+from mlstack_common.exits import ExitStatus
+from tests.logs import log_messages, log_records
 from tests.serving.conftest import Server, serve_until_exit, start_server, stop_server
 
 ROW = [14.0] * 30
 
 
-def log_lines(server: Server) -> list[dict[str, object]]:
-    return [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+def log_lines(server: Server) -> list[dict[str, Any]]:
+    return log_records(server.log.read_text(), "mlstack-serve")
 
 
 def test_every_log_line_is_json_with_time_level_message_and_the_request_id(
@@ -38,8 +41,7 @@ def test_every_log_line_is_json_with_time_level_message_and_the_request_id(
         )
     finally:
         assert stop_server(server) == 0
-    lines = log_lines(server)  # json.loads above fails on any line that is not JSON
-    assert all({"time", "level", "message"} <= set(line) for line in lines)
+    lines = log_lines(server)  # fails on any line that is not a JSON log line
     assert any(line["message"] == "Invalid HTTP request received." for line in lines)
     started = next(line for line in lines if line["message"] == "serving")
     assert {"port", "workers", "model", "model_version", "model_sha256"} <= set(started)
@@ -61,9 +63,9 @@ def test_a_second_server_refuses_a_work_directory_in_use(
         result = serve_until_exit(str(trained_models["linear"]), tmp_path / "work")
     finally:
         stop_server(first)
-    assert result.returncode == 2
+    assert result.returncode == ExitStatus.USAGE
     assert f"MLSTACK_WORK_DIR = '{tmp_path / 'work'}': in use by another server (pid" in (
-        result.stderr
+        log_messages(result.stderr)
     )
 
 
@@ -123,8 +125,8 @@ def test_workers_that_cannot_start_end_the_server_after_bounded_retries(
     work.mkdir()
     (work / "metrics").write_text("a file where each worker needs a directory")
     result = serve_until_exit(str(trained_models["linear"]), work, MLSTACK_WORKERS="2")
-    assert result.returncode == 1
-    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert result.returncode == ExitStatus.REFUSED
+    lines = log_records(result.stderr, "mlstack-serve")
     messages = [line["message"] for line in lines]
     assert "workers cannot start; stopping" in messages
     assert messages.count("worker exited; starting another") <= 6

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from mlstack_common.artifact import load_model_dir, pack
+from mlstack_common.exits import ExitStatus
 from mlstack_common.registry import ModelRegistry
 from tests.aws import Emulator
+from tests.logs import log_messages, log_records
 from tests.serving.conftest import serve_until_exit, start_server, stop_server
 
 GROUP = "breast-cancer-dev"
@@ -76,9 +78,9 @@ def test_the_registry_names_the_model_data_and_the_version(
     assert status == 200
     assert np.allclose(probabilities, pipeline.predict_proba(np.asarray(demo_rows[:5])), atol=1e-9)
     started = next(
-        json.loads(line)
-        for line in server.log.read_text().splitlines()
-        if '"message":"serving"' in line
+        record
+        for record in log_records(server.log.read_text(), "mlstack-serve")
+        if record["message"] == "serving"
     )
     assert started["model_package"] == registry[model]
     assert started["model_version"] == version
@@ -87,27 +89,34 @@ def test_the_registry_names_the_model_data_and_the_version(
     )
 
 
+# A registry error is UNREACHABLE in every command: one type (`RegistryError`) covers what the
+# registry refuses and failing to reach it.
 @pytest.mark.parametrize(
-    ("env", "message"),
+    ("env", "status", "message"),
     [
         (
             {"MLSTACK_MODEL_PACKAGE": f"{GROUP}/7"},
+            ExitStatus.UNREACHABLE,
             f"model package group '{GROUP}' has no version 7; versions there: 1, 2",
         ),
         (
             {"MLSTACK_MODEL_PACKAGE": "no-such-group/1"},
+            ExitStatus.UNREACHABLE,
             "model package group 'no-such-group' has no version 1; versions there: none",
         ),
         (
             {"MLSTACK_MODEL_PACKAGE": "breast cancer"},
+            ExitStatus.UNREACHABLE,
             "model package 'breast cancer': allowed: a model package ARN, or <group>/<version>",
         ),
         (
             {"MLSTACK_MODEL_PACKAGE": f"{GROUP}/1", "MLSTACK_MODEL_URI": "/opt/ml/model"},
+            ExitStatus.USAGE,
             "both name a model; allowed: one of them",
         ),
         (
             {"MLSTACK_MODEL_PACKAGE": f"{GROUP}/1", "MLSTACK_MODEL_VERSION": "2"},
+            ExitStatus.USAGE,
             f"MLSTACK_MODEL_VERSION = '2', but MLSTACK_MODEL_PACKAGE '{GROUP}/1' is version 1",
         ),
     ],
@@ -118,11 +127,12 @@ def test_a_reference_the_registry_cannot_satisfy_stops_the_server_with_its_reaso
     registry: dict[str, str],
     tmp_path: Path,
     env: dict[str, str],
+    status: ExitStatus,
     message: str,
 ) -> None:
     result = serve_until_exit(env.pop("MLSTACK_MODEL_URI", None), tmp_path, **env, **emulator.env)
-    assert result.returncode == 2
-    assert message in result.stderr
+    assert result.returncode == status, result.stderr
+    assert message in log_messages(result.stderr)
     assert "Traceback" not in result.stderr
 
 
@@ -134,6 +144,7 @@ def test_model_data_that_is_not_the_registered_model_is_refused(
         Bucket="models", Key="linear/model.tar.gz", Body=pack(trained_models["forest"])
     )
     result = serve_until_exit(None, tmp_path, MLSTACK_MODEL_PACKAGE=f"{GROUP}/1", **emulator.env)
-    assert result.returncode == 2
-    assert f"{registry['linear']} records model sha256" in result.stderr
-    assert "but its model data s3://models/linear/model.tar.gz holds" in result.stderr
+    assert result.returncode == ExitStatus.REFUSED, result.stderr
+    logged = log_messages(result.stderr)
+    assert f"{registry['linear']} records model sha256" in logged
+    assert "but its model data s3://models/linear/model.tar.gz holds" in logged

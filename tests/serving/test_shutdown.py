@@ -11,6 +11,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from tests.logs import log_records
 from tests.serving.conftest import start_server
 
 
@@ -73,9 +74,9 @@ def test_sigterm_under_load_drops_no_accepted_request(
     # must have reached its client as a 200. A connection reset before the server read the
     # request (the listener closing under a connect) was never accepted, and is retry-safe.
     handled = [
-        json.loads(line)
-        for line in server.log.read_text().splitlines()
-        if '"path":"/invocations"' in line
+        record
+        for record in log_records(server.log.read_text(), "mlstack-serve")
+        if record.get("path") == "/invocations"
     ]
     assert handled
     assert all(entry["status"] == 200 for entry in handled)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mlstack_common.exits import ExitStatus
 from tests.aws import SERVING_IMAGE, Aws
-from training.cli import EXIT_REFUSED_INPUT, main
+from tests.logs import log_messages
+from training.cli import main
 
 Corrupt = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -20,8 +22,8 @@ Corrupt = Callable[[pd.DataFrame], pd.DataFrame]
 def refused(
     aws: Aws, demo_dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> Callable[[Corrupt], str]:
-    """Run training on a corrupted copy of the demo data; returns what it printed to stderr,
-    after checking it refused and published nothing."""
+    """Run training on a corrupted copy of the demo data; returns the messages it logged on
+    stderr, after checking it refused and published nothing."""
     data, spec = demo_dataset
 
     def run(corrupt: Corrupt) -> str:
@@ -35,8 +37,8 @@ def refused(
                 "--serving-image", SERVING_IMAGE,
             ]
         )  # fmt: skip
-        err = capsys.readouterr().err
-        assert code == EXIT_REFUSED_INPUT, err
+        err = log_messages(capsys.readouterr().err)
+        assert code == ExitStatus.REFUSED, err
         assert aws.model_objects() == []
         assert aws.versions() == []
         assert not (tmp_path / "out" / "model" / "model.joblib").exists()
@@ -125,8 +127,8 @@ def test_a_malformed_csv_is_refused_with_the_parser_message(
     bad = tmp_path / "bad.csv"
     bad.write_text('a,b\n1,2\n3,"unterminated\n')
     code = main(["--data", str(bad), "--spec", str(spec), "--output-dir", str(tmp_path / "o")])
-    assert code == EXIT_REFUSED_INPUT
-    assert "bad.csv is not readable CSV" in capsys.readouterr().err
+    assert code == ExitStatus.REFUSED
+    assert "bad.csv is not readable CSV" in log_messages(capsys.readouterr().err)
 
 
 def test_parquet_is_read_and_checked_like_csv(

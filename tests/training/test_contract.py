@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from mlstack_common.artifact import load_model_dir
+from mlstack_common.exits import ExitStatus
+from tests.logs import log_messages, log_records
 
 
 def run_container(opt_ml: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -53,12 +55,12 @@ def test_train_reads_channels_and_string_hyperparameters_and_writes_opt_ml_model
     assert not (tmp_path / "output" / "failure").exists()
 
 
-def test_a_bad_hyperparameter_writes_the_failure_file_and_exits_non_zero(
+def test_a_bad_hyperparameter_writes_the_failure_file_and_exits_as_bad_settings(
     demo_dataset: tuple[Path, Path], tmp_path: Path
 ) -> None:
     lay_out(tmp_path, demo_dataset, {"learning_rate": "fast", "max_depth": "3"})
     result = run_container(tmp_path, "train")
-    assert result.returncode == 1
+    assert result.returncode == ExitStatus.USAGE
     failure = (tmp_path / "output" / "failure").read_text()
     assert "learning_rate = 'fast': allowed: a number > 0 and <= 1" in failure
     assert "max_depth: unknown setting; allowed: " in failure
@@ -72,7 +74,7 @@ def test_a_bad_dataset_writes_the_failure_file_naming_the_column(
     data = next((tmp_path / "input" / "data" / "train").glob("*.csv"))
     data.write_text(data.read_text().replace("diagnosis", "label", 1))
     result = run_container(tmp_path, "train")
-    assert result.returncode == 1
+    assert result.returncode == ExitStatus.REFUSED
     failure = (tmp_path / "output" / "failure").read_text()
     assert "column 'diagnosis': missing from the data" in failure
     assert "column 'label': not in the spec" in failure
@@ -81,19 +83,21 @@ def test_a_bad_dataset_writes_the_failure_file_naming_the_column(
 def test_an_empty_channel_is_explained(tmp_path: Path) -> None:
     (tmp_path / "input" / "data" / "train").mkdir(parents=True)
     result = run_container(tmp_path, "train")
-    assert result.returncode == 1
+    assert result.returncode == ExitStatus.REFUSED
     assert "channel 'train'" in (tmp_path / "output" / "failure").read_text()
 
 
-def test_hyperparameters_that_are_not_an_object_are_refused_as_input(
+def test_hyperparameters_that_are_not_an_object_are_refused_as_bad_settings(
     demo_dataset: tuple[Path, Path], tmp_path: Path
 ) -> None:
     lay_out(tmp_path, demo_dataset, {})
     (tmp_path / "input" / "config" / "hyperparameters.json").write_text('["algorithm", "hgb"]')
     result = run_container(tmp_path, "train")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == ExitStatus.USAGE, result.stderr
     failure = (tmp_path / "output" / "failure").read_text()
     assert "hyperparameters.json: a JSON list; allowed: an object" in failure
+    [logged] = log_records(result.stderr, "mlstack-train")
+    assert (logged["level"], logged["message"]) == ("ERROR", failure.strip())
     assert "Traceback" not in result.stderr
 
 
@@ -131,4 +135,4 @@ def test_the_commit_is_read_from_the_repository_training_starts_in(
         assert load_model_dir(cwd / "out" / "model")[1].git_commit == expected
         assert "fatal" not in result.stderr
         assert json.loads(result.stdout)["model"] == "model", "stdout holds the JSON result only"
-        assert "fitting linear on 569 rows" in result.stderr, "progress goes to stderr"
+        assert "fitting linear on 569 rows" in log_messages(result.stderr), "progress: stderr"

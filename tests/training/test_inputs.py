@@ -10,7 +10,9 @@ import yaml
 from sklearn.datasets import load_diabetes
 
 from mlstack_common.artifact import load_model_dir
+from mlstack_common.exits import ExitStatus
 from tests.aws import MODELS_BUCKET, Aws
+from tests.logs import log_messages
 from training.cli import main
 from training.settings import SettingsError, parse_settings
 from training.spec import SpecError, load_spec
@@ -162,7 +164,9 @@ def test_a_data_directory_with_two_data_files_is_refused_naming_them_both(
     for name in ("a.csv", "b.csv"):
         (folder / name).write_bytes(data.read_bytes())
     (folder / "dataset.yaml").write_bytes(spec_file.read_bytes())
-    assert main(["--data", f"{folder}/", "--output-dir", str(tmp_path / "out")]) == 1
-    assert (
-        f"--data at {folder}/ holds 2 data files; allowed: exactly one" in capsys.readouterr().err
+    assert main(["--data", f"{folder}/", "--output-dir", str(tmp_path / "out")]) == (
+        ExitStatus.REFUSED
+    )
+    assert f"--data at {folder}/ holds 2 data files; allowed: exactly one" in log_messages(
+        capsys.readouterr().err
     )

@@ -1,9 +1,9 @@
 """Experiment tracking against a real MLflow tracking server on 127.0.0.1, with training run as a
 shell runs it (`mlstack-train`) and registering into a moto_server.
 
-The server runs from its own tool environment (`uv tool run`), like checkov: the full `mlflow`
-package caps pyarrow below what the images lock, and the server is a tool the tests start, not
-a library the project imports. The client is the training extra's `mlflow-skinny`.
+The server runs from its own tool environment (`tests/tools.py`, installed by `make sync`), like
+checkov: the server is a tool the tests start, not a library the project imports. The client is
+the training extra's `mlflow-skinny`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,12 +26,13 @@ import pytest
 import yaml
 from sklearn.datasets import load_diabetes, load_iris
 
+from mlstack_common.exits import ExitStatus
 from serving.ports import free_port
 from tests.aws import MODELS_BUCKET, SERVING_IMAGE, Emulator, running_emulator
+from tests.logs import log_messages
+from tests.tools import MLFLOW_SERVER, tool_command
 from training.demo import write_demo_dataset
 
-MLFLOW_SERVER = "mlflow==3.17.2"
-"""The newest full MLflow whose own dependencies all resolve from the package index here."""
 TRAIN = Path(sys.executable).parent / "mlstack-train"
 COMMIT = "feedface"
 ALGORITHMS = ("linear", "hgb", "forest")
@@ -64,9 +64,10 @@ class Tracking:
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracking]:
     """`mlflow server` with a sqlite backend and a local artifact root, served through it."""
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.skip("uv is not on PATH, so the MLflow server's tool environment cannot be made")
+    try:
+        server = tool_command(MLFLOW_SERVER, "mlflow", "server")
+    except LookupError as error:
+        pytest.skip(str(error))
     directory = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     log = directory / "server.log"
@@ -77,8 +78,7 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
         # The client in this process sends nothing anywhere but the server under test.
         env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         command = [
-            uv, "tool", "run", "--from", MLFLOW_SERVER, "mlflow", "server",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            *server, "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
             "--artifacts-destination", str(directory / "artifacts"),
         ]  # fmt: skip
@@ -90,7 +90,7 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
         )
         uri = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 300  # a first run installs the tool environment
+            deadline = time.monotonic() + 120
             while True:
                 try:
                     urllib.request.urlopen(f"{uri}/health", timeout=2).close()  # noqa: S310
@@ -192,7 +192,7 @@ def test_a_run_shows_its_params_metrics_and_report_and_its_id_is_on_the_version(
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)  # stdout is the JSON result alone
     run_id = printed["mlflow_run_id"]
-    assert f"MLflow run {run_id}" in result.stderr
+    assert f"MLflow run {run_id}" in log_messages(result.stderr)
 
     [version] = versions(registry, "tracked-test")
     lineage = version["CustomerMetadataProperties"]
@@ -262,7 +262,7 @@ def test_a_refused_version_is_a_failed_run_with_its_card(
         datasets["binary"], tmp_path, registry, "refused-test", tracking_server.uri,
         "--min-improvement", "0.9",
     )  # fmt: skip
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == ExitStatus.GATE, result.stderr
     assert versions(registry, "refused-test") == []
     client = tracking_server.client()
     [run] = client.search_runs([client.get_experiment_by_name("refused-test").experiment_id])
@@ -312,12 +312,11 @@ def test_a_server_that_cannot_be_used_stops_the_run_before_training_naming_it(
     uri = refusing_server if server == "refusing" else f"http://127.0.0.1:{free_port()}"
     group = f"untracked-{server}-test"
     result = train(datasets["binary"], tmp_path / "out", registry, group, uri)
-    assert result.returncode == 4
-    assert f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI): finding or creating" in (
-        result.stderr
-    )
-    assert ("403" if server == "refusing" else "Connection refused") in result.stderr
-    assert "fitting" not in result.stderr
+    assert result.returncode == ExitStatus.UNREACHABLE
+    logged = log_messages(result.stderr)
+    assert f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI): finding or creating" in logged
+    assert ("403" if server == "refusing" else "Connection refused") in logged
+    assert "fitting" not in logged
     assert not (tmp_path / "out").exists()
     assert versions(registry, group) == []
 
@@ -356,8 +355,55 @@ def test_a_tracking_uri_without_the_client_installed_is_refused_as_input(
 ) -> None:
     args = ["--data", str(datasets["binary"]), "--output-dir", str(tmp_path)]
     result = _without_mlflow(args, {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1"})
-    assert result.returncode == 1
+    assert result.returncode == ExitStatus.REFUSED
     assert "MLFLOW_TRACKING_URI = http://127.0.0.1:1: the MLflow client is not installed" in (
-        result.stderr
+        log_messages(result.stderr)
     )
     assert not (tmp_path / "model").exists()
+
+
+def _published_names(emulator: Emulator, version: dict[str, Any]) -> set[str]:
+    """The names of the report files published beside the version's evaluation."""
+    evaluation = version["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    prefix = evaluation.removeprefix(f"s3://{MODELS_BUCKET}/").rsplit("/", 1)[0]
+    listed = emulator.client("s3").list_objects_v2(Bucket=MODELS_BUCKET, Prefix=f"{prefix}/")
+    return {item["Key"].rsplit("/", 1)[-1] for item in listed["Contents"]}
+
+
+def test_an_untracked_run_records_no_run_yet_writes_and_publishes_what_a_tracked_one_does(
+    tracking_server: Tracking, registry: Emulator, datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    data = datasets["binary"]
+    uris = {"tracked": tracking_server.uri, "untracked": None}
+    runs = {
+        name: train(data, tmp_path / name, registry, f"alike-{name}-test", uri)
+        for name, uri in uris.items()
+    }
+    for name, result in runs.items():
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+    assert json.loads(runs["untracked"].stdout)["mlflow_run_id"] is None
+    assert "MLflow" not in log_messages(runs["untracked"].stderr)
+    assert tracking_server.client().get_experiment_by_name("alike-untracked-test") is None
+
+    [tracked] = versions(registry, "alike-tracked-test")
+    [untracked] = versions(registry, "alike-untracked-test")
+    tracked_lineage = tracked["CustomerMetadataProperties"]
+    untracked_lineage = untracked["CustomerMetadataProperties"]
+    assert {"mlflow_run_id", "mlflow_tracking_uri"} <= set(tracked_lineage)
+    assert not [key for key in untracked_lineage if key.startswith("mlflow")]
+    assert set(untracked_lineage) == set(tracked_lineage) - {"mlflow_run_id", "mlflow_tracking_uri"}
+    assert untracked_lineage["model_sha256"] == tracked_lineage["model_sha256"]
+    assert untracked["ModelApprovalStatus"] == tracked["ModelApprovalStatus"]
+    assert _published_names(registry, untracked) == _published_names(registry, tracked)
+
+    written = {
+        name: sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*"))
+        for name in runs
+    }
+    assert written["untracked"] == written["tracked"]
+    for same in ("model/model.joblib", "report/evaluation.json", "report/baseline_statistics.json"):
+        assert (tmp_path / "untracked" / same).read_bytes() == (
+            tmp_path / "tracked" / same
+        ).read_bytes(), same
+    assert "MLflow" in (tmp_path / "tracked" / "report" / "model_card.md").read_text()
+    assert "MLflow" not in (tmp_path / "untracked" / "report" / "model_card.md").read_text()

@@ -12,8 +12,10 @@ import yaml
 from PIL import Image
 
 from mlstack_common.artifact import MODEL_FILE, load_model_dir, pack, read_metadata
+from mlstack_common.exits import ExitStatus
 from tests.aws import SERVING_IMAGE, Aws
-from training.cli import EXIT_FAILED, EXIT_GATE, EXIT_REFUSED_INPUT, main
+from tests.logs import log_messages
+from training.cli import main
 
 
 def train(data: Path, out: Path, aws: Aws, *extra: str) -> int:
@@ -112,8 +114,8 @@ def test_a_version_worse_than_the_approved_one_is_refused_and_not_registered(
     )
     objects = aws.model_objects()
     weak = ("--max-iter", "1", "--max-leaf-nodes", "2", "--max-regression", "0.0001")
-    assert train(data, tmp_path / "weak", aws, *weak) == EXIT_GATE
-    assert "worse than the approved version" in capsys.readouterr().err
+    assert train(data, tmp_path / "weak", aws, *weak) == ExitStatus.GATE
+    assert "worse than the approved version" in log_messages(capsys.readouterr().err)
     assert len(aws.versions()) == 1
     assert aws.model_objects() == objects
     card = (tmp_path / "weak" / "report" / "model_card.md").read_text()
@@ -126,7 +128,7 @@ def test_a_refused_version_is_kept_as_rejected_when_config_says_so(
     data, _ = demo_dataset
     # Registered for the record, but still a refusal: a CI job must not read it as a success.
     run = ("--min-improvement", "0.9", "--keep-rejected")
-    assert train(data, tmp_path / "run", aws, *run) == EXIT_GATE
+    assert train(data, tmp_path / "run", aws, *run) == ExitStatus.GATE
     [version] = aws.versions()
     assert version["ModelApprovalStatus"] == "Rejected"
     assert "less than the required 0.9" in version["ModelPackageDescription"]
@@ -197,8 +199,10 @@ def test_nothing_is_published_for_a_group_that_does_not_exist(
          "--models-uri", aws.models_uri, "--model-package-group", "no-such-group",
          "--serving-image", SERVING_IMAGE]
     )  # fmt: skip
-    assert code == EXIT_FAILED
-    assert "model package group 'no-such-group' cannot be used" in capsys.readouterr().err
+    assert code == ExitStatus.UNREACHABLE
+    assert "model package group 'no-such-group' cannot be used" in log_messages(
+        capsys.readouterr().err
+    )
     assert aws.model_objects() == []
 
 
@@ -214,7 +218,7 @@ def test_a_failed_registration_removes_the_report_it_uploaded(
 
     monkeypatch.setattr(SageMakerModelBackend, "create_model_package", refuse)
     data, _ = demo_dataset
-    assert train(data, tmp_path / "run", aws) == EXIT_FAILED
+    assert train(data, tmp_path / "run", aws) == ExitStatus.UNREACHABLE
     assert aws.versions() == []
     left = aws.model_objects()
     # The content-addressed model stays for the next run of the same model; no report does.
@@ -235,9 +239,9 @@ def test_a_model_of_other_features_is_not_gated_against_the_approved_one(
     kept = [f["name"] for f in spec_document["features"]] + ["diagnosis"]
     frame = pd.read_csv(data)[kept]
     frame.to_csv(other / "data.csv", index=False)
-    assert train(other / "data.csv", tmp_path / "v2", aws) == EXIT_GATE
+    assert train(other / "data.csv", tmp_path / "v2", aws) == ExitStatus.GATE
     assert "not comparable with the approved version: features added: none" in (
-        capsys.readouterr().err
+        log_messages(capsys.readouterr().err)
     )
     assert len(aws.versions()) == 1
     assert train(other / "data.csv", tmp_path / "v3", aws, "--accept-schema-change") == 0
@@ -254,8 +258,8 @@ def test_a_class_too_rare_to_hold_out_is_refused_with_its_count(
     rare.mkdir()
     frame.to_csv(rare / "data.csv", index=False)
     (rare / "dataset.yaml").write_text(spec.read_text())
-    assert train(rare / "data.csv", tmp_path / "run", aws) == EXIT_REFUSED_INPUT
-    err = capsys.readouterr().err
+    assert train(rare / "data.csv", tmp_path / "run", aws) == ExitStatus.REFUSED
+    err = log_messages(capsys.readouterr().err)
     assert "too few rows of class 'rare' (3 rows) to hold one out" in err
     assert "at least 5 rows per class with test_size=0.2" in err
     assert aws.model_objects() == []
@@ -265,5 +269,7 @@ def test_a_missing_data_file_is_named_as_the_data_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["--data", str(tmp_path / "nope.csv"), "--output-dir", str(tmp_path / "out")])
-    assert code == EXIT_REFUSED_INPUT
-    assert f"data file {tmp_path / 'nope.csv'} does not exist" in capsys.readouterr().err
+    assert code == ExitStatus.REFUSED
+    assert f"data file {tmp_path / 'nope.csv'} does not exist" in log_messages(
+        capsys.readouterr().err
+    )

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from infra.processes import stop
+from infra.operations.processes import stop
 from mlstack_common.registry import APPROVED
 from serving.ports import free_port
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pulumi
 
-from infra import naming
+from infra.project import naming
 from mlstack_common.registry import APPROVED, ModelPackage, RegistryError, find_version
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from infra.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks, stack_file
-from infra.schema import ConfigKey, load_schema
+from infra.config.schema import ConfigKey, load_schema
+from infra.project.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks, stack_file
 
 # `secure:` values are encrypted with the stack's secrets provider, which needs the CLI.
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a mask, not a credential)

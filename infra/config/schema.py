@@ -1,8 +1,8 @@
 """The declared `mlstack:*` configuration keys, read from the project's `Pulumi.yaml`.
 
 `Pulumi.yaml` is the one place that declares each key's type, description and default: the
-Pulumi CLI validates stack files against it, and `infra.config` parses values by it, so the two
-can never disagree.
+Pulumi CLI validates stack files against it, and `infra.config.reader` reads values by it, so
+the two can never disagree.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal, cast
 
 import yaml
 
-from infra.paths import PROJECT_FILE
+from infra.project.paths import PROJECT_FILE
 
 NAMESPACE = "mlstack"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from infra import naming
-from infra.config import StackConfig
+from infra.config.stack import StackConfig
+from infra.project import naming
 
 
 @dataclass(frozen=True, kw_only=True)

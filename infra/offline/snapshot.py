@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.offline.plan import render_tree
 from infra.offline.runner import ProgramRun
-from infra.paths import PROJECT_ROOT
-from infra.plan import render_tree
+from infra.project.paths import PROJECT_ROOT
 from mlstack_policy.rules import Violation
 
 SNAPSHOT_DIR = PROJECT_ROOT / "infra" / "snapshots"

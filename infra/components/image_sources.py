@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pulumi
 
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 
 SHARED_INPUTS = ("mlstack_common",)
 """What both images copy besides their own directory: the package they share."""

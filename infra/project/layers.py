@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.paths import PROJECT_ROOT
+from infra.project.paths import PROJECT_ROOT
 
 
 @dataclass(frozen=True)

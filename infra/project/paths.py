@@ -2,12 +2,12 @@
 
 Pulumi runs a program with the working directory set to wherever the user typed the command (or
 its project's directory), so nothing here depends on the working directory. Where each layer's
-project and program are: `infra.layers`.
+project and program are: `infra.project.layers`.
 """
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILE = PROJECT_ROOT / "Pulumi.yaml"
 
 

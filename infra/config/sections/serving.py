@@ -1,0 +1,111 @@
+"""The keys of what is served, where, and at what size."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from infra.config.reader import Reader
+from infra.config.sections.registry import check_model_name
+
+ServingTarget = Literal["kubernetes", "sagemaker", "both"]
+SERVING_TARGETS: tuple[ServingTarget, ...] = ("kubernetes", "sagemaker", "both")
+
+TRAFFIC_SHIFTS = ("canary", "linear", "all-at-once")
+"""How a SageMaker endpoint moves traffic to a new fleet: a canary share first, equal linear
+steps, or everything at once; each step waits while the rollback alarms watch."""
+
+_SAGEMAKER_INSTANCE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|\d*xlarge)$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws(-[a-z]+)*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingConfig:
+    """Which model version is served, where, and at what size."""
+
+    target: ServingTarget
+    model_versions: Mapping[str, int]
+    """The pinned model package version of each model that is served, by model name."""
+    min_replicas: int
+    max_replicas: int
+    cpu_millicores: int
+    memory_mib: int
+    client_namespaces: tuple[str, ...]
+    """Namespaces whose pods may call the models on the cluster."""
+    ingress_certificate_arn: str
+    """An ACM certificate: when set, each model is served over HTTPS through its own ALB."""
+    ingress_internet_facing: bool
+    """The ALBs' scheme: internal (reachable from the VPC and what is peered with it) unless on."""
+    instance_type: str
+    data_capture_percent: int
+    endpoint_min_instances: int
+    endpoint_max_instances: int
+    endpoint_invocations_per_instance: int
+    """The autoscaling target: invocations per instance per minute."""
+    endpoint_traffic_shifting: str
+    endpoint_shift_percent: int
+    """The canary's share, or each linear step's."""
+    endpoint_shift_wait_minutes: int
+
+
+def check_sagemaker_instance(value: str) -> str | None:
+    if _SAGEMAKER_INSTANCE.match(value):
+        return None
+    return "a SageMaker instance type such as ml.m6i.large (ml.<family>.<size>)"
+
+
+def check_certificate_arn(value: str) -> str | None:
+    if not value or _CERTIFICATE_ARN.match(value):
+        return None
+    return (
+        "an ACM certificate ARN, arn:aws:acm:<region>:<account>:certificate/<uuid>, "
+        "or empty for no ingress"
+    )
+
+
+def check_namespace_name(value: str) -> str | None:
+    if _DNS_LABEL.match(value):
+        return None
+    return "a Kubernetes namespace name: lowercase letters, digits and '-', at most 63"
+
+
+def check_pin(value: str) -> str | None:
+    """`<model>=<version>`: a model name and a registered version number."""
+    model, equals, version = value.partition("=")
+    if equals and check_model_name(model) is None and version.isdigit() and int(version) >= 1:
+        return None
+    return "<model>=<version>, a model of mlstack:models and a version from 1, such as demo=3"
+
+
+def _pins(entries: tuple[str, ...]) -> dict[str, int]:
+    valid = (entry.partition("=") for entry in entries if check_pin(entry) is None)
+    return {model: int(version) for model, _, version in valid}
+
+
+def read_serving(read: Reader) -> ServingConfig:
+    return ServingConfig(
+        target=read.choice("servingTarget", SERVING_TARGETS),
+        model_versions=_pins(read.strings("servingModelVersions", check_pin)),
+        min_replicas=read.integer("servingMinReplicas", 1, 100),
+        max_replicas=read.integer("servingMaxReplicas", 1, 100),
+        cpu_millicores=read.integer("servingCpuMillicores", 100, 16_000),
+        memory_mib=read.integer("servingMemoryMib", 128, 65_536),
+        client_namespaces=read.strings("servingClientNamespaces", check_namespace_name),
+        ingress_certificate_arn=read.string("servingIngressCertificateArn", check_certificate_arn),
+        ingress_internet_facing=read.boolean("servingIngressInternetFacing"),
+        instance_type=read.string("servingInstanceType", check_sagemaker_instance),
+        data_capture_percent=read.integer("dataCapturePercent", 0, 100),
+        endpoint_min_instances=read.integer("endpointMinInstances", 1, 100),
+        endpoint_max_instances=read.integer("endpointMaxInstances", 1, 100),
+        endpoint_invocations_per_instance=read.integer(
+            "endpointInvocationsPerInstance", 1, 1_000_000
+        ),
+        endpoint_traffic_shifting=read.choice("endpointTrafficShifting", TRAFFIC_SHIFTS),
+        endpoint_shift_percent=read.integer("endpointShiftPercent", 1, 50),
+        endpoint_shift_wait_minutes=read.integer("endpointShiftWaitMinutes", 1, 60),
+    )
