@@ -2,15 +2,12 @@
 --k8s-yaml` writes them, and dev's with an ingress. Every skipped check is listed here and
 carries its reason in the object's own `checkov.io/skipN` annotation.
 
-checkov runs in its own tool environment (`uv tool run`): resolved with the project, it pins
-boto3 and botocore back a year for everything, the images included."""
+checkov runs in its own tool environment (`tests/tools.py`), which `make sync` installs."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,12 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.k8s_yaml import write_objects
+from infra.offline.k8s_yaml import write_objects
 from infra.offline.runner import ProgramRun
+from tests.tools import CHECKOV, tool_command
 
 from .conftest import CLUSTER_STACKS
-
-CHECKOV = "checkov==3.3.30"
 
 SKIPPED = {
     ("CKV_K8S_38", "Deployment.kube-system.cluster-autoscaler"),
@@ -35,13 +31,13 @@ SKIPPED = {
 
 
 def checkov(directory: Path) -> dict[str, Any]:
-    # `uv run` tells its children where uv is.
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.skip("uv is not on PATH, so checkov's tool environment cannot be made")
-    arguments = ["-d", str(directory), "--framework", "kubernetes", "--output", "json"]
+    try:
+        command = tool_command(CHECKOV, "checkov", "-d", str(directory), "--framework",
+                               "kubernetes", "--output", "json")  # fmt: skip
+    except LookupError as error:
+        pytest.skip(str(error))
     result = subprocess.run(
-        [uv, "tool", "run", "--from", CHECKOV, "checkov", *arguments],
+        command,
         capture_output=True,
         text=True,
         timeout=600,
