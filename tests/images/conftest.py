@@ -13,9 +13,6 @@ from infra.project import naming
 from tests.images.engine import Engine, EngineUnavailableError, base_image, running_engine
 from training.demo import write_demo_dataset
 
-SIZES: dict[str, int] = {}
-"""Each built image's size in bytes, reported at the end of the run."""
-
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
@@ -38,7 +35,6 @@ def images(engine: Engine) -> dict[str, str]:
         if not engine.has_image(tag):
             engine.build(image, tag, base)
         engine.keep_only(f"mlstack-{image}", tag)
-        SIZES[image] = engine.image_size(tag)
         tags[image] = tag
     return tags
 
@@ -64,8 +60,3 @@ def trained_in_container(
         what="the training image's train", timeout=600,
     )  # fmt: skip
     return opt_ml, result.stdout
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for image, size in SIZES.items():
-        terminalreporter.write_line(f"image mlstack-{image}: {size / 1e6:,.0f} MB")

@@ -130,9 +130,6 @@ class Engine:
         )
         return found.returncode == 0
 
-    def image_size(self, name: str) -> int:
-        return int(self.docker("image", "inspect", "-f", "{{.Size}}", name).stdout)
-
     def keep_only(self, repository: str, tag: str) -> None:
         """Remove `repository`'s other tags and the layers only they used: vfs stores each
         layer in full, so earlier builds would fill the disk run by run."""
