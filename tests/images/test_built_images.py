@@ -19,8 +19,7 @@ from tests.images.engine import Engine, EngineUnavailableError
 from tests.serving.batch_transform import transform
 from tests.serving.conftest import Loopback
 
-# One test process runs them all: they share one engine and the images it built.
-pytestmark = [pytest.mark.images, pytest.mark.xdist_group("engine")]
+pytestmark = pytest.mark.images
 
 
 def test_the_training_image_trains_in_sagemakers_layout(
