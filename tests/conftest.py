@@ -23,6 +23,13 @@ from tests.aws import (
 from training.demo import write_demo_dataset
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The image tests first: on a machine whose engine has not built the current images they
+    take longest (fetching the engine, making the base, two builds), so started first they run
+    beside every other file rather than after them."""
+    items.sort(key=lambda item: "images" not in item.path.parent.parts)
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     keep_customer_metadata_on_update(monkeypatch)
