@@ -1,5 +1,6 @@
-"""The wheel the images install (`uv sync --no-editable` builds it): it builds, and holds each
-package once, the policy rules at the top level where the program imports them."""
+"""The project's wheel (what `pip install` of the repository builds; the images copy their
+sources instead): it builds, and holds each package once, the policy rules at the top level
+where the program imports them."""
 
 from __future__ import annotations
 
