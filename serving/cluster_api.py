@@ -30,6 +30,9 @@ class ClusterApi:
     context: ssl.SSLContext | None
     namespace: str = "default"
     """The pod's own namespace."""
+    timeout: float = 30.0
+    """Seconds to connect, and to wait for each read of an answer: an API server out of reach
+    costs this long, not forever."""
 
     @classmethod
     def in_cluster(
@@ -64,7 +67,10 @@ class ClusterApi:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=30, context=self.context) as response:  # noqa: S310
+            opened = urllib.request.urlopen(  # noqa: S310 (the API server's own https URL)
+                request, timeout=self.timeout, context=self.context
+            )
+            with opened as response:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")

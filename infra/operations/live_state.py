@@ -1,12 +1,17 @@
-"""What is running, read back from SageMaker and the cluster, in the terms the stack declares:
-the model version, its model data and package, the image digest, and whether a rollout finished.
+"""What is running, read back from SageMaker, CloudWatch and the cluster, in the terms the stack
+declares: the model version, its model data and package, the image digest, whether a rollout or
+a traffic shift finished, how many instances serve, and which alarms fire.
 
-SageMaker is read through boto3, the cluster through `serving.cluster_api` — the same calls,
-against AWS, an emulator, or an API server."""
+SageMaker and CloudWatch are read through boto3, the cluster through `serving.cluster_api` —
+the same calls, against AWS, an emulator, or an API server. What could not be read raises
+`UnreachableError` naming it; turning a response into what it means is pure, so each case has a
+test with a response as the API reference shapes it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.manifests.serving import MODEL_PACKAGE_ANNOTATION, MODEL_VERSION_LABEL
@@ -16,6 +21,12 @@ from serving.cluster_api import ClusterApi, ClusterApiError
 
 PACKAGE_TAG = "mlstack:model-package"
 """The tag the stack puts on each endpoint's Model and EndpointConfiguration."""
+ENDPOINT_TAG = "mlstack:endpoint"
+"""The tag naming the endpoint an EndpointConfiguration was made for."""
+ROLLED_BACK_TAG = "mlstack:rolled-back"
+"""The tag on an EndpointConfiguration an endpoint was moved off by a rollback, with when."""
+ALARM = "ALARM"
+"""The state of a CloudWatch alarm that fires (the others: OK, INSUFFICIENT_DATA)."""
 
 
 def digest_of(image: str) -> str:
@@ -23,12 +34,18 @@ def digest_of(image: str) -> str:
     return image.rpartition("@")[2] if "@sha256:" in image else ""
 
 
+def when(moment: Any) -> str:
+    """A timestamp boto3 returns, in UTC to the second; empty when there is none."""
+    if not isinstance(moment, datetime):
+        return str(moment or "")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
-class LiveEndpoint:
+class EndpointConfiguration:
+    """What one endpoint configuration runs on its primary variant."""
+
     name: str
-    status: str
-    failure_reason: str
-    config_name: str
     model_name: str
     image: str
     model_data_url: str
@@ -36,40 +53,141 @@ class LiveEndpoint:
     package_arn: str
 
 
+@dataclass(frozen=True)
+class PendingDeployment:
+    """An update SageMaker is carrying out: DescribeEndpoint's `PendingDeploymentSummary`,
+    returned only while the endpoint is creating or updating with a new endpoint configuration
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html,
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_PendingDeploymentSummary.html).
+    """
+
+    configuration: EndpointConfiguration
+    """The configuration being deployed."""
+    started: str
+    stage: str
+    """The new fleet's current `VariantStatus`: Creating, Updating, Deleting,
+    ActivatingTraffic or Baking (the wait while the rollback alarms watch); empty when not
+    given (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariantStatus.html)."""
+    stage_since: str = ""
+    stage_message: str = ""
+
+
+@dataclass(frozen=True)
+class LiveEndpoint:
+    name: str
+    status: str
+    """DescribeEndpoint's `EndpointStatus`: InService, Creating, Updating, SystemUpdating,
+    RollingBack, OutOfService, Deleting, Failed or UpdateRollbackFailed."""
+    failure_reason: str
+    configuration: EndpointConfiguration
+    """The configuration the endpoint is on (`EndpointConfigName`): during an update, the one
+    serving until the shift completes."""
+    instances: int | None
+    """`CurrentInstanceCount` of the primary variant; None when SageMaker reports none."""
+    pending: PendingDeployment | None = None
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """What DescribeEndpoint's response says, before its configurations are read."""
+
+    status: str
+    failure_reason: str
+    config_name: str
+    instances: int | None
+    pending_config: str
+    """The configuration of an update in progress; empty when there is none."""
+    started: str
+    stage: str
+    stage_since: str
+    stage_message: str
+
+
+def _primary(variants: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return next(
+        (v for v in variants if v.get("VariantName") == naming.ENDPOINT_VARIANT),
+        variants[0] if variants else {},
+    )
+
+
+def endpoint_state(described: Mapping[str, Any]) -> EndpointState:
+    """The status, configuration, instance count and any update in progress of a
+    DescribeEndpoint response."""
+    count = _primary(described.get("ProductionVariants") or []).get("CurrentInstanceCount")
+    pending = described.get("PendingDeploymentSummary") or {}
+    statuses = list(_primary(pending.get("ProductionVariants") or []).get("VariantStatus") or [])
+    # The list holds the stages a variant went through; the latest to start is the current one.
+    stage: Mapping[str, Any] = max(
+        enumerate(statuses), key=lambda e: (when(e[1].get("StartTime")), e[0]), default=(0, {})
+    )[1]
+    return EndpointState(
+        status=str(described.get("EndpointStatus", "")),
+        failure_reason=str(described.get("FailureReason", "")),
+        config_name=str(described.get("EndpointConfigName", "")),
+        instances=int(count) if count is not None else None,
+        pending_config=str(pending.get("EndpointConfigName", "")),
+        started=when(pending.get("StartTime")),
+        stage=str(stage.get("Status", "")),
+        stage_since=when(stage.get("StartTime")),
+        stage_message=str(stage.get("StatusMessage", "")),
+    )
+
+
+def live_endpoint(
+    name: str,
+    state: EndpointState,
+    configurations: Mapping[str, EndpointConfiguration],
+) -> LiveEndpoint:
+    """The endpoint as verify compares it, from its state and its configurations by name."""
+    pending = None
+    if state.pending_config:
+        pending = PendingDeployment(
+            configuration=configurations[state.pending_config],
+            started=state.started,
+            stage=state.stage,
+            stage_since=state.stage_since,
+            stage_message=state.stage_message,
+        )
+    return LiveEndpoint(
+        name=name,
+        status=state.status,
+        failure_reason=state.failure_reason,
+        configuration=configurations[state.config_name],
+        instances=state.instances,
+        pending=pending,
+    )
+
+
 def read_endpoint(client: Any, name: str) -> LiveEndpoint | None:
-    """The endpoint's current configuration and the model its primary variant runs; None when
+    """The endpoint, its configuration, and the one an update in progress deploys; None when
     there is no such endpoint."""
     try:
-        endpoint = client.describe_endpoint(EndpointName=name)
+        described = client.describe_endpoint(EndpointName=name)
     except client.exceptions.ClientError as error:
         if "Could not find endpoint" in str(error):
             return None
         raise UnreachableError(f"endpoint {name} cannot be read: {error}") from error
     except Exception as error:
         raise UnreachableError(f"endpoint {name} cannot be read: {error}") from error
+    state = endpoint_state(described)
+    names = {state.config_name, state.pending_config} - {""}
     try:
-        config_name = endpoint["EndpointConfigName"]
-        config = client.describe_endpoint_config(EndpointConfigName=config_name)
-        variant = next(
-            (
-                v
-                for v in config["ProductionVariants"]
-                if v["VariantName"] == naming.ENDPOINT_VARIANT
-            ),
-            config["ProductionVariants"][0],
-        )
-        model = client.describe_model(ModelName=variant["ModelName"])
-        tags = client.list_tags(ResourceArn=model["ModelArn"]).get("Tags", [])
+        configurations = {config: read_configuration(client, config) for config in names}
     except Exception as error:
         raise UnreachableError(
             f"endpoint {name}'s configuration cannot be read: {error}"
         ) from error
+    return live_endpoint(name, state, configurations)
+
+
+def read_configuration(client: Any, name: str) -> EndpointConfiguration:
+    config = client.describe_endpoint_config(EndpointConfigName=name)
+    variant = _primary(config["ProductionVariants"])
+    model = client.describe_model(ModelName=variant["ModelName"])
+    tags = client.list_tags(ResourceArn=model["ModelArn"]).get("Tags", [])
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-    return LiveEndpoint(
+    return EndpointConfiguration(
         name=name,
-        status=endpoint.get("EndpointStatus", ""),
-        failure_reason=endpoint.get("FailureReason", ""),
-        config_name=config_name,
         model_name=variant["ModelName"],
         image=container.get("Image", ""),
         model_data_url=container.get("ModelDataUrl", ""),
@@ -127,3 +245,52 @@ def read_deployment(api: ClusterApi, namespace: str, name: str) -> LiveDeploymen
         updated_replicas=int(rollout.get("updatedReplicas", 0)),
         ready_replicas=int(rollout.get("readyReplicas", 0)),
     )
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    name: str
+    state: str
+    """OK, ALARM or INSUFFICIENT_DATA."""
+    reason: str
+    """CloudWatch's `StateReason`: what crossed the threshold, or why data is missing."""
+    since: str
+    description: str
+
+
+def read_alarms(
+    cloudwatch: Any, *, prefix: str | None = None, names: Sequence[str] = ()
+) -> list[AlarmState]:
+    """The metric alarms whose names start with `prefix`, or those named `names` (absent ones
+    are left out). DescribeAlarms returns only metric alarms unless AlarmTypes asks for others,
+    and takes AlarmNamePrefix or AlarmNames, not both
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html);
+    every alarm the stack declares is a metric alarm."""
+    if (prefix is None) == (not names):
+        raise ValueError("read_alarms: allowed: a prefix, or names, not both")
+    query: dict[str, Any] = {"AlarmNamePrefix": prefix} if prefix else {"AlarmNames": list(names)}
+    try:
+        pages = cloudwatch.get_paginator("describe_alarms").paginate(**query)
+        found = [alarm for page in pages for alarm in page.get("MetricAlarms", [])]
+    except Exception as error:
+        what = f"named {prefix}*" if prefix else "named " + ", ".join(names)
+        raise UnreachableError(f"CloudWatch alarms {what} cannot be read: {error}") from error
+    return [
+        AlarmState(
+            name=alarm["AlarmName"],
+            state=alarm.get("StateValue", ""),
+            reason=alarm.get("StateReason", ""),
+            since=when(alarm.get("StateUpdatedTimestamp")),
+            description=alarm.get("AlarmDescription", ""),
+        )
+        for alarm in found
+    ]
+
+
+def read_account(sts: Any) -> str:
+    """The account the caller's credentials belong to (STS GetCallerIdentity, which needs no
+    permission)."""
+    try:
+        return str(sts.get_caller_identity()["Account"])
+    except Exception as error:
+        raise UnreachableError(f"STS GetCallerIdentity failed: {error}") from error
