@@ -14,6 +14,7 @@ import pulumi_aws as aws
 
 from infra.components.service_role import account_service_role
 from infra.documents.iam import endpoint_execution_policy
+from infra.documents.monitoring import rollback_alarm_names
 from infra.project import naming
 
 
@@ -43,7 +44,10 @@ class EndpointIdentity(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:sagemaker:EndpointIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        partition = aws.get_partition_output(opts=invoke).partition
+        region = aws.get_region_output(opts=invoke).region
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
         endpoint = naming.endpoint_name(args.model, args.environment)
         self.log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
@@ -64,6 +68,8 @@ class EndpointIdentity(pulumi.ComponentResource):
             role=self.role.id,
             policy=pulumi.Output.all(
                 partition=partition,
+                region=region,
+                account_id=account_id,
                 models_bucket=args.models_bucket,
                 capture_bucket=args.capture_bucket,
                 kms_key_arn=args.kms_key_arn,
@@ -81,6 +87,11 @@ class EndpointIdentity(pulumi.ComponentResource):
                         kms_key_arn=v["kms_key_arn"],
                         repository_arn=v["repository_arn"],
                         log_group_arn=v["log_group_arn"],
+                        rollback_alarm_arns=[
+                            f"arn:{v['partition']}:cloudwatch:{v['region']}:{v['account_id']}:"
+                            f"alarm:{alarm}"
+                            for alarm in rollback_alarm_names(endpoint)
+                        ],
                     ),
                     sort_keys=True,
                 )

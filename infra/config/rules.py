@@ -10,6 +10,14 @@ from typing import TYPE_CHECKING
 
 from infra.config.reader import Reader, show
 from infra.config.schema import NAMESPACE
+from infra.config.sections.serving import (
+    ENDPOINT_WAITER_MINUTES,
+    MAX_SHIFT_PERCENT,
+    MIN_LINEAR_STEP_PERCENT,
+    PROVISIONING_MINUTES,
+    TERMINATION_WAIT_SECONDS,
+    step_instances,
+)
 from infra.project import naming
 
 if TYPE_CHECKING:
@@ -106,6 +114,7 @@ def check_combinations(config: StackConfig, read: Reader) -> None:
     _check_retraining(config, read)
     _check_effect(config, read)
     _check_endpoint_instances(config.serving, read)
+    _check_traffic_shift(config.serving, read)
 
 
 def _check_node_sizes(cluster: ClusterConfig, read: Reader) -> None:
@@ -163,6 +172,60 @@ def _check_endpoint_instances(serving: ServingConfig, read: Reader) -> None:
             "endpointMaxInstances",
             serving.endpoint_max_instances,
             f"at least endpointMinInstances ({serving.endpoint_min_instances})",
+        )
+
+
+SHIFT_KEYS = (
+    "servingTarget",
+    "endpointMinInstances",
+    "endpointMaxInstances",
+    "endpointTrafficShifting",
+    "endpointShiftPercent",
+    "endpointShiftWaitMinutes",
+)
+
+
+def _check_traffic_shift(serving: ServingConfig, read: Reader) -> None:
+    """How a new version takes an endpoint's traffic, refused here when SageMaker would refuse
+    it, when it would not be the guarded shift it claims, or when it would outlast the AWS
+    provider's wait for the endpoint (`pulumi up` fails while SageMaker carries on)."""
+    if serving.target == "kubernetes" or not read.valid(*SHIFT_KEYS):
+        return
+    kind, percent = serving.endpoint_traffic_shifting, serving.endpoint_shift_percent
+    shift = serving.traffic_shift
+    if kind == "linear" and percent < MIN_LINEAR_STEP_PERCENT:
+        read.fail(
+            "endpointShiftPercent",
+            percent,
+            f"from {MIN_LINEAR_STEP_PERCENT} to {MAX_SHIFT_PERCENT} while "
+            "endpointTrafficShifting is linear: SageMaker refuses linear steps under "
+            f"{MIN_LINEAR_STEP_PERCENT} % of the fleet (LinearStepSize)",
+        )
+    elif kind != "all-at-once" and shift.step_instances >= shift.fleet:
+        enough = next(n for n in range(shift.fleet + 1, 101) if step_instances(percent, n) < n)
+        first = "a canary" if kind == "canary" else "a first linear step"
+        read.fail(
+            "endpointTrafficShifting",
+            kind,
+            f"all-at-once while endpointMaxInstances is {shift.fleet}, or endpointMaxInstances "
+            f"of {enough} or more: a new version starts on a fleet of endpointMaxInstances "
+            f"instances, and {first} of {percent} % of it is {shift.step_instances} instance "
+            "(a share is whole instances, at least one), the whole fleet: no part of the "
+            "traffic would try the new version first",
+        )
+    elif shift.minutes > ENDPOINT_WAITER_MINUTES:
+        fixed = PROVISIONING_MINUTES + TERMINATION_WAIT_SECONDS // 60
+        most = (ENDPOINT_WAITER_MINUTES - fixed) // shift.steps
+        read.fail(
+            "endpointShiftWaitMinutes",
+            shift.wait_minutes,
+            f"at most {most} with {shift.steps} {kind} step{'s' if shift.steps > 1 else ''} "
+            f"of {shift.step_instances} of {shift.fleet} instances: the shift would take "
+            f"{shift.minutes} minutes "
+            f"({PROVISIONING_MINUTES} to start the new fleet, {shift.steps} x "
+            f"{shift.wait_minutes} watched, {TERMINATION_WAIT_SECONDS // 60} before the old "
+            f"fleet goes), and the AWS provider waits {ENDPOINT_WAITER_MINUTES} minutes for an "
+            "endpoint update; shorten the wait, or take fewer, larger steps",
         )
 
 

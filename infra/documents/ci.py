@@ -558,7 +558,14 @@ def workloads_deploy_policy(scope: StackScope, resources: StackResources) -> dic
     and endpoints (by the environment tag and the `<model>-<env>` endpoint names), their
     autoscaling and alarms, and the dashboard. It writes no role: it hands the models'
     execution roles, which the platform declares, to SageMaker. The Kubernetes objects go
-    through the cluster's API, where its access entry makes it admin."""
+    through the cluster's API, where its access entry makes it admin.
+
+    Around each endpoint update the stack's own steps call AWS with this role too
+    (`infra.components.endpoint_rollout`): before it, the variant's scalable target is
+    deregistered when the instance type changes (`ScaleTheEndpoints`); after it, the check reads
+    what serves, marks or unmarks the configuration it deployed (AddTags, DeleteTags), finds the
+    endpoint's retained configurations (ListEndpointConfigs, which names no resource) and deletes
+    the oldest with their models — only the stack's own, by the environment tag."""
     r = scope.regional
     endpoints = f"{r('sagemaker')}:endpoint/*{scope.suffix}"
     return _document(
@@ -586,9 +593,22 @@ def workloads_deploy_policy(scope: StackScope, resources: StackResources) -> dic
             scope.tagged,
         ),
         _allow(
+            "FindTheEndpointsRetainedConfigurations",
+            ["sagemaker:ListEndpointConfigs"],
+            ["*"],
+        ),
+        _allow(
             "ChangeTheEndpoints",
             [f"sagemaker:{action}" for action in _ENDPOINT_WRITES],
-            [endpoints, f"{r('sagemaker')}:endpoint-config/*"],
+            [endpoints],
+        ),
+        # CreateEndpoint and UpdateEndpoint are authorized against the configuration they name
+        # as well; no other endpoint call is, so tags on another stack's configurations stay
+        # out of reach.
+        _allow(
+            "PointTheEndpointsAtConfigurations",
+            ["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            [f"{r('sagemaker')}:endpoint-config/*"],
         ),
         # SageMaker encrypts an endpoint's storage and capture with the environment key through
         # grants it makes with the caller's permission.

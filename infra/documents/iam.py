@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infra.documents.monitoring import DRIFT_NAMESPACE
+from infra.documents.monitoring import DRIFT_NAMESPACE, ENDPOINT_INSTANCES
 
 VERSION = "2012-10-17"
 
@@ -327,11 +327,13 @@ def endpoint_execution_policy(
     kms_key_arn: str,
     repository_arn: str,
     log_group_arn: str,
+    rollback_alarm_arns: Sequence[str],
 ) -> dict[str, Any]:
     """A model's SageMaker endpoint reads that model's versions and no other object (any of
     them: a rollback, SageMaker's own or an emergency one, runs an earlier version on fleets
     that still scale out and replace instances), pulls the serving image from its repository,
-    writes captured traffic under its own prefix and logs into its own log group."""
+    writes captured traffic under its own prefix, logs into its own log group, publishes its
+    instances' metrics, and reads the state of its rollback alarms."""
     return _document(
         _allow(
             "ReadTheModelsVersions",
@@ -359,6 +361,22 @@ def endpoint_execution_policy(
             ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [log_group_arn, f"{log_group_arn}:*"],
         ),
+        {
+            # SageMaker publishes each instance's CPU, memory and disk to /aws/sagemaker/Endpoints
+            # with the execution role, which AWS lists as needing cloudwatch:PutMetricData
+            # (docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html, "CreateModel API:
+            # Execution Role Permissions"). The action names no resource; the namespace
+            # condition keeps it there. The invocation metrics in AWS/SageMaker are the
+            # service's own (namespaces under AWS/ are reserved to AWS: PutMetricData's
+            # Namespace in the CloudWatch API reference), and the rollback alarms read them, so
+            # the role is given no way to write beside them.
+            **_allow("PublishInstanceMetrics", ["cloudwatch:PutMetricData"], ["*"]),
+            "Condition": {"StringEquals": {"cloudwatch:namespace": ENDPOINT_INSTANCES}},
+        },
+        # "Ensure that your IAM execution role has permission to perform the
+        # cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify"
+        # (docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html).
+        _allow("ReadRollbackAlarms", ["cloudwatch:DescribeAlarms"], list(rollback_alarm_arns)),
     )
 
 

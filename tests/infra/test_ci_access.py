@@ -19,6 +19,12 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.components.endpoint_rollout import (
+    ROLLOUT_CHECK_ACTIONS,
+    ROLLOUT_CHECK_TYPE,
+    SCALING_PAUSE_ACTIONS,
+    SCALING_PAUSE_TYPE,
+)
 from infra.documents.ci import (
     DEFAULT_BRANCH,
     DEPLOY_SESSION_SECONDS,
@@ -39,6 +45,58 @@ REGION = "eu-west-1"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 CALLS = yaml.safe_load((Path(__file__).parent / "provider_calls.yaml").read_text())
+
+_SAGEMAKER = "arn:{partition}:sagemaker:{region}:{account}"
+_CONFIGS, _MODELS = f"{_SAGEMAKER}:endpoint-config/*", f"{_SAGEMAKER}:model/*"
+_READ_ENDPOINT = [
+    {
+        "action": "sagemaker:DescribeEndpoint",
+        "resources": [f"{_SAGEMAKER}:endpoint/{{input:endpoint}}"],
+    },
+    {"action": "sagemaker:DescribeEndpointConfig", "resources": [_CONFIGS]},
+]
+_READ_SCALING = [{"action": "application-autoscaling:DescribeScalableTargets", "resources": ["*"]}]
+_CHECK = [
+    *_READ_ENDPOINT,
+    {"action": "sagemaker:DescribeModel", "resources": [_MODELS]},
+    {"action": "sagemaker:ListTags", "resources": [_CONFIGS, _MODELS]},
+    # marks (or unmarks) the configuration it deployed
+    {
+        "action": "sagemaker:AddTags",
+        "resources": [f"{_SAGEMAKER}:endpoint-config/{{input:expected_config}}"],
+    },
+    {
+        "action": "sagemaker:DeleteTags",
+        "resources": [f"{_SAGEMAKER}:endpoint-config/{{input:expected_config}}"],
+    },
+    # ListEndpointConfigs names no resource (Service Authorization Reference)
+    {"action": "sagemaker:ListEndpointConfigs", "resources": ["*"]},
+    {"action": "sagemaker:DeleteEndpointConfig", "resources": [_CONFIGS]},
+    {"action": "sagemaker:DeleteModel", "resources": [_MODELS]},
+]
+_PAUSE = [
+    *_READ_ENDPOINT,
+    *_READ_SCALING,
+    {
+        "action": "application-autoscaling:DeregisterScalableTarget",
+        "resources": [
+            "arn:{partition}:application-autoscaling:{region}:{account}:scalable-target/*"
+        ],
+    },
+]
+DYNAMIC_CALLS: dict[str, dict[str, Any]] = {
+    # The stack's own steps around an endpoint's update (infra/components/endpoint_rollout.py),
+    # which call AWS from the provider host with the deploy's credentials: their calls, read from
+    # that code (and recorded against moto in tests/infra/test_endpoint_rollout.py). The check
+    # reads nothing in a preview or refresh; the pause's diff reads in every one.
+    ROLLOUT_CHECK_TYPE: {"create": _CHECK, "update": _CHECK},
+    SCALING_PAUSE_TYPE: {
+        "read": [*_READ_ENDPOINT, *_READ_SCALING],
+        "create": _PAUSE,
+        "update": _PAUSE,
+    },
+}
+CALLS["resources"].update(DYNAMIC_CALLS)
 
 NO_AWS_CALLS = re.compile(r"^(kubernetes:|pulumi:providers:kubernetes$)")
 """Types applied through the cluster's API (the workloads deploy role is cluster admin there
@@ -472,6 +530,18 @@ def forbidden_calls(environment: str, run: ProgramRun) -> list[Request]:
             "another environment's model",
         ),
         Request(
+            "sagemaker:DeleteEndpointConfig",
+            f"{sagemaker}:endpoint-config/endpoint-demo-config-x",
+            theirs,
+            "another environment's retained configuration",
+        ),
+        Request(
+            "sagemaker:AddTags",
+            f"{sagemaker}:endpoint-config/endpoint-demo-config-x",
+            theirs,
+            "marking another environment's configuration rolled back",
+        ),
+        Request(
             "sagemaker:DeleteModelPackageGroup",
             f"{sagemaker}:model-package-group/demo-{other}",
             theirs,
@@ -654,6 +724,59 @@ def test_the_boundary_lets_through_what_the_stacks_own_roles_are_given(stack: st
     judged = [v for v in found if v.result != "Error"]
     assert len(judged) > 50
     assert all(v.allowed for v in judged), refused(judged)
+
+
+def test_the_calls_listed_for_the_stacks_own_steps_are_the_ones_they_make() -> None:
+    for resource_type, actions in (
+        (ROLLOUT_CHECK_TYPE, ROLLOUT_CHECK_ACTIONS),
+        (SCALING_PAUSE_TYPE, SCALING_PAUSE_ACTIONS),
+    ):
+        listed = {
+            call["action"] for phase in DYNAMIC_CALLS[resource_type].values() for call in phase
+        }
+        assert listed == set(actions), resource_type
+
+
+@needs_simulator
+def test_the_workloads_deploy_role_may_check_and_prune_its_endpoints_not_anothers() -> None:
+    """What the rollout check and the scaling pause call, on prod's endpoint and its retained
+    configurations and models (all tagged `environment: prod`); the same writes on staging's
+    are refused."""
+    run = full_run("prod")
+    sagemaker = f"arn:aws:sagemaker:{REGION}:{ACCOUNT_ID}"
+    ours = {f"aws:ResourceTag/{ENVIRONMENT_TAG}": "prod"}
+    theirs = {f"aws:ResourceTag/{ENVIRONMENT_TAG}": "staging"}
+    config, model = (
+        f"{sagemaker}:endpoint-config/endpoint-demo-config-1a2b3c4",
+        f"{sagemaker}:model/endpoint-demo-model-1a2b3c4",
+    )
+    allowed = [
+        Request("sagemaker:DescribeEndpoint", f"{sagemaker}:endpoint/demo-prod", ours),
+        Request("sagemaker:DescribeEndpointConfig", config, ours),
+        Request("sagemaker:DescribeModel", model, ours),
+        Request("sagemaker:ListTags", config, ours),
+        Request("sagemaker:ListEndpointConfigs", "*"),
+        Request("sagemaker:AddTags", config, ours),
+        Request("sagemaker:DeleteTags", config, ours),
+        Request("sagemaker:DeleteEndpointConfig", config, ours),
+        Request("sagemaker:DeleteModel", model, ours),
+        Request("application-autoscaling:DescribeScalableTargets", "*"),
+        Request(
+            "application-autoscaling:DeregisterScalableTarget",
+            f"arn:aws:application-autoscaling:{REGION}:{ACCOUNT_ID}:scalable-target/0123abcd",
+        ),
+    ]
+    assert {r.action for r in allowed} == {*ROLLOUT_CHECK_ACTIONS, *SCALING_PAUSE_ACTIONS}
+    denied = [
+        Request("sagemaker:AddTags", config, theirs, "marking staging's configuration"),
+        Request("sagemaker:DeleteTags", config, theirs, "unmarking staging's configuration"),
+        Request("sagemaker:DeleteEndpointConfig", config, theirs, "staging's configuration"),
+        Request("sagemaker:DeleteModel", model, theirs, "staging's model"),
+    ]
+    found = verdicts(run, "workloads", [*allowed, *denied])
+    assert [v.allowed for v in found] == [True] * len(allowed) + [False] * len(denied), "\n".join(
+        map(str, found)
+    )
 
 
 # --- what the policies depend on -----------------------------------------------------------------

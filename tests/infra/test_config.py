@@ -18,6 +18,7 @@ from infra.config.eks_versions import (
 from infra.config.errors import ConfigError
 from infra.config.reader import runtime_config_values
 from infra.config.schema import load_schema
+from infra.config.sections.serving import traffic_shift
 from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings, merge_with_defaults
 from infra.offline.runner import run_program
@@ -553,3 +554,113 @@ def test_retraining_on_drift_needs_a_training_cronjob_to_start_from() -> None:
         "(a run is started from the training CronJob, which only a schedule declares)"
     ]
     load_config({**VALID, "mlstack:driftRetrains": True, "mlstack:trainingSchedule": "0 3 * * *"})
+
+
+def test_a_traffic_shift_takes_the_steps_sagemaker_takes_on_the_new_fleet() -> None:
+    # A step is whole instances, at least one: 34 % of 2 is 2 steps of 1, not 3.
+    linear = traffic_shift("linear", percent=34, wait_minutes=10, fleet=2)
+    assert (linear.step_instances, linear.steps) == (1, 2)
+    assert (traffic_shift("linear", percent=50, wait_minutes=5, fleet=3).steps) == 2
+    canary = traffic_shift("canary", percent=10, wait_minutes=5, fleet=2)
+    assert (canary.step_instances, canary.steps) == (1, 2)
+    assert traffic_shift("all-at-once", percent=10, wait_minutes=5, fleet=6).steps == 1
+    # 15 minutes to start the new fleet, every step watched, 5 before the old fleet goes.
+    assert linear.minutes == 15 + 2 * 10 + 5
+
+
+def test_the_stack_files_shift_traffic_in_the_steps_their_comments_promise() -> None:
+    staging = load_config(load_stack_settings("staging").values).serving.traffic_shift
+    assert (staging.kind, staging.fleet, staging.step_instances, staging.steps) == (
+        "canary",
+        2,
+        1,
+        2,
+    )
+    prod = load_config(load_stack_settings("prod").values).serving.traffic_shift
+    # A new version starts on six instances and takes the traffic in three steps of two.
+    assert (prod.kind, prod.fleet, prod.step_instances, prod.steps) == ("linear", 6, 2, 3)
+    assert prod.minutes == 50
+
+
+# As the Pulumi CLI hands them over: every value as text. staging serves on SageMaker.
+REFUSED_TRAFFIC_SHIFTS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "linear steps under 10 %": (
+        {"endpointTrafficShifting": "linear", "endpointShiftPercent": "5"},
+        (
+            "mlstack:endpointShiftPercent = 5: allowed: from 10 to 50 while "
+            "endpointTrafficShifting is linear",
+            "SageMaker refuses linear steps under 10 % of the fleet",
+        ),
+    ),
+    "a canary of the whole one-instance fleet": (
+        {"endpointMaxInstances": "1"},
+        (
+            "mlstack:endpointTrafficShifting = 'canary': allowed: all-at-once while "
+            "endpointMaxInstances is 1, or endpointMaxInstances of 2 or more",
+            "a canary of 10 % of it is 1 instance",
+            "the whole fleet",
+        ),
+    ),
+    "a linear first step of the whole one-instance fleet": (
+        {
+            "endpointTrafficShifting": "linear",
+            "endpointShiftPercent": "50",
+            "endpointMaxInstances": "1",
+        },
+        (
+            "mlstack:endpointTrafficShifting = 'linear': allowed: all-at-once while "
+            "endpointMaxInstances is 1",
+            "a first linear step of 50 % of it is 1 instance",
+        ),
+    ),
+    "a canary that outlasts the provider's wait": (
+        {"endpointShiftWaitMinutes": "30"},
+        (
+            "mlstack:endpointShiftWaitMinutes = 30: allowed: at most 20 with 2 canary steps",
+            "the shift would take 80 minutes",
+            "15 to start the new fleet, 2 x 30 watched, 5 before the old fleet goes",
+            "the AWS provider waits 60 minutes for an endpoint update",
+        ),
+    ),
+    "linear steps that outlast the provider's wait": (
+        {
+            "endpointTrafficShifting": "linear",
+            "endpointShiftPercent": "10",
+            "endpointMaxInstances": "20",
+            "endpointShiftWaitMinutes": "5",
+        },
+        (
+            "mlstack:endpointShiftWaitMinutes = 5: allowed: at most 4 with 10 linear steps of 2 "
+            "of 20 instances",
+            "the shift would take 70 minutes",
+            "waits 60 minutes",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_TRAFFIC_SHIFTS), ids=list(REFUSED_TRAFFIC_SHIFTS))
+def test_a_traffic_shift_sagemaker_or_the_provider_would_fail_is_refused_before_a_deploy(
+    case: str,
+) -> None:
+    values, fragments = REFUSED_TRAFFIC_SHIFTS[case]
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("staging", overrides={f"mlstack:{k}": v for k, v in values.items()})
+    message = str(caught.value)
+    assert message.startswith("invalid stack configuration (1 problem)"), message
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+
+
+def test_a_one_instance_endpoint_may_still_take_a_new_version_all_at_once() -> None:
+    values = {
+        **VALID,
+        "mlstack:servingTarget": "sagemaker",
+        "mlstack:endpointMaxInstances": "1",
+        "mlstack:endpointTrafficShifting": "all-at-once",
+    }
+    assert load_config(values).serving.traffic_shift.steps == 1
+    # One mistake, one message: a maximum under the minimum is not also a canary too large.
+    assert problems_for(
+        servingTarget="sagemaker", endpointMinInstances="3", endpointMaxInstances="1"
+    ) == ["mlstack:endpointMaxInstances = 1: allowed: at least endpointMinInstances (3)"]

@@ -1,7 +1,9 @@
 """The monitoring loop of models served on the cluster, through the program as the dev stack
 file declares it (the cluster only, capture at 100 %): the servers capture to the capture
 bucket with a role that may add objects there and nothing else, a drift job reads that capture,
-and alarms watch the Service's running pods (Container Insights) and the drift figures."""
+and alarms watch the Service's running pods (Container Insights) and the drift figures. And what
+watches a SageMaker endpoint, as staging and prod declare it: rollback alarms on the fleet a
+deployment brings, paging alarms on every fleet, and load above what autoscaling can absorb."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from .conftest import run_served
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 ADDON = "aws:eks/addon:Addon"
+ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
+CONFIGURATION = "aws:sagemaker/endpointConfiguration:EndpointConfiguration"
 
 
 def named(run: ProgramRun, resource_type: str, name: str) -> RecordedResource:
@@ -168,3 +172,56 @@ def test_retraining_on_drift_is_off_unless_asked_and_then_may_start_only_trainin
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "drift", "namespace": "mlstack"}
     ]
+
+
+def alarms_by_name(run: ProgramRun) -> dict[str, dict[str, Any]]:
+    return {alarm.inputs["name"]: dict(alarm.inputs) for alarm in run.of_type(ALARM)}
+
+
+def test_rollback_alarms_watch_the_configuration_the_endpoint_is_set_to_and_page_too(
+    served_runs: dict[str, ProgramRun],
+) -> None:
+    """A deployment is stopped when its rollback alarms fire on the old fleet; watching only the
+    configuration the endpoint is being set to, they judge the new fleet alone, and a deployment
+    away from a failing fleet does not start with them already firing."""
+    for stack in ("staging", "prod"):
+        run = served_runs[stack]
+        [endpoint] = run.of_type(ENDPOINT)
+        [configuration] = run.of_type(CONFIGURATION)
+        config_name = endpoint.inputs["endpointConfigName"]
+        assert config_name == configuration.props["name"]
+        rollback = [
+            alarm["alarmName"]
+            for alarm in endpoint.inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
+        ]
+        assert rollback == [f"demo-{stack}-5xx", f"demo-{stack}-latency-p99"], stack
+        alarms = alarms_by_name(run)
+        every_fleet = {"EndpointName": f"demo-{stack}", "VariantName": "primary"}
+        for name in rollback:
+            assert alarms[name]["dimensions"] == {**every_fleet, "EndpointConfigName": config_name}
+        paging = [f"demo-{stack}-5xx-all-fleets", f"demo-{stack}-latency-p99-all-fleets"]
+        for name in paging:
+            assert alarms[name]["dimensions"] == every_fleet, name
+        topic = run.of_type("aws:sns/topic:Topic")[0].props["arn"]
+        for name in [*rollback, *paging]:
+            assert alarms[name]["alarmActions"] == alarms[name]["okActions"] == [topic], name
+
+
+def test_an_endpoint_that_can_scale_pages_when_its_load_stays_above_the_scaling_target(
+    served_runs: dict[str, ProgramRun],
+) -> None:
+    run = served_runs["prod"]
+    alarm = alarms_by_name(run)["demo-prod-over-scaling-target"]
+    assert (alarm["namespace"], alarm["metricName"], alarm["statistic"]) == (
+        "AWS/SageMaker",
+        "InvocationsPerInstance",
+        "Sum",
+    )
+    policy = run.of_type("aws:appautoscaling/policy:Policy")[0].inputs
+    target = policy["targetTrackingScalingPolicyConfiguration"]["targetValue"]
+    assert (alarm["threshold"], alarm["evaluationPeriods"]) == (target, 15)
+    assert not [a for a in alarms_by_name(run).values() if a.get("statistic") == "SampleCount"]
+    # With its minimum at its maximum, nothing scales, and nothing is paged for it.
+    fixed = run_served("staging", endpointMinInstances=2, endpointMaxInstances=2)
+    assert "demo-staging-over-scaling-target" not in alarms_by_name(fixed)
+    assert "demo-staging-5xx" in alarms_by_name(fixed)
