@@ -28,6 +28,9 @@ class ExitStatus(IntEnum):
     """AWS, storage, the registry or the cluster could not be reached or failed."""
     TOOL_MISSING = 5
     """A tool the step needs, such as the Pulumi CLI, is missing."""
+    INTERRUPTED = 130
+    """Ctrl-C, a hang-up or SIGTERM stopped it: 128 + SIGINT, as a shell reports a process
+    that Ctrl-C ended, so scripts read it as they already do."""
 
 
 MEANINGS: Final[Mapping[ExitStatus, str]] = {
@@ -40,6 +43,8 @@ MEANINGS: Final[Mapping[ExitStatus, str]] = {
     "failed",
     ExitStatus.TOOL_MISSING: "a tool the step needs (the Pulumi CLI) is missing; the message says "
     "what to install",
+    ExitStatus.INTERRUPTED: "Ctrl-C, a hang-up or SIGTERM stopped it; what it had started has "
+    "ended, and the message says what is left to check",
 }
 """What each status means, in the words every command's --help uses."""
 

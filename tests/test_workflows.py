@@ -4,12 +4,15 @@ jobs ask for (GitHub refuses the whole run otherwise, and neither linter checks 
 wait for the tests and go dev, then staging, then prod; no long-lived Pulumi token exists, and
 pull requests get read-only ones; the policy pack runs in previews, deploys and drift checks;
 every job that reaches a cluster runs on that environment's runner; drift is a preview-only
-refresh in a concurrency group of its own; no untrusted input reaches a shell."""
+refresh in a concurrency group of its own; a stack rollback, started by a person, runs where and
+as that environment's deploy runs, in its concurrency group; no untrusted input reaches a
+shell."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -19,7 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.cli.main import parse
 from infra.project import naming
+from infra.project.layers import LAYERS
 from infra.project.paths import PROJECT_ROOT
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
@@ -33,6 +38,15 @@ LEVELS = {"none": 0, "read": 1, "write": 2}
 DEFAULT_PERMISSIONS = {"contents": "read", "packages": "read", "metadata": "read"}
 """What a job gets when neither it nor its workflow sets `permissions` (the restricted default
 a repository should have)."""
+STACK_EXPRESSIONS = {
+    "deploy-stack.yml": "${{ inputs.stack }}",
+    "rollback-stack.yml": "${{ inputs.environment }}",
+}
+"""How each workflow names the stack a job works on; the others run a matrix of stacks."""
+
+
+def stack_expression(name: str) -> str:
+    return STACK_EXPRESSIONS.get(name, "${{ matrix.stack }}")
 
 
 def workflow(name: str) -> dict[str, Any]:
@@ -69,7 +83,12 @@ needs_linter = pytest.mark.skipif(
 @needs_linter
 def test_actionlint_passes_on_every_workflow() -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
-    assert [f.name for f in files] == ["ci.yml", "deploy-stack.yml", "drift.yml"]
+    assert [f.name for f in files] == [
+        "ci.yml",
+        "deploy-stack.yml",
+        "drift.yml",
+        "rollback-stack.yml",
+    ]
     for path in files:
         result = subprocess.run(
             [str(ACTIONLINT), str(path)], capture_output=True, text=True, check=False
@@ -262,9 +281,10 @@ def test_every_job_that_reaches_a_cluster_runs_on_the_environments_runner() -> N
         ("ci.yml", "preview-workloads"),
         ("deploy-stack.yml", "workloads"),
         ("drift.yml", "workloads"),
+        ("rollback-stack.yml", "workloads"),
     }
     for name, job_name, job in found:
-        stack = "${{ inputs.stack }}" if name == "deploy-stack.yml" else "${{ matrix.stack }}"
+        stack = stack_expression(name)
         # The label the stack's runner project answers to (infra.project.naming, what the stack
         # declares).
         expected = naming.runner_label("{env}").replace("{env}", stack)
@@ -290,10 +310,27 @@ def test_the_runner_label_names_the_project_the_stack_declares() -> None:
 # --- credentials -------------------------------------------------------------------------------
 
 
-def pulumi_steps(job: Mapping[str, Any]) -> bool:
-    return any(uses(s) == PULUMI and s.get("with", {}).get("command") for s in steps(job)) or bool(
-        re.search(r"\bpulumi (preview|up|refresh)\b|mlstack verify", scripts(job))
+CLI_SCRIPT = re.compile(r"\bpulumi (preview|up|refresh)\b|mlstack verify|mlstack \"\$\{args")
+"""A script that runs the Pulumi CLI, directly or through `mlstack` (verify reads outputs, a
+stack rollback runs `up`)."""
+
+
+def runs_cli(step: Mapping[str, Any]) -> bool:
+    return bool(
+        (uses(step) == PULUMI and step.get("with", {}).get("command"))
+        or CLI_SCRIPT.search(str(step.get("run", "")))
     )
+
+
+def updates(step: Mapping[str, Any]) -> bool:
+    """Whether the step may change a stack: `pulumi up`, or `mlstack rollback`."""
+    return step.get("with", {}).get("command") == "up" or "args=(rollback" in str(
+        step.get("run", "")
+    )
+
+
+def pulumi_steps(job: Mapping[str, Any]) -> bool:
+    return any(runs_cli(s) for s in steps(job))
 
 
 def test_no_stored_pulumi_or_aws_credential_is_used_anywhere() -> None:
@@ -309,19 +346,15 @@ def test_every_job_that_runs_pulumi_gets_a_short_lived_token_for_its_purpose() -
             continue
         [auth] = [s for s in steps(job) if uses(s) == AUTH]
         order = [uses(s) or s.get("name") for s in steps(job)]
-        assert order.index(AUTH) < min(
-            i
-            for i, s in enumerate(steps(job))
-            if (uses(s) == PULUMI and s["with"].get("command")) or "pulumi " in str(s.get("run"))
-        )
+        assert order.index(AUTH) < min(i for i, s in enumerate(steps(job)) if runs_cli(s))
         assert job["permissions"]["id-token"] == "write", f"{name}: {job_name}"
         given = auth["with"]
         assert given["requested-token-type"] == "urn:pulumi:token-type:access_token:team"
-        writes = any(s.get("with", {}).get("command") == "up" for s in steps(job))
-        if writes:
+        if any(updates(s) for s in steps(job)):
             # Write on one environment's stacks, in that environment's job only.
-            assert given["scope"] == "team:mlstack-${{ inputs.stack }}-deploy", job_name
-            assert job["environment"] == "${{ inputs.stack }}"
+            stack = stack_expression(name)
+            assert given["scope"] == f"team:mlstack-{stack}-deploy", f"{name}: {job_name}"
+            assert job["environment"] == stack
         else:
             assert given["scope"] == "team:mlstack-preview", f"{name}: {job_name}"
         assert int(given["token-expiration"]) <= 5400
@@ -449,3 +482,172 @@ def test_every_action_is_pinned_to_a_commit_and_checkouts_keep_no_credentials() 
         for step in steps(job):
             if uses(step) == "actions/checkout":
                 assert step["with"]["persist-credentials"] is False, f"{name}: {job_name}"
+
+
+# --- a stack rollback, started by a person ------------------------------------------------------
+
+
+ROLLBACK = "rollback-stack.yml"
+INPUT_TYPES = {"boolean", "choice", "number", "environment", "string"}
+"""The types GitHub takes for a `workflow_dispatch` input (workflow syntax,
+`on.workflow_dispatch.inputs.<input_id>.type`)."""
+MAX_INPUTS = 10
+"""GitHub refuses a workflow with more: "you may only define up to 10 `inputs` for a
+`workflow_dispatch` event" (github/docs#15710; the REST API's dispatch takes at most 10)."""
+RUNBOOK = PROJECT_ROOT / "docs" / "runbooks" / "rollback-stack.md"
+
+
+def dispatch_inputs() -> dict[str, dict[str, Any]]:
+    return dict(workflow(ROLLBACK)["on"]["workflow_dispatch"]["inputs"])
+
+
+def test_a_stack_rollback_is_started_by_a_person_with_inputs_github_takes() -> None:
+    assert list(workflow(ROLLBACK)["on"]) == ["workflow_dispatch"]  # nothing else starts it
+    inputs = dispatch_inputs()
+    assert list(inputs) == ["environment", "update", "reason", "layer", "dry-run", "restore-pins"]
+    assert len(inputs) <= MAX_INPUTS
+    for name, spec in inputs.items():
+        assert spec["type"] in INPUT_TYPES, name
+        assert spec.get("description"), name
+        if spec["type"] == "choice":
+            assert spec["options"], name
+            assert spec.get("default", spec["options"][0]) in spec["options"], name
+        if spec["type"] == "boolean":
+            assert spec.get("default", False) in (True, False), name
+    assert [name for name, spec in inputs.items() if spec.get("required")] == [
+        "environment",
+        "update",
+        "reason",
+        "layer",
+    ]
+    assert inputs["environment"]["options"] == STACKS
+    assert sorted(inputs["layer"]["options"]) == sorted(layer.name for layer in LAYERS)
+    # The command's own default, so the form and the laptop path agree.
+    assert inputs["layer"]["default"] == parse(["rollback", "dev", "--reason", "x"]).layer
+    assert inputs["update"]["type"] == "number"
+    assert inputs["dry-run"]["default"] is False
+    assert inputs["restore-pins"]["default"] is False
+
+
+def test_a_stack_rollback_runs_where_and_as_the_deploy_of_its_environment_and_layer() -> None:
+    """The same GitHub environment (its reviewers approve the run), runner, role, Pulumi token
+    and concurrency group as deploy-stack.yml's job for the layer: a rollback of a stack and
+    layer waits for a deploy of them, and never runs beside one."""
+    deploy = workflow("deploy-stack.yml")["jobs"]
+    rollback = workflow(ROLLBACK)["jobs"]
+    assert sorted(rollback) == sorted(layer.name for layer in LAYERS)
+    for layer, job in rollback.items():
+        assert job["if"] == f"inputs.layer == '{layer}'"
+        as_deploy = yaml.safe_load(
+            yaml.safe_dump(job).replace("inputs.environment", "inputs.stack")
+        )
+        deployed = deploy[layer]
+        for key in ("runs-on", "environment", "concurrency", "permissions", "timeout-minutes"):
+            assert as_deploy[key] == deployed[key], f"{layer}: {key}"
+        assert as_deploy["concurrency"]["cancel-in-progress"] is False
+        for action in (AUTH, AWS):
+            [mine] = [s for s in steps(as_deploy) if uses(s) == action]
+            [theirs] = [s for s in steps(deployed) if uses(s) == action]
+            assert (mine["uses"], mine["with"]) == (theirs["uses"], theirs["with"]), (
+                f"{layer}: {action}"
+            )
+        [checkout] = [s for s in steps(job) if uses(s) == "actions/checkout"]
+        assert checkout["with"]["fetch-depth"] == 0, layer  # update K's commit is in the clone
+        assert any(uses(s) == PULUMI and not s.get("with", {}).get("command") for s in steps(job))
+
+
+def rollback_arguments(job: Mapping[str, Any], inputs: Mapping[str, Any]) -> list[str]:
+    """The `mlstack` arguments the job's rollback step runs with these inputs: its script, run
+    by bash as GitHub runs it, with uv and git standing in (uv prints what it was asked to
+    run)."""
+    [step] = [s for s in steps(job) if "args=(rollback" in str(s.get("run", ""))]
+    env = {"PATH": "/usr/bin:/bin"}
+    for name, value in step["env"].items():
+        found = re.fullmatch(r"\$\{\{ inputs\.([\w-]+) \}\}", str(value))
+        if found:
+            given = inputs[found.group(1)]
+            env[name] = str(given).lower() if isinstance(given, bool) else str(given)
+        elif "${{" in str(value):
+            env[name] = "octocat"
+        else:
+            env[name] = str(value)
+    stand_ins = "git() { :; }\nuv() { shift 2; printf '%s\\0' \"$@\"; }\n"
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", stand_ins + step["run"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    words = result.stdout.split("\0")[:-1]
+    assert words[0] == "mlstack"
+    return words[1:]
+
+
+@pytest.mark.parametrize("layer", [layer.name for layer in LAYERS])
+@pytest.mark.parametrize("flags", [False, True])
+def test_a_stack_rollback_runs_the_rollback_command_with_the_inputs_given(
+    layer: str, flags: bool
+) -> None:
+    job = workflow(ROLLBACK)["jobs"][layer]
+    reason = 'INC-124: "NAT" broke $egress; `id`'
+    inputs = {
+        "environment": "prod",
+        "update": 41,
+        "reason": reason,
+        "layer": layer,
+        "dry-run": flags,
+        "restore-pins": flags,
+    }
+    args = parse(rollback_arguments(job, inputs))
+    assert (args.command, args.stack, args.to_update, args.layer, args.reason) == (
+        "rollback",
+        "prod",
+        41,
+        layer,
+        reason,
+    )
+    assert (args.dry_run, args.restore_pins) == (flags, flags)
+
+
+def test_a_workloads_rollback_is_verified_unless_it_was_a_preview() -> None:
+    job = workflow(ROLLBACK)["jobs"]["workloads"]
+    names = [s.get("name") for s in steps(job)]
+    assert names.index("Roll back") < names.index(
+        "Verify what runs against what the stack declares"
+    )
+    [verify] = [s for s in steps(job) if "mlstack verify" in str(s.get("run", ""))]
+    assert verify["if"] == "${{ !inputs.dry-run }}"
+    # The platform's job runs on GitHub's runners, which cannot reach the cluster verify reads.
+    assert "mlstack verify" not in scripts(workflow(ROLLBACK)["jobs"]["platform"])
+
+
+def test_the_runbook_starts_the_rollback_with_inputs_the_workflow_has() -> None:
+    inputs = dispatch_inputs()
+    required = {
+        name for name, spec in inputs.items() if spec.get("required") and "default" not in spec
+    }
+    blocks = re.findall(r"```bash\n(.*?)```", RUNBOOK.read_text(), re.DOTALL)
+    commands = [
+        shlex.split(line, comments=True)
+        for block in blocks
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip().startswith("gh workflow run")
+    ]
+    assert len(commands) >= 2  # a preview, then the rollback
+    for words in commands:
+        assert words[:4] == ["gh", "workflow", "run", ROLLBACK], words
+        fields = dict(
+            words[index + 1].split("=", 1)
+            for index, word in enumerate(words)
+            if word in ("-f", "--raw-field", "-F", "--field")
+        )
+        assert required <= set(fields) <= set(inputs), words
+        for name, value in fields.items():
+            spec = inputs[name]
+            if spec["type"] == "choice":
+                assert value in spec["options"], (name, value)
+            elif spec["type"] == "boolean":
+                assert value in ("true", "false"), (name, value)
+            elif spec["type"] == "number":
+                assert value.isdigit(), (name, value)

@@ -19,6 +19,7 @@ from mlstack_common.exits import ExitStatus, exit_status_help
 from mlstack_common.registry import RegistryError
 
 if TYPE_CHECKING:
+    from infra.operations.aws_access import StackAws
     from infra.operations.promotion import PinChange
 
 log = logging.getLogger("mlstack.cli")
@@ -34,6 +35,7 @@ def exit_statuses(refused: str = REFUSED, done: str | None = None) -> str:
         ExitStatus.USAGE,
         ExitStatus.UNREACHABLE,
         ExitStatus.TOOL_MISSING,
+        ExitStatus.INTERRUPTED,
         details={ExitStatus.REFUSED: refused} | ({ExitStatus.OK: done} if done else {}),
     )
 
@@ -54,10 +56,22 @@ def progress(message: str) -> None:
 
 
 def apply_pin_change(
-    change: PinChange, client: Any, stack: str, *, dry_run: bool, verbs: tuple[str, str]
+    change: PinChange,
+    client: Any,
+    stack: str,
+    *,
+    aws: StackAws,
+    environment: str,
+    operator: str,
+    dry_run: bool,
+    verbs: tuple[str, str],
+    deploys: bool = True,
 ) -> int:
-    """Say what the change records and edits, make it unless `dry_run`, print its diff and
-    what to run next; `verbs` say what its registry records do, and would do in a dry run."""
+    """Say what the change records and edits, make it unless `dry_run` (recorded first in the
+    environment's audit log), print its diff and what to run next; `verbs` say what its
+    registry records do, and would do in a dry run; `deploys` says the next step is a deploy."""
+    from infra.operations.audit import AuditLog, caller_identity
+
     for note in change.notes:
         progress(note)
     if not change.edit.changed and not change.records:
@@ -69,11 +83,16 @@ def apply_pin_change(
         verb = verbs[1] if dry_run else verbs[0]
         progress(f"{verb} {record.version.arn}: {record.description}")
     if not dry_run:
-        change.apply(client)
+        audit = AuditLog(aws.client("logs"), environment)
+        entry = change.audit_record(
+            stack, aws_identity=caller_identity(aws.client("sts")), git_user=operator
+        )
+        change.apply(client, audit, entry)
+        progress(f"recorded in {audit.group}: {entry.action} by {operator}")
     write_stdout(change.edit.diff())
     if dry_run:
         progress("dry run: nothing changed")
-    else:
+    elif deploys:
         progress(
             f"next: commit {change.edit.path.name}, then `pulumi up --stack {stack}` "
             f"and `mlstack verify {stack}`"
@@ -82,7 +101,9 @@ def apply_pin_change(
 
 
 def guarded(action: Callable[[], int]) -> int:
-    """`action`'s status, or the status of what stopped it, with one line saying what."""
+    """`action`'s status, or the status of what stopped it, with one line saying what: an
+    operator meets no traceback for a refusal, a bad stack file, a service out of reach, a file
+    the system will not let it read or write, or Ctrl-C."""
     try:
         return action()
     except OperationError as error:
@@ -92,5 +113,21 @@ def guarded(action: Callable[[], int]) -> int:
         status, message = ExitStatus.USAGE, str(error)
     except RegistryError as error:
         status, message = ExitStatus.UNREACHABLE, str(error)
+    except KeyboardInterrupt as interrupt:
+        # A supervised Pulumi CLI names what interrupted it (a hang-up, SIGTERM) and has ended
+        # by now (infra.operations.supervised); anything else was stopped where it stood.
+        cause = str(interrupt.args[0]) if interrupt.args else "Ctrl-C"
+        status = ExitStatus.INTERRUPTED
+        message = f"interrupted ({cause}) before it finished; the lines above say how far it got"
+    except OSError as error:
+        # A file (a stack file, a checkout, a program such as git) the system refused: the
+        # setup is wrong, as with an unreadable stack file. Without a file it is the network.
+        if error.filename is not None:
+            # A rename or copy names its source, then the file it was making (filename2).
+            target = error.filename2 if error.filename2 is not None else error.filename
+            status = ExitStatus.USAGE
+            message = f"{target}: {error.strerror or error}"
+        else:
+            status, message = ExitStatus.UNREACHABLE, str(error)
     log.error(message, extra={"exit_status": int(status)})
     return status

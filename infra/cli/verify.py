@@ -38,6 +38,7 @@ def add_parser(commands: Any) -> None:
             ExitStatus.USAGE,
             ExitStatus.UNREACHABLE,
             ExitStatus.TOOL_MISSING,
+            ExitStatus.INTERRUPTED,
             details={
                 ExitStatus.OK: "live matches what the stack declares, and nothing fires",
                 ExitStatus.REFUSED: "a mismatch or an alarm in ALARM (the report names each, "

@@ -8,6 +8,7 @@ runner and `mlstack plan` use this module so the program sees exactly that witho
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,10 @@ from infra.project.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks, stack_
 
 # `secure:` values are encrypted with the stack's secrets provider, which needs the CLI.
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a mask, not a credential)
+REGION_KEY = "aws:region"
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+"""Where the AWS provider finds a region the stack file does not set, before the AWS profile
+(pulumi/pulumi-aws#2088, its check that a region is set somewhere)."""
 
 
 class StackFileError(ValueError):
@@ -37,6 +42,38 @@ class StackSettings:
     def as_runtime_config(self) -> dict[str, str]:
         """The values as the engine passes them to a program: strings, JSON for structures."""
         return {key: _as_config_string(value) for key, value in self.values.items()}
+
+    def region(self) -> str:
+        """The region the stack's AWS provider works in, found where the provider looks: the
+        stack's `aws:region`, else AWS_REGION or AWS_DEFAULT_REGION, else the AWS profile's.
+        Refused, naming the stack file, when none sets one: every AWS call would fail."""
+        value = self.values.get(REGION_KEY)
+        if isinstance(value, str) and value:
+            return value
+        for variable in REGION_VARIABLES:
+            if os.environ.get(variable):
+                return os.environ[variable]
+        profile = _profile_region()
+        if profile:
+            return profile
+        raise StackFileError(
+            f"Pulumi.{self.stack}.yaml: no {REGION_KEY}, and neither "
+            f"{' nor '.join(REGION_VARIABLES)} nor the AWS profile names a region; allowed: "
+            "set it in the stack "
+            f"(`pulumi config set {REGION_KEY} <region> --stack {self.stack}`)"
+        )
+
+
+def _profile_region() -> str:
+    """The region of the AWS profile in use (AWS_PROFILE, ~/.aws/config), as boto3 reads it;
+    empty when there is none or the profile cannot be read."""
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        return str(botocore.session.Session().get_config_variable("region") or "")
+    except botocore.exceptions.BotoCoreError:
+        return ""
 
 
 def _as_config_string(value: Any) -> str:

@@ -1,29 +1,61 @@
-"""`mlstack rollback ENV --to-update K`: update K's commit and configuration, deployed from a
-temporary worktree. The update histories are recorded ones (the shape `pulumi stack history
---json --show-secrets` prints, parsed as the Automation API parses it); the engine that would run
-`pulumi up` records what it was given, and everything before it is the real code."""
+"""`mlstack rollback ENV --to-update K`: update K's commit, configuration and images, deployed
+from a temporary worktree, the model pins made since kept. The update histories are recorded
+ones (the shape `pulumi stack history --json --show-secrets` prints, parsed as the Automation
+API parses it). Most tests give the rollback an engine that records the preview or update it
+was asked for; those of the command itself drive the real Automation API and supervision
+against recorded CLI answers (tests/infra/recorded_cli.py), whose `up` is a real process."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pulumi.automation import UpdateSummary
+from pulumi.automation import ConfigValue, UpdateSummary
 
 from infra.cli.main import main
+from infra.operations import pulumi_cli
 from infra.operations.errors import RefusedError
+from infra.operations.stack_edit import StackFileEdit
 from infra.operations.stack_rollback import roll_back_stack
+from infra.operations.supervised import CliInterrupted, supervise
+from infra.project.layers import PLATFORM, WORKLOADS, Layer
+from mlstack_common.exits import ExitStatus
 from tests.infra.operating import copy_project
-from tests.logs import log_messages
+from tests.infra.recorded_cli import (
+    NO_EARLIER_STATE,
+    NOT_LOGGED_IN,
+    STUCK_UP,
+    RecordedCli,
+    export,
+    history_answer,
+)
+from tests.logs import log_messages, log_records
 
 HISTORIES = Path(__file__).parent / "histories"
 DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Automation API's own format for history times
+REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+DIGESTS = {"training": "sha256:" + "3" * 64, "serving": "sha256:" + "4" * 64}
+"""What update 3 ran."""
+OUTPUTS_3 = {
+    "trainingImage": f"{REGISTRY}/images-training-staging@{DIGESTS['training']}",
+    "servingImage": f"{REGISTRY}/images-serving-staging@{DIGESTS['serving']}",
+    "servedModelVersions": {"demo": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/x"},
+}
+"""The outputs update 3 recorded, as `pulumi stack export --version 3` gives them."""
+DIGEST_LINES = (
+    f"  mlstack:imageDigests:\n    - training={DIGESTS['training']}\n"
+    f"    - serving={DIGESTS['serving']}\n"
+)
 
 
 def git(root: Path, *args: str) -> str:
@@ -44,6 +76,9 @@ class Repository:
 @pytest.fixture
 def repository(tmp_path: Path) -> Repository:
     root = copy_project(tmp_path / "checkout")
+    workloads = root / WORKLOADS.directory.relative_to(PLATFORM.directory)
+    workloads.mkdir(parents=True)
+    shutil.copy(WORKLOADS.directory / "Pulumi.yaml", workloads)
     git(root, "init", "-q", "-b", "main")
     git(root, "config", "user.email", "ops@example.com")
     git(root, "config", "user.name", "Ops Person")
@@ -58,8 +93,7 @@ def repository(tmp_path: Path) -> Repository:
 
 
 def recorded_history(name: str, repository: Repository) -> list[UpdateSummary]:
-    text = (HISTORIES / name).read_text()
-    text = text.replace("@commit1@", repository.commit1).replace("@commit2@", repository.commit2)
+    text = history_answer(HISTORIES / name, commit1=repository.commit1, commit2=repository.commit2)
     return [
         UpdateSummary(
             kind=item["kind"],
@@ -86,16 +120,24 @@ class Run:
 
 @dataclass
 class RecordingEngine:
-    """The stack as the Automation API would present it: a recorded history, and a record of
-    each preview or update it was asked for, with the checkout it was asked to run from."""
+    """The stack as the Automation API would present it: a recorded history and the outputs
+    each update recorded, and a record of each preview or update it was asked for, with the
+    checkout it was asked to run from."""
 
     updates: list[UpdateSummary]
+    exports: dict[int, dict[str, Any]] = field(default_factory=lambda: {3: OUTPUTS_3})
+    layer: Layer = WORKLOADS
     runs: list[Run] = field(default_factory=list)
+    exported: list[int] = field(default_factory=list)
     records_commit: bool = True
     """Whether an update it runs records the checkout's commit, as the Pulumi CLI does."""
 
     def history(self) -> list[Any]:
         return list(self.updates)
+
+    def recorded_outputs(self, version: int) -> dict[str, Any]:
+        self.exported.append(version)
+        return self.exports.get(version, {})
 
     def run(self, work_dir: Path, *, preview: bool, message: str, on_output: Any) -> None:
         head = git(work_dir, "rev-parse", "HEAD")
@@ -135,11 +177,23 @@ def roll_back(repository: Repository, engine: RecordingEngine, version: int, **k
         reason="the v2 canary failed",
         operator="ops@example.com",
         on_output=output.append,
+        restore_pins=kw.get("restore_pins", False),
     )
     return target, "".join(output)
 
 
-def test_an_update_is_deployed_again_from_its_commit_with_its_configuration(
+def committed(repository: Repository, commit: str) -> str:
+    return git(repository.root, "show", f"{commit}:Pulumi.staging.yaml") + "\n"
+
+
+def assert_checkout_untouched(repository: Repository) -> None:
+    """The checkout is as it was, and no temporary worktree is left."""
+    assert git(repository.root, "rev-parse", "HEAD") == repository.commit2
+    assert git(repository.root, "status", "--porcelain") == ""
+    assert len(git(repository.root, "worktree", "list").splitlines()) == 1
+
+
+def test_an_update_is_deployed_again_from_its_commit_with_its_configuration_and_images(
     repository: Repository,
 ) -> None:
     engine = RecordingEngine(recorded_history("staging.json", repository))
@@ -152,20 +206,80 @@ def test_an_update_is_deployed_again_from_its_commit_with_its_configuration(
     assert run.message == (
         f"rollback to update 3 ({repository.commit1[:12]}) by ops@example.com: the v2 canary failed"
     )
-    # The commit's file, with the one value update 3 ran with that the commit does not hold;
-    # values equal to the file's or to the declared defaults, and secrets, are left as they are.
-    committed = git(repository.root, "show", f"{repository.commit1}:Pulumi.staging.yaml") + "\n"
-    assert run.stack_file == committed.replace(
-        "mlstack:servingMinReplicas: 2", "mlstack:servingMinReplicas: 3"
+    # The commit's file, with the one value update 3 ran with that the commit does not hold
+    # (values equal to the file's or to the declared defaults, and secrets, are left as they
+    # are), the model pins of the checkout, and the images update 3 ran, by digest, so the
+    # program deploys them instead of building.
+    assert run.stack_file == (
+        committed(repository, repository.commit1)
+        .replace("mlstack:servingMinReplicas: 2", "mlstack:servingMinReplicas: 3")
+        .replace("demo=1", "demo=2")
+        + DIGEST_LINES
     )
-    assert run.stack_file != committed
+    assert engine.exported == [3]
+    assert "restoring the configuration update 3 ran with" in output
     assert "mlstack:servingMinReplicas" in output
     assert "aws:defaultTags" not in output
     assert "alarmEmail" not in output
-    # The checkout is as it was, and the temporary worktree is gone.
-    assert git(repository.root, "rev-parse", "HEAD") == repository.commit2
-    assert git(repository.root, "status", "--porcelain") == ""
-    assert len(git(repository.root, "worktree", "list").splitlines()) == 1
+    assert "keeping the model pins Pulumi.staging.yaml has now (demo=2), not update 3's" in output
+    assert "deploying the images update 3 ran, by digest (mlstack:imageDigests): training=" in (
+        output
+    )
+    assert_checkout_untouched(repository)
+
+
+def test_restore_pins_deploys_the_model_versions_the_update_pinned(
+    repository: Repository,
+) -> None:
+    engine = RecordingEngine(recorded_history("staging.json", repository))
+
+    _, output = roll_back(repository, engine, 3, restore_pins=True)
+
+    [run] = engine.runs
+    assert "    - demo=1\n" in run.stack_file
+    assert "demo=2" not in run.stack_file
+    assert "deploying update 3's model pins (demo=1), not the ones Pulumi.staging.yaml has now" in (
+        output
+    )
+
+
+def test_an_update_that_pinned_its_images_is_rolled_back_to_them_without_reading_its_state(
+    repository: Repository,
+) -> None:
+    """Promoted environments pin their images (mlstack:imageDigests); the history holds them."""
+    history = recorded_history("staging.json", repository)
+    pinned = [f"{image}={digest}" for image, digest in DIGESTS.items()]
+    history[-1].config["mlstack:imageDigests"] = ConfigValue(json.dumps(pinned), secret=False)
+    engine = RecordingEngine(history, exports={})
+
+    roll_back(repository, engine, 3)
+
+    assert engine.exported == []
+    assert engine.runs[0].stack_file.endswith(DIGEST_LINES)
+
+
+def test_an_update_that_recorded_no_image_digest_is_refused(repository: Repository) -> None:
+    engine = RecordingEngine(
+        recorded_history("staging.json", repository),
+        exports={3: {key: value for key, value in OUTPUTS_3.items() if "Image" not in key}},
+    )
+    with pytest.raises(RefusedError) as refused:
+        roll_back(repository, engine, 3)
+    assert str(refused.value) == (
+        "update 3 of staging recorded no image by digest (trainingImage, servingImage missing "
+        f"from its outputs), so a rollback to it would build the images from commit "
+        f"{repository.commit1[:12]} instead of deploying what ran; roll back to an update that "
+        "deployed images"
+    )
+    assert engine.runs == []
+    assert_checkout_untouched(repository)
+
+
+def test_the_platform_layer_deploys_no_images_so_needs_no_digest(repository: Repository) -> None:
+    engine = RecordingEngine(recorded_history("staging.json", repository), layer=PLATFORM)
+    roll_back(repository, engine, 3)
+    assert engine.exported == []
+    assert "imageDigests" not in engine.runs[0].stack_file
 
 
 def test_a_rollback_that_left_no_commit_in_its_own_update_says_so(
@@ -182,11 +296,12 @@ def test_a_rollback_that_left_no_commit_in_its_own_update_says_so(
 
 
 def test_a_dry_run_previews_the_same_checkout(repository: Repository) -> None:
-    engine = RecordingEngine(recorded_history("staging.json", repository))
+    engine = RecordingEngine(recorded_history("staging.json", repository), exports={9: OUTPUTS_3})
     roll_back(repository, engine, 9, preview=True)
     [run] = engine.runs
     assert (run.head, run.preview) == (repository.commit2, True)
     assert "demo=2" in run.stack_file
+    assert run.stack_file.endswith(DIGEST_LINES)
 
 
 @pytest.mark.parametrize(
@@ -227,6 +342,13 @@ def test_a_checkout_with_uncommitted_changes_is_refused_before_anything_runs(
     assert "has uncommitted changes" in log_messages(capsys.readouterr().err)
 
 
+def test_restore_pins_goes_with_to_update(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["rollback", "staging", "--reason", "x", "--restore-pins"])
+    assert stopped.value.code == ExitStatus.USAGE
+    assert "--restore-pins goes with --to-update" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(shutil.which("pulumi") is not None, reason="the Pulumi CLI is installed")
 def test_without_the_pulumi_cli_the_command_says_what_to_install(
     repository: Repository, capsys: pytest.CaptureFixture[str]
@@ -236,6 +358,179 @@ def test_without_the_pulumi_cli_the_command_says_what_to_install(
     err = log_messages(capsys.readouterr().err)
     assert "needs the Pulumi CLI, and there is no `pulumi` on PATH: install it" in err
     assert "https://get.pulumi.com" in err
+
+
+# --- the command, through the Automation API and recorded CLI answers --------------------------
+
+
+@pytest.fixture
+def cli(repository: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RecordedCli:
+    """The Pulumi CLI as the rollback command meets it, answering for staging's workloads."""
+    recorded = RecordedCli(
+        answers={
+            "stack history": history_answer(
+                HISTORIES / "staging.json",
+                commit1=repository.commit1,
+                commit2=repository.commit2,
+            ),
+            "stack export 3": json.dumps(export(OUTPUTS_3)),
+        },
+        report=tmp_path / "up.json",
+    )
+    monkeypatch.setattr(pulumi_cli, "cli_command", lambda step: recorded)
+    return recorded
+
+
+def rollback_command(repository: Repository, *args: str) -> int:
+    return main(
+        [
+            "rollback",
+            "staging",
+            "--to-update",
+            "3",
+            "--reason",
+            "INC-7",
+            "--project-dir",
+            str(repository.root),
+            *args,
+        ]
+    )
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting to be reaped does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def test_ctrl_c_stops_the_update_before_its_checkout_is_removed_and_says_so_in_one_line(
+    repository: Repository, cli: RecordedCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = rollback_command(repository)
+
+    assert status == ExitStatus.INTERRUPTED
+    assert int(status) == 130
+    assert cli.report is not None
+    ended = json.loads(cli.report.read_text())
+    # The CLI ended in the directory it ran from, and has ended for good.
+    assert ended["cwd_exists"] is True
+    assert not alive(ended["pid"])
+    assert_checkout_untouched(repository)
+    records = log_records(capsys.readouterr().err, "mlstack rollback")
+    [error] = [r for r in records if r["level"] == "ERROR"]
+    assert error["exit_status"] == 130
+    assert error["message"] == (
+        "interrupted (Ctrl-C): `pulumi up` of staging (workloads) stopped once the operations "
+        "it had started were done, and recorded what it changed (`pulumi stack history --stack "
+        "staging`); run it again to finish"
+    )
+    assert any(r["message"].startswith("stopping `pulumi up`") for r in records)
+    # The update ran with update 3's images and the checkout's pins, from update 3's commit.
+    [up] = [call for call in cli.calls if call[:1] == ["up"]]
+    assert f"rollback to update 3 ({repository.commit1[:12]}) by ops@example.com: INC-7" in up
+    assert ["cancel"] not in [call[:1] for call in cli.calls]
+
+
+def test_an_update_that_will_not_stop_is_killed_with_its_plugins_and_cancelled(
+    repository: Repository, cli: RecordedCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.up_script, cli.grace_seconds = STUCK_UP, 0.5
+
+    assert rollback_command(repository) == ExitStatus.INTERRUPTED
+
+    assert cli.report is not None
+    started = json.loads(cli.report.read_text())
+    assert not alive(started["pid"])
+    assert not alive(started["plugin"])
+    assert ["cancel", "--yes", "--stack", "staging"] in cli.calls
+    assert_checkout_untouched(repository)
+    assert (
+        "interrupted (Ctrl-C): `pulumi up` of staging (workloads) was killed mid-way and its "
+        "update cancelled (`pulumi cancel`), so the stack is not locked"
+    ) in log_messages(capsys.readouterr().err)
+
+
+def test_a_backend_without_earlier_states_refuses_a_rollback_to_built_images(
+    repository: Repository, cli: RecordedCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.refusals["stack export 3"] = NO_EARLIER_STATE
+    assert rollback_command(repository, "--dry-run") == ExitStatus.REFUSED
+    assert (
+        "update 3 of staging built its images, so their digests are in the outputs it recorded "
+        "(trainingImage, servingImage), which cannot be read: reading the outputs update 3 of "
+        "staging (workloads) left: the stack's backend keeps no earlier versions of its state"
+    ) in log_messages(capsys.readouterr().err)
+    assert [call[:1] for call in cli.calls if call[:1] in (["up"], ["preview"])] == []
+
+
+def test_a_cli_that_is_not_logged_in_is_one_line_and_exit_5(
+    repository: Repository, cli: RecordedCli, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli.refusal = NOT_LOGGED_IN
+    assert rollback_command(repository) == ExitStatus.TOOL_MISSING
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [error] = [r for r in log_records(err, "mlstack rollback") if r["level"] == "ERROR"]
+    assert error["message"] == (
+        "reading the update history of staging (workloads) needs the Pulumi CLI logged in to "
+        "the stack's backend with access to the stack, and it is not (PULUMI_ACCESS_TOKEN must "
+        "be set for login during non-interactive CLI sessions): log in to the stack's backend "
+        "(`pulumi login`; on Pulumi Cloud without a terminal, set PULUMI_ACCESS_TOKEN) and run "
+        "this again"
+    )
+
+
+def test_a_stack_file_that_cannot_be_written_stops_it_in_one_line_before_anything_runs(
+    repository: Repository,
+    cli: RecordedCli,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def disk_full(edit: StackFileEdit) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(StackFileEdit, "write", disk_full)
+    assert rollback_command(repository) == ExitStatus.USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [error] = [r for r in log_records(err, "mlstack rollback") if r["level"] == "ERROR"]
+    assert error["message"] == (
+        "Pulumi.staging.yaml: cannot be written in the temporary checkout of commit "
+        f"{repository.commit1[:12]} (No space left on device); nothing was deployed"
+    )
+    assert [call for call in cli.calls if call[:1] == ["up"]] == []
+    assert_checkout_untouched(repository)
+
+
+# --- supervision of any CLI command ------------------------------------------------------------
+
+
+def test_a_hang_up_stops_the_cli_as_ctrl_c_does(tmp_path: Path) -> None:
+    script = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda *_: sys.exit(8))\n"
+        "os.kill(os.getppid(), signal.SIGHUP)\n"
+        "time.sleep(60)\n"
+    )
+    with pytest.raises(CliInterrupted) as interrupted:
+        supervise([sys.executable, "-c", script], cwd=str(tmp_path), env=dict(os.environ))
+    assert (interrupted.value.cause, interrupted.value.killed) == ("a hang-up", False)
+    # The terminal's signals are this process's own again.
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL
+
+
+def test_a_cli_that_ends_on_its_own_gives_its_output_and_status(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = supervise(
+        [sys.executable, "-c", "import sys; print('one'); print('two'); sys.exit(3)"],
+        cwd=str(tmp_path),
+        env=dict(os.environ),
+        on_output=lines.append,
+    )
+    assert (result.code, result.stdout, lines) == (3, "one\ntwo", ["one", "two"])
 
 
 @pytest.mark.skipif(
@@ -256,7 +551,7 @@ def test_with_the_pulumi_cli_a_new_stack_has_no_update_to_go_back_to(
     git(repository.root, "commit", "-qam", "the stack's secrets salt")
     from infra.operations.pulumi_cli import AutomationStack
 
-    engine = AutomationStack("staging", repository.root)
+    engine = AutomationStack("staging", repository.root, PLATFORM)
     with pytest.raises(
         RefusedError, match="staging has no update 1; its updates, newest first: none"
     ):
