@@ -8,7 +8,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -127,3 +127,85 @@ def running_emulator() -> Iterator[Emulator]:
     finally:
         process.terminate()
         process.wait()
+
+
+@dataclass
+class EndpointUpdates:
+    """What `support_endpoint_updates` adds to moto, and what it was asked."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    """Each UpdateEndpoint call's parameters, as sent."""
+    in_progress: dict[str, str] = field(default_factory=dict)
+    """Endpoint -> the configuration an update (made to look in progress) moves to."""
+    roll_back: set[str] = field(default_factory=set)
+    """Endpoints whose next update SageMaker's alarms roll back: it ends InService on the
+    configuration it started from, as a guardrail rollback does."""
+
+    def start_update(self, backend: Any, endpoint: str, config: str) -> None:
+        """The endpoint in the middle of a blue/green update to `config`: DescribeEndpoint says
+        Updating and names it in PendingDeploymentSummary; the old configuration serves."""
+        backend.endpoints[endpoint].endpoint_status = "Updating"
+        self.in_progress[endpoint] = config
+
+
+def support_endpoint_updates(monkeypatch: pytest.MonkeyPatch) -> EndpointUpdates:
+    """Extends moto 5, which lacks UpdateEndpoint, with SageMaker's documented behaviour
+    (API reference, UpdateEndpoint and DescribeEndpoint): the endpoint must be InService
+    ("Cannot update in-progress endpoint" otherwise), the configuration must exist, the
+    variants' instance counts are kept with RetainAllVariantProperties and reset to the new
+    configuration's initial counts without it; an update in progress shows as Updating with a
+    PendingDeploymentSummary."""
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.models import SageMakerModelBackend
+    from moto.sagemaker.responses import SageMakerResponse
+
+    state = EndpointUpdates()
+
+    def update_endpoint(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        params = {
+            key: self._get_param(key)
+            for key in (
+                "EndpointName",
+                "EndpointConfigName",
+                "RetainAllVariantProperties",
+                "DeploymentConfig",
+            )
+        }
+        state.requests.append(params)
+        backend = self.sagemaker_backend
+        name, config_name = params["EndpointName"], params["EndpointConfigName"]
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{name}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
+        config = backend.endpoint_configs.get(config_name)
+        if config is None:
+            raise ValidationError(message=f"Could not find endpoint configuration '{config_name}'.")
+        if name in state.roll_back:
+            state.roll_back.discard(name)
+        else:
+            endpoint.endpoint_config_name = config_name
+            if not params["RetainAllVariantProperties"]:
+                endpoint.production_variants = endpoint._process_production_variants(
+                    config.production_variants
+                )
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    original = SageMakerModelBackend.describe_endpoint
+
+    def describe_endpoint(self: Any, endpoint_name: str) -> dict[str, Any]:
+        described = dict(original(self, endpoint_name))
+        pending = state.in_progress.get(endpoint_name)
+        if pending and self.endpoints[endpoint_name].endpoint_status == "Updating":
+            described["PendingDeploymentSummary"] = {
+                "EndpointConfigName": pending,
+                "StartTime": described.get("LastModifiedTime"),
+            }
+        return described
+
+    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint, raising=False)
+    monkeypatch.setattr(SageMakerModelBackend, "describe_endpoint", describe_endpoint)
+    return state

@@ -1,6 +1,9 @@
 """A stand-in for a Kubernetes API server on 127.0.0.1: it answers GETs with the objects it is
 given (shaped as the API server returns them), creates what is POSTed to a collection (409 when
-the name is taken), refuses any token but its own with 401, and records every request. The
+the name is taken), replaces what is PUT to an object's path (bumping its generation, 409 when
+the resourceVersion sent is not the stored one; a Deployment's rollout then completes at once,
+as the controller's would with its pods' images cached), refuses any token but its own with 401, and
+records every request. The
 client code under test is the one that talks to a real cluster."""
 
 from __future__ import annotations
@@ -65,6 +68,35 @@ def api_server(objects: dict[str, dict[str, Any]]) -> Iterator[ApiServer]:
                 return
             state.created[name] = body
             self._answer(201, body)
+
+        def do_PUT(self) -> None:
+            sent = self.rfile.read(int(self.headers["Content-Length"]))
+            state.requests.append(("PUT", self.path, json.loads(sent)))
+            body = json.loads(sent)
+            if not self._authorised():
+                return
+            stored = state.objects.get(self.path)
+            if stored is None:
+                self._answer(404, {"kind": "Status", "message": f"{self.path} not found"})
+                return
+            sent = body.get("metadata", {}).get("resourceVersion")
+            if sent is not None and sent != stored["metadata"].get("resourceVersion"):
+                self._answer(409, {"kind": "Status", "message": "the object has been modified"})
+                return
+            metadata = body.setdefault("metadata", {})
+            metadata["generation"] = int(stored["metadata"].get("generation", 1)) + 1
+            metadata["resourceVersion"] = str(int(stored["metadata"].get("resourceVersion", 1)) + 1)
+            body["status"] = dict(stored.get("status", {}))
+            if body.get("kind") == "Deployment":
+                replicas = body["spec"].get("replicas", 1)
+                body["status"] |= {
+                    "observedGeneration": metadata["generation"],
+                    "replicas": replicas,
+                    "updatedReplicas": replicas,
+                    "readyReplicas": replicas,
+                }
+            state.objects[self.path] = body
+            self._answer(200, body)
 
         def log_message(self, *_: Any) -> None:
             pass

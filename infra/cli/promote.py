@@ -45,7 +45,9 @@ def add_parser(commands: Any) -> None:
         help="approve a version that is pending approval (recorded in the registry)",
     )
     promote.add_argument(
-        "--reason", default="no reason given", help="why, recorded with an approval"
+        "--reason",
+        required=True,
+        help="why (a change or incident ticket): recorded in the audit log and with an approval",
     )
     promote.add_argument("--dry-run", action="store_true", help="print the diff and change nothing")
     add_project_dir(promote)
@@ -71,13 +73,14 @@ def _promote(args: argparse.Namespace) -> int:
     from infra.config.stackfiles import load_stack_settings
     from infra.operations.aws_access import stack_aws
     from infra.operations.git import operator
-    from infra.operations.promotion import copy_pins, pin_version
+    from infra.operations.promotion import copy_pins, pin_version, stack_config
     from infra.operations.pulumi_cli import AutomationStack
 
     root = args.project_dir
     who = operator(root)
     target = args.stack or args.target
-    target_client = stack_aws(load_stack_settings(target, root)).client("sagemaker")
+    target_aws = stack_aws(load_stack_settings(target, root))
+    target_client = target_aws.client("sagemaker")
     if args.stack:
         progress(f"checking version {args.version} of {args.model} in {target}'s registry")
         change = pin_version(
@@ -101,11 +104,18 @@ def _promote(args: argparse.Namespace) -> int:
             target_client=target_client,
             read_outputs=lambda stack: AutomationStack(stack, root).outputs(),
             source_ecr=source_aws.client("ecr"),
-            target_ecr=stack_aws(load_stack_settings(target, root)).client("ecr"),
+            target_ecr=target_aws.client("ecr"),
             approve=args.approve,
             operator=who,
             reason=args.reason,
         )
     return apply_pin_change(
-        change, target_client, target, dry_run=args.dry_run, verbs=("approving", "would approve")
+        change,
+        target_client,
+        target,
+        aws=target_aws,
+        environment=stack_config(root, target).environment,
+        operator=who,
+        dry_run=args.dry_run,
+        verbs=("approving", "would approve"),
     )

@@ -14,6 +14,9 @@ from infra.documents.iam import model_registry_policy
 from infra.project import naming
 
 MODEL_PACKAGE_GROUP_TYPE = "sagemaker:model-package-group"
+AUDIT_RETENTION_DAYS = 3653
+"""Ten years, CloudWatch Logs' longest bounded retention: who approved, promoted and rolled
+back a model is asked about long after the servers' own logs are gone."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +29,8 @@ class ModelRegistryArgs:
     """Principals that register versions (the training role)."""
     reader_arns: Sequence[pulumi.Input[str]]
     """Principals that look versions up (deploy pipelines); empty means this account."""
+    kms_key_arn: pulumi.Input[str]
+    """The environment's key, which encrypts the audit log."""
     access_policy: bool = True
     """Give each group a resource policy naming the writers and readers. Off leaves access to
     IAM alone (the AWS emulator cannot hold these policies)."""
@@ -47,6 +52,9 @@ class ModelRegistry(pulumi.ComponentResource):
     """
 
     groups: dict[str, aws.sagemaker.ModelPackageGroup]
+    audit_log: aws.cloudwatch.LogGroup
+    """Where `mlstack promote` and `mlstack rollback` append who changed what is served, when
+    and why (`infra.operations.audit`)."""
     group_names: dict[str, pulumi.Output[str]]
     group_arns: list[pulumi.Output[str]]
 
@@ -72,6 +80,13 @@ class ModelRegistry(pulumi.ComponentResource):
             readers = self._readers(args.reader_arns)
             for model, group in self.groups.items():
                 self._access_policy(f"{name}-{model}", group, args.writer_arns, readers)
+        self.audit_log = aws.cloudwatch.LogGroup(
+            f"{name}-audit",
+            name=naming.audit_log_group(args.environment),
+            retention_in_days=AUDIT_RETENTION_DAYS,
+            kms_key_id=args.kms_key_arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         self.group_names = {m: g.model_package_group_name for m, g in self.groups.items()}
         self.group_arns = [group.arn for group in self.groups.values()]
         self.register_outputs({"groups": self.group_names})

@@ -18,6 +18,7 @@ from infra.config.errors import ConfigError
 from infra.config.schema import load_schema
 from infra.config.stack import StackConfig, load_config
 from infra.config.stackfiles import load_stack_settings, merge_with_defaults
+from infra.operations.audit import AuditLog, AuditRecord
 from infra.operations.errors import PulumiCliMissingError, RefusedError
 from infra.operations.image_copy import CopyReport, ImageLocation, copy_image
 from infra.operations.live_state import digest_of
@@ -36,6 +37,7 @@ from mlstack_common.registry import (
     MODEL_SHA256_PROPERTY,
     REJECTED,
     VersionSummary,
+    approval_description,
     describe_versions,
     list_versions,
     set_approval,
@@ -82,20 +84,75 @@ class PinChange:
     applied."""
 
     edit: StackFileEdit
+    action: str
+    """What the audit log calls it: `promote`, `rollback`, `emergency-rollback`."""
+    reason: str
+    models: tuple[str, ...]
     records: tuple[RegistryRecord, ...] = ()
     notes: tuple[str, ...] = ()
     images: tuple[ImageTransfer, ...] = ()
 
-    def apply(self, client: Any) -> None:
-        """The images first, then the registry: a pin of an image the environment's repository
-        lacks, or of a version its registry has not approved, would stop the next
-        `pulumi up`; the stack file last."""
+    def audit_record(self, stack: str, *, aws_identity: str, git_user: str) -> AuditRecord:
+        return AuditRecord(
+            action=self.action,
+            stack=stack,
+            reason=self.reason,
+            aws_identity=aws_identity,
+            git_user=git_user,
+            changes=(
+                *self.notes,
+                *(f"registry {r.version.arn}: {r.status}: {r.description}" for r in self.records),
+                *(f"image {t.describe()}" for t in self.images),
+            ),
+            diff=self.edit.diff(),
+            models=self.models,
+        )
+
+    def apply(self, client: Any, audit: AuditLog, record: AuditRecord) -> None:
+        """The audit record first (no change goes unrecorded), then the images, the registry
+        and the stack file. An image a pin names must be in the environment's repository, and a
+        version must be approved, before the file names them; and the registry and the file
+        change together or not at all: when the file cannot be written (or the command is
+        interrupted), each registry record is set back and the log says so."""
+        audit.append(record)
         for transfer in self.images:
             transfer.run()
-        for record in self.records:
-            set_approval(client, record.version, record.status, record.description)
-        if self.edit.changed:
-            self.edit.write()
+        applied: list[tuple[RegistryRecord, str]] = []
+        try:
+            for change in self.records:
+                before = approval_description(client, change.version.arn)
+                set_approval(client, change.version, change.status, change.description)
+                applied.append((change, before))
+            if self.edit.changed:
+                self.edit.write()
+        except BaseException as error:
+            self._revert(client, audit, record, applied, error)
+            raise
+
+    def _revert(
+        self,
+        client: Any,
+        audit: AuditLog,
+        record: AuditRecord,
+        applied: list[tuple[RegistryRecord, str]],
+        error: BaseException,
+    ) -> None:
+        undone = []
+        for change, description in reversed(applied):
+            set_approval(client, change.version, change.version.status, description)
+            undone.append(f"registry {change.version.arn}: back to {change.version.status}")
+        audit.append(
+            AuditRecord(
+                action="revert",
+                stack=record.stack,
+                reason=f"{record.action} of {record.when} not made: "
+                f"{type(error).__name__}: {error}",
+                aws_identity=record.aws_identity,
+                git_user=record.git_user,
+                changes=tuple(undone),
+                models=record.models,
+            )
+        )
 
 
 def stack_config(root: Path, stack: str) -> StackConfig:
@@ -113,6 +170,11 @@ def accepted(edit: StackFileEdit, root: Path) -> StackFileEdit:
     except ConfigError as error:
         raise RefusedError(f"{edit.path.name} would no longer be a valid stack: {error}") from error
     return edit
+
+
+def _pinned(config: StackConfig, model: str) -> str:
+    version = config.serving.model_versions.get(model)
+    return "nothing" if version is None else str(version)
 
 
 def check_model(config: StackConfig, model: str) -> None:
@@ -165,10 +227,20 @@ def pin_version(
             + describe_versions(versions)
         )
     approval = servable(
-        group, summary, approve, f"approved by {operator} with mlstack promote {stack}: {reason}"
+        group,
+        summary,
+        approve,
+        f"approved by {operator} with mlstack promote {stack}: {reason}",
     )
     edit = accepted(set_entries(stack_file(stack, root), {PINS_KEY: {model: str(version)}}), root)
-    return PinChange(edit=edit, records=(approval,) if approval else ())
+    return PinChange(
+        edit=edit,
+        action="promote",
+        reason=reason,
+        models=(model,),
+        records=(approval,) if approval else (),
+        notes=(f"{model}: {stack} pins version {version} (was {_pinned(config, model)})",),
+    )
 
 
 @dataclass(frozen=True)
@@ -333,7 +405,15 @@ def copy_pins(
         set_entries(stack_file(target, root), {PINS_KEY: pins, DIGESTS_KEY: dict(images.digests)}),
         root,
     )
-    return PinChange(edit=edit, records=tuple(records), notes=tuple(notes), images=transfers)
+    return PinChange(
+        edit=edit,
+        action="promote",
+        reason=reason,
+        models=tuple(pins),
+        records=tuple(records),
+        notes=tuple(notes),
+        images=transfers,
+    )
 
 
 def _outputs(read_outputs: Callable[[str], Mapping[str, Any]], stack: str) -> Mapping[str, Any]:

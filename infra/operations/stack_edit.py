@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,22 @@ class StackFileEdit:
         )
 
     def write(self) -> None:
-        self.path.write_text(self.after, encoding="utf-8")
+        """The new text, whole or not at all: written beside the file, flushed to disk, then
+        renamed over it (a rename within a directory is atomic), so a full disk or an
+        interruption leaves the old file, never a truncated one."""
+        partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                out.write(self.after)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, self.path)
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 def _load(text: str, path: Path) -> tuple[YAML, Any]:

@@ -222,6 +222,7 @@ model_registry = ModelRegistry(
             *([jobs.training_role.arn] if jobs else []),
         ],
         reader_arns=config.registry.reader_arns,
+        kms_key_arn=key.arn,
         access_policy=identities is not None,
     ),
 )

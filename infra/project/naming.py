@@ -88,6 +88,12 @@ def endpoint_log_group(endpoint: str) -> str:
     return f"/aws/sagemaker/Endpoints/{endpoint}"
 
 
+def audit_log_group(environment: str) -> str:
+    """The environment's audit log: a fixed name, so operators find it without the stack's
+    outputs during an incident."""
+    return f"/mlstack/{environment}/audit"
+
+
 ENDPOINT_CAPTURE_PREFIX = "sagemaker"
 """Where in the capture bucket endpoints write: `<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/`."""
 KUBERNETES_CAPTURE_PREFIX = "kubernetes"

@@ -8,6 +8,7 @@ endpoint — the state SageMaker leaves, not the way it gets there."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
+from infra.project import naming
 from infra.project.paths import PROJECT_ROOT
 from mlstack_common.exits import ExitStatus
 from mlstack_common.registry import ModelRegistry
@@ -53,6 +55,9 @@ def project(tmp_path: Path, emulator: Emulator) -> Path:
     """The `local` stack, its AWS provider on this emulator, serving on SageMaker from a
     prebuilt serving image (on an instance type moto's list of types knows)."""
     root = copy_project(tmp_path / "project")
+    logs = emulator.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=naming.audit_log_group("local"))
     path = root / "Pulumi.local.yaml"
     text = path.read_text().replace("http://127.0.0.1:5000", emulator.endpoint)
     path.write_text(
@@ -97,8 +102,8 @@ def declared(project: Path, emulator: Emulator) -> ProgramRun:
 
 def deploy(run: ProgramRun, emulator: Emulator, suffix: str) -> str:
     """Create the declared Model and EndpointConfiguration (named with `suffix`, as Pulumi's
-    auto-naming would make them unique) and point the endpoint at them; returns the
-    configuration's name."""
+    auto-naming would make them unique), point the endpoint at them and create its alarms;
+    returns the configuration's name."""
     client = emulator.client("sagemaker")
     [model] = run.of_type("aws:sagemaker/model:Model")
     [config] = run.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
@@ -128,6 +133,19 @@ def deploy(run: ProgramRun, emulator: Emulator, suffix: str) -> str:
         ],
     )
     serve_config(emulator, endpoint.inputs["name"], config_name)
+    cloudwatch = emulator.client("cloudwatch")
+    for alarm in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        # By name only: verify reads the alarms' states, which the emulator starts at OK.
+        cloudwatch.put_metric_alarm(
+            AlarmName=alarm.inputs["name"],
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation5XXErrors",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
     return config_name
 
 
@@ -144,7 +162,9 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
     assert register(emulator, "a" * 64) == 1
     assert register(emulator, "b" * 64) == 2
 
-    promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "1")
+    promoted = mlstack(
+        project, "promote", "local", "--model", "demo", "--version", "1", "--reason", "CHG-1"
+    )
     assert promoted.returncode == 0, promoted.stderr
     assert "next: commit Pulumi.local.yaml" in log_messages(promoted.stderr)
     verified = mlstack(project, "verify", "local")  # pinned, not deployed yet
@@ -152,7 +172,9 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
     log_records(verified.stderr, "mlstack verify")  # progress only, as JSON lines
     assert "MISMATCH endpoint demo-local: exists: declared yes, live no" in verified.stdout
     v1_config = deploy(declared(project, emulator), emulator, "v1")
-    promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "2")
+    promoted = mlstack(
+        project, "promote", "local", "--model", "demo", "--version", "2", "--reason", "CHG-2"
+    )
     assert promoted.returncode == 0, promoted.stderr
     assert "+    - demo=2" in promoted.stdout
     deploy(declared(project, emulator), emulator, "v2")
@@ -160,7 +182,7 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
     verified = mlstack(project, "verify", "local")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "ok       endpoint demo-local: model version: 2" in verified.stdout
-    assert verified.stdout.rstrip().endswith("local: live matches the stack (6 checks)")
+    assert verified.stdout.rstrip().endswith("local: live matches the stack (8 checks)")
 
     # An alarm fired during the traffic shift: SageMaker put v1's configuration back, and the
     # deployment tool still recorded the update as a success.
@@ -169,7 +191,7 @@ def test_verify_catches_a_silent_rollback_and_rollback_makes_the_stack_true_agai
     assert verified.returncode == 1
     assert "MISMATCH endpoint demo-local: model version: declared 2, live 1" in verified.stdout
     assert f"it runs endpoint configuration {v1_config}" in verified.stdout
-    assert "local: 3 of 6 checks do not match" in verified.stdout
+    assert "local: 3 of 8 checks do not match" in verified.stdout
     report = json.loads(mlstack(project, "verify", "local", "--json").stdout)
     assert report["ok"] is False
     assert {(c["target"], c["item"]) for c in report["checks"] if not c["ok"]} == {
@@ -203,7 +225,9 @@ def test_a_stack_that_cannot_serve_the_pin_is_left_unchanged(
     shipped = (PROJECT_ROOT / "Pulumi.local.yaml").read_text()
     path.write_text(shipped.replace("http://127.0.0.1:5000", emulator.endpoint))
     before = path.read_text()
-    promoted = mlstack(project, "promote", "local", "--model", "demo", "--version", "1")
+    promoted = mlstack(
+        project, "promote", "local", "--model", "demo", "--version", "1", "--reason", "CHG-1"
+    )
     assert promoted.returncode == ExitStatus.REFUSED
     [refusal] = [
         record

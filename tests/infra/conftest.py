@@ -14,6 +14,7 @@ from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
+from infra.project import naming
 from infra.project.paths import known_stacks
 from tests.aws import keep_customer_metadata_on_update, use_emulator_credentials
 from tests.infra.deployed import DeployedStack, deployed_dev
@@ -103,4 +104,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     keep_customer_metadata_on_update(monkeypatch)
     use_emulator_credentials(monkeypatch, REGION)
     with mock_aws():
-        yield Registry(boto3.client("sagemaker", region_name=REGION))
+        logs = boto3.client("logs", region_name=REGION)
+        for environment in ("dev", "staging", "prod"):
+            logs.create_log_group(logGroupName=naming.audit_log_group(environment))
+        yield Registry(boto3.client("sagemaker", region_name=REGION), logs)

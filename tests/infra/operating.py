@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infra.operations.audit import AuditLog, AuditRecord
 from infra.project.paths import PROJECT_FILE, PROJECT_ROOT, known_stacks
 from mlstack_common.registry import ModelRegistry
 
@@ -32,6 +33,12 @@ class Registry:
     """Model package groups in moto, versions registered the way training registers them."""
 
     client: Any
+    logs: Any = None
+    """CloudWatch Logs, where each environment's audit log is."""
+
+    def audit(self, environment: str) -> list[AuditRecord]:
+        """The environment's audit log, oldest first."""
+        return AuditLog(self.logs, environment).read()
 
     def register(self, group: str, sha: str, status: str = "Approved") -> int:
         with contextlib.suppress(self.client.exceptions.ClientError):  # the group is there

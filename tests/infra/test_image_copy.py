@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from infra.operations.audit import AuditLog
 from infra.operations.errors import RefusedError
 from infra.operations.image_copy import (
     ImageLocation,
@@ -19,6 +20,7 @@ from infra.operations.image_copy import (
     repository_arn,
 )
 from infra.operations.promotion import copy_pins
+from infra.project import naming
 from tests.ecr import Blobs, extended_ecr, push, repository, tags
 from tests.iam import Request, evaluate, needs_simulator
 from tests.infra.operating import REGION, Registry
@@ -138,7 +140,9 @@ def test_promoting_staging_to_prod_copies_its_images_before_prod_names_them(
 ) -> None:
     client, _ = ecr
     sagemaker = boto3.client("sagemaker", region_name=REGION)
-    registry = Registry(sagemaker)
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName=naming.audit_log_group("prod"))
+    registry = Registry(sagemaker, logs)
     registry.register("demo-staging", "a" * 64)
     registry.register("demo-prod", "a" * 64)
     serving = push(client, "images-serving-staging", "src-serve", index=True)
@@ -171,7 +175,13 @@ def test_promoting_staging_to_prod_copies_its_images_before_prod_names_them(
     )
     assert [t.tag for t in change.images] == ["src-serve", "src-train"]
     assert tags(client, "images-serving-prod") == {}  # nothing copied before it is applied
-    change.apply(sagemaker)
+    change.apply(
+        sagemaker,
+        AuditLog(logs, "prod"),
+        change.audit_record(
+            "prod", aws_identity="arn:aws:iam::123456789012:user/me", git_user="me"
+        ),
+    )
     assert tags(client, "images-serving-prod")[serving.digest] == ["src-serve"]
     assert tags(client, "images-training-prod")[training.digest] == ["src-train"]
     prod = (project / "Pulumi.prod.yaml").read_text()
@@ -183,7 +193,9 @@ def test_promoting_needs_both_environments_repositories_from_their_outputs(
     ecr: tuple[Any, Blobs], project: Path
 ) -> None:
     sagemaker = boto3.client("sagemaker", region_name=REGION)
-    registry = Registry(sagemaker)
+    logs = boto3.client("logs", region_name=REGION)
+    logs.create_log_group(logGroupName=naming.audit_log_group("prod"))
+    registry = Registry(sagemaker, logs)
     registry.register("demo-staging", "a" * 64)
     registry.register("demo-prod", "a" * 64)
     with (project / "Pulumi.staging.yaml").open("a") as handle:

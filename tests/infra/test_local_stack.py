@@ -63,6 +63,16 @@ API_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
         )
     ),
     "aws:kms/alias:Alias": (("kms", "CreateAlias"), ("kms", "ListAliases"), ("kms", "DeleteAlias")),
+    "aws:cloudwatch/logGroup:LogGroup": tuple(
+        ("logs", op)
+        for op in (
+            "CreateLogGroup",
+            "PutRetentionPolicy",
+            "DescribeLogGroups",
+            "ListTagsForResource",
+            "DeleteLogGroup",
+        )
+    ),
     "aws:s3/bucket:Bucket": S3_BUCKET_READ,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (
         ("s3", "PutBucketOwnershipControls"),

@@ -479,3 +479,19 @@ def test_without_the_cluster_switch_nothing_hangs_on_a_cluster(run_stack: RunSta
     assert outputs.CLUSTER_NAME not in run.outputs
     with_cluster = run_stack("local", cluster=True)
     assert len(with_cluster.of_type(CLUSTER)) == 1
+
+
+def test_each_environment_has_an_encrypted_audit_log_kept_ten_years(
+    stack_runs: dict[str, ProgramRun],
+) -> None:
+    """Where `mlstack promote` and `rollback` append their records; its name follows from the
+    environment alone, so operators find it without the stack's outputs."""
+    for stack in ("dev", "prod"):
+        run = stack_runs[stack]
+        [audit] = [
+            g
+            for g in run.of_type("aws:cloudwatch/logGroup:LogGroup")
+            if g.inputs.get("name") == f"/mlstack/{stack}/audit"
+        ]
+        assert audit.inputs["retentionInDays"] == 3653
+        assert audit.inputs["kmsKeyId"] == run.outputs[outputs.KMS_KEY_ARN]

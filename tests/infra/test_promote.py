@@ -3,6 +3,7 @@ the files' comments and order kept."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ SHA_A, SHA_B = "a" * 64, "b" * 64
 
 
 def promote(project: Path, *args: str) -> int:
-    return main(["promote", *args, "--project-dir", str(project)])
+    """`mlstack promote ARGS`, with a reason unless ARGS give one (staging and prod need one)."""
+    reason = [] if "--reason" in args else ["--reason", "CHG-1"]
+    return main(["promote", *args, *reason, "--project-dir", str(project)])
 
 
 def pins(project: Path, stack: str) -> dict[str, int]:
@@ -82,6 +85,69 @@ def test_a_pending_version_needs_approve_which_records_who_and_why(
     assert description.startswith("approved by ")
     assert description.endswith("with mlstack promote prod: CAB-42")
     assert pins(project, "prod") == {"demo": 1}
+
+
+def test_each_promotion_is_appended_to_the_audit_log_and_none_is_overwritten(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry keeps one description per version; the audit log keeps every step,
+    including the reason of a promotion that needed no approval."""
+    registry.register("demo-prod", SHA_A, status="PendingManualApproval")
+    registry.register("demo-prod", SHA_B)
+    promote(project, "prod", "--model", "demo", "--version", "1", "--approve", "--reason", "CAB-42")
+    promote(project, "prod", "--model", "demo", "--version", "2", "--reason", "CAB-43")
+    capsys.readouterr()
+
+    first, second = registry.audit("prod")
+    assert (first.action, first.reason, second.reason) == ("promote", "CAB-42", "CAB-43")
+    assert any("Approved: approved by" in change for change in first.changes)
+    assert "prod pins version 2 (was 1)" in second.changes[0]
+    assert "+    - demo=2" in second.diff
+
+    assert main(["audit", "prod", "--project-dir", str(project)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.index("CAB-42") < shown.index("CAB-43")
+    assert "promote in prod by " in shown
+
+
+def test_promote_needs_a_reason(project: Path, registry: Registry) -> None:
+    registry.register("demo-dev", SHA_A)
+    with pytest.raises(SystemExit) as refused:
+        main(["promote", "dev", "--model", "demo", "--version", "1", "--project-dir", str(project)])
+    assert refused.value.code == ExitStatus.USAGE
+
+
+@pytest.mark.parametrize(
+    ("interruption", "expected", "said"),
+    [
+        (OSError(28, "No space left on device"), ExitStatus.USAGE, "No space left on device"),
+        (KeyboardInterrupt(), ExitStatus.INTERRUPTED, "interrupted (Ctrl-C)"),
+    ],
+    ids=["disk full", "ctrl-c"],
+)
+def test_an_interrupted_promotion_leaves_registry_and_stack_file_as_they_were(
+    project: Path,
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    interruption: BaseException,
+    expected: ExitStatus,
+    said: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    registry.register("demo-prod", SHA_A, status="PendingManualApproval")
+    before = (project / "Pulumi.prod.yaml").read_text(), registry.status("demo-prod", 1)
+
+    def fail(*_: Any) -> None:
+        raise interruption
+
+    monkeypatch.setattr(os, "replace", fail)
+    status = promote(project, "prod", "--model", "demo", "--version", "1", "--approve")
+
+    assert status == expected
+    assert said in log_messages(capsys.readouterr().err)
+
+    assert ((project / "Pulumi.prod.yaml").read_text(), registry.status("demo-prod", 1)) == before
+    assert [r.action for r in registry.audit("prod")] == ["promote", "revert"]
 
 
 @pytest.mark.parametrize(

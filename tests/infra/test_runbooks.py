@@ -59,7 +59,7 @@ def test_the_runbooks_use_the_commands_they_are_about() -> None:
     used = {
         command.split()[0] for name in REQUIRED for command in mlstack_commands(RUNBOOKS / name)
     }
-    assert used == {"plan", "promote", "rollback", "verify", "train", "score"}
+    assert used == {"plan", "promote", "rollback", "verify", "audit", "train", "score"}
 
 
 def test_a_command_that_does_not_exist_would_be_caught() -> None:
