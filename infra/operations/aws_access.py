@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from infra.config.errors import ConfigError
 from infra.config.stackfiles import SECRET_PLACEHOLDER, StackSettings
 
 
@@ -68,28 +67,20 @@ class StackAws:
 
     def client(self, service: str) -> Any:
         import boto3
-        from botocore.exceptions import NoRegionError
 
         keys = (
             {"aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
             if self.access_key and self.secret_key
             else {}
         )
-        try:
-            return boto3.client(
-                service,  # type: ignore[call-overload]
-                region_name=self.region or None,
-                endpoint_url=self.endpoints.get(service.replace("-", "")),
-                config=self.limits.config(),
-                **keys,
-            )
-        except NoRegionError as error:
-            raise ConfigError(
-                [
-                    "aws:region: the stack file sets none and neither does the environment; "
-                    "allowed: an AWS region in the stack file (aws:region), or AWS_REGION"
-                ]
-            ) from error
+        # `stack_aws` found the region where the AWS provider looks, or refused the stack file.
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            region_name=self.region,
+            endpoint_url=self.endpoints.get(service.replace("-", "")),
+            config=self.limits.config(),
+            **keys,
+        )
 
     def with_limits(self, limits: ClientLimits) -> StackAws:
         """The same account, region and endpoints, with calls bounded by `limits`."""

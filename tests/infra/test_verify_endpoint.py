@@ -475,15 +475,3 @@ def test_a_hung_api_fails_after_its_read_timeout_and_attempts(
         assert time.monotonic() - started < 5
         assert len(taken) == limits.attempts
     assert connection_failed(raised.value)
-
-
-def test_without_any_region_the_message_says_where_to_set_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from infra.config.errors import ConfigError
-
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_CONFIG_FILE", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    with pytest.raises(ConfigError, match="aws:region: the stack file sets none"):
-        StackAws("").client("sagemaker")
