@@ -158,17 +158,24 @@ def live_endpoint(
     )
 
 
-def read_endpoint(client: Any, name: str) -> LiveEndpoint | None:
-    """The endpoint, its configuration, and the one an update in progress deploys; None when
-    there is no such endpoint."""
+def describe_endpoint(client: Any, name: str) -> Mapping[str, Any] | None:
+    """DescribeEndpoint's answer; None when there is no such endpoint."""
     try:
-        described = client.describe_endpoint(EndpointName=name)
+        return dict(client.describe_endpoint(EndpointName=name))
     except client.exceptions.ClientError as error:
         if "Could not find endpoint" in str(error):
             return None
         raise UnreachableError(f"endpoint {name} cannot be read: {error}") from error
     except Exception as error:
         raise UnreachableError(f"endpoint {name} cannot be read: {error}") from error
+
+
+def read_endpoint(client: Any, name: str) -> LiveEndpoint | None:
+    """The endpoint, its configuration, and the one an update in progress deploys; None when
+    there is no such endpoint."""
+    described = describe_endpoint(client, name)
+    if described is None:
+        return None
     state = endpoint_state(described)
     names = {state.config_name, state.pending_config} - {""}
     try:

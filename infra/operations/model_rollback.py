@@ -100,8 +100,9 @@ def _endpoint_choice(history: EndpointHistory, pinned: int) -> tuple[int | None,
     live = history.live
     name = f"endpoint {history.endpoint}"
     if history.updating:
+        pending = history.state.pending_config or "a new configuration"
         return live.model_version, (
-            f"{name} is updating (to {history.pending or 'a new configuration'}); its old fleet "
+            f"{name} is updating (to {pending}); its old fleet "
             f"still serves version {live.model_version} ({live.name})"
         )
     if live.model_version != pinned:

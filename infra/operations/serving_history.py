@@ -16,7 +16,14 @@ from typing import Any
 
 from infra.manifests.serving import MODEL_PACKAGE_ANNOTATION, MODEL_VERSION_LABEL
 from infra.operations.errors import RefusedError, UnreachableError
-from infra.operations.live_state import ENDPOINT_TAG, PACKAGE_TAG, ROLLED_BACK_TAG
+from infra.operations.live_state import (
+    ENDPOINT_TAG,
+    ROLLED_BACK_TAG,
+    EndpointState,
+    describe_endpoint,
+    endpoint_state,
+    read_configuration,
+)
 from serving.cluster_api import ClusterApi, ClusterApiError
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
@@ -29,17 +36,15 @@ DescribeEndpoint: EndpointStatus); UpdateEndpoint is refused in all of them."""
 
 
 @dataclass(frozen=True)
-class EndpointConfiguration:
+class RetainedConfiguration:
     """One configuration the endpoint ran or was asked to run."""
 
     name: str
     created: datetime
-    model_name: str
     model_version: int | None
-    package_arn: str
     rolled_back: bool
     """SageMaker rolled the update to it back (the stack's post-update check, or an emergency
-    rollback, marked it): it never served all traffic."""
+    rollback, marked it): a rollback never goes back to it."""
     endpoint: str
     """The endpoint the stack made it for (its tag); empty for one the stack did not make."""
 
@@ -47,20 +52,17 @@ class EndpointConfiguration:
 @dataclass(frozen=True)
 class EndpointHistory:
     endpoint: str
-    status: str
-    live: EndpointConfiguration
+    state: EndpointState
+    live: RetainedConfiguration
     """The configuration DescribeEndpoint names: during an update, the one still serving."""
-    pending: str
-    """The configuration an update in progress moves to; empty when none is."""
-    earlier: tuple[EndpointConfiguration, ...]
+    earlier: tuple[RetainedConfiguration, ...]
     """Retained configurations older than the live one, newest first."""
-    instance_count: int
 
     @property
     def updating(self) -> bool:
-        return self.status in UPDATING
+        return self.state.status in UPDATING
 
-    def served_before(self, version: int) -> EndpointConfiguration | None:
+    def served_before(self, version: int) -> RetainedConfiguration | None:
         """The newest earlier configuration that served a version other than `version`."""
         return next(
             (
@@ -71,34 +73,29 @@ class EndpointHistory:
             None,
         )
 
-    def with_version(self, version: int) -> EndpointConfiguration | None:
+    def with_version(self, version: int) -> RetainedConfiguration | None:
         candidates = (self.live, *self.earlier)
         return next(
             (c for c in candidates if c.model_version == version and not c.rolled_back), None
         )
 
 
-def _version(text: str) -> int | None:
+def _number(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _configuration(client: Any, name: str, created: datetime) -> EndpointConfiguration:
-    config = client.describe_endpoint_config(EndpointConfigName=name)
-    model_name = config["ProductionVariants"][0]["ModelName"]
-    listed = client.list_tags(ResourceArn=config["EndpointConfigArn"]).get("Tags", [])
-    tags = {t["Key"]: t["Value"] for t in listed}
+def _retained(client: Any, name: str, created: datetime) -> RetainedConfiguration | None:
+    """The configuration, or None when its model is gone (it cannot serve again)."""
     try:
-        model = client.describe_model(ModelName=model_name)
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-        version = _version((container.get("Environment") or {}).get("MLSTACK_MODEL_VERSION", ""))
+        configuration = read_configuration(client, name)
     except client.exceptions.ClientError:
-        version = None  # the model was deleted: the configuration cannot serve again
-    return EndpointConfiguration(
+        return None
+    arn = client.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"]
+    tags = {t["Key"]: t["Value"] for t in client.list_tags(ResourceArn=arn).get("Tags", [])}
+    return RetainedConfiguration(
         name=name,
         created=created,
-        model_name=model_name,
-        model_version=version,
-        package_arn=tags.get(PACKAGE_TAG, ""),
+        model_version=_number(configuration.model_version),
         rolled_back=ROLLED_BACK_TAG in tags,
         endpoint=tags.get(ENDPOINT_TAG, ""),
     )
@@ -107,15 +104,10 @@ def _configuration(client: Any, name: str, created: datetime) -> EndpointConfigu
 def read_endpoint_history(client: Any, endpoint: str, model: str) -> EndpointHistory | None:
     """The endpoint's live configuration and those the stack retained for it; None when there
     is no such endpoint."""
-    try:
-        described = client.describe_endpoint(EndpointName=endpoint)
-    except client.exceptions.ClientError as error:
-        if "Could not find endpoint" in str(error):
-            return None
-        raise UnreachableError(f"endpoint {endpoint} cannot be read: {error}") from error
-    except Exception as error:
-        raise UnreachableError(f"endpoint {endpoint} cannot be read: {error}") from error
-    live_name = described["EndpointConfigName"]
+    described = describe_endpoint(client, endpoint)
+    if described is None:
+        return None
+    state = endpoint_state(described)
     try:
         found: list[tuple[str, datetime]] = []
         pages = client.get_paginator("list_endpoint_configs").paginate(
@@ -125,33 +117,26 @@ def read_endpoint_history(client: Any, endpoint: str, model: str) -> EndpointHis
             found += [(c["EndpointConfigName"], c["CreationTime"]) for c in page["EndpointConfigs"]]
         created = dict(found)
         live_created = (
-            created.get(live_name)
-            or client.describe_endpoint_config(EndpointConfigName=live_name)["CreationTime"]
+            created.get(state.config_name)
+            or client.describe_endpoint_config(EndpointConfigName=state.config_name)["CreationTime"]
         )
-        live = _configuration(client, live_name, live_created)
-        earlier = []
-        for name, when in sorted(found, key=lambda item: item[1], reverse=True):
-            if name == live_name or when > live_created:
-                continue
-            config = _configuration(client, name, when)
-            if config.endpoint == endpoint:
-                earlier.append(config)
-    except UnreachableError:
-        raise
+        live = _retained(client, state.config_name, live_created)
+        earlier = [
+            config
+            for name, at in sorted(found, key=lambda item: item[1], reverse=True)
+            if name != state.config_name and at <= live_created
+            for config in [_retained(client, name, at)]
+            if config is not None and config.endpoint == endpoint
+        ]
     except Exception as error:
         raise UnreachableError(
             f"endpoint {endpoint}'s configurations cannot be read: {error}"
         ) from error
-    pending = (described.get("PendingDeploymentSummary") or {}).get("EndpointConfigName", "")
-    variants = described.get("ProductionVariants") or [{}]
-    return EndpointHistory(
-        endpoint=endpoint,
-        status=described.get("EndpointStatus", ""),
-        live=live,
-        pending=pending,
-        earlier=tuple(earlier),
-        instance_count=int(variants[0].get("CurrentInstanceCount") or 0),
-    )
+    if live is None:
+        raise UnreachableError(
+            f"endpoint {endpoint} runs configuration {state.config_name}, whose model is gone"
+        )
+    return EndpointHistory(endpoint=endpoint, state=state, live=live, earlier=tuple(earlier))
 
 
 @dataclass(frozen=True)
@@ -200,7 +185,7 @@ def _revision(replica_set: dict[str, Any]) -> Revision:
     return Revision(
         number=int((replica_set["metadata"].get("annotations") or {}).get(REVISION_ANNOTATION, 0)),
         replica_set=replica_set["metadata"]["name"],
-        model_version=_version((metadata.get("labels") or {}).get(MODEL_VERSION_LABEL, "")),
+        model_version=_number((metadata.get("labels") or {}).get(MODEL_VERSION_LABEL, "")),
         package_arn=(metadata.get("annotations") or {}).get(MODEL_PACKAGE_ANNOTATION, ""),
         template=template,
         ready_replicas=int((replica_set.get("status") or {}).get("readyReplicas", 0)),

@@ -14,8 +14,11 @@ from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings
 from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
+from infra.operations import cluster_access
 from infra.project import naming
 from infra.project.paths import known_stacks
+from serving.cluster_api import ClusterApi
+from tests import kubernetes_api
 from tests.aws import keep_customer_metadata_on_update, use_emulator_credentials
 from tests.infra.deployed import DeployedStack, deployed_dev
 from tests.infra.operating import REGION, Registry, copy_project
@@ -108,3 +111,18 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
         for environment in ("dev", "staging", "prod"):
             logs.create_log_group(logGroupName=naming.audit_log_group(environment))
         yield Registry(boto3.client("sagemaker", region_name=REGION), logs)
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[kubernetes_api.ApiServer]:
+    """An API server on 127.0.0.1, holding nothing yet, that the commands reach as they would
+    the stack's cluster (`cluster_access.cluster_api`)."""
+    with kubernetes_api.api_server({}) as server:
+        monkeypatch.setattr(
+            cluster_access,
+            "cluster_api",
+            lambda aws, name, namespace: ClusterApi(
+                server.url, kubernetes_api.TOKEN, None, namespace
+            ),
+        )
+        yield server

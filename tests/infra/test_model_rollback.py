@@ -5,7 +5,6 @@ audit log change together or not at all."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,8 @@ import pytest
 from infra.cli.main import main
 from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings
-from infra.operations import cluster_access
 from infra.operations.live_state import ROLLED_BACK_TAG
 from mlstack_common.exits import ExitStatus
-from serving.cluster_api import ClusterApi
 from tests import kubernetes_api
 from tests.aws import EndpointUpdates, support_endpoint_updates
 from tests.infra.live_targets import (
@@ -69,20 +66,6 @@ def versions(registry: Registry) -> Registry:
 @pytest.fixture
 def fleet(versions: Registry, updates: EndpointUpdates) -> EndpointFleet:
     return EndpointFleet(versions.client, "demo-dev")
-
-
-@pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[kubernetes_api.ApiServer]:
-    """An API server the commands reach as they would the stack's cluster."""
-    with kubernetes_api.api_server({}) as server:
-        monkeypatch.setattr(
-            cluster_access,
-            "cluster_api",
-            lambda aws, name, namespace: ClusterApi(
-                server.url, kubernetes_api.TOKEN, None, namespace
-            ),
-        )
-        yield server
 
 
 def snapshot(project: Path, stack: str, registry: Registry) -> tuple[str, list[Any], int]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ import pytest
 
 from infra.cli.main import main
 from infra.config.stackfiles import StackFileError, StackSettings
-from infra.operations import cluster_access, pulumi_cli
+from infra.operations import pulumi_cli
 from infra.operations.stack_edit import StackFileEdit
 from mlstack_common.exits import ExitStatus
-from serving.cluster_api import ClusterApi
 from tests import kubernetes_api
 from tests.infra.operating import Registry
 from tests.infra.recorded_cli import NOT_LOGGED_IN, RecordedCli
@@ -57,20 +55,6 @@ def pin(project: Path, stack: str, entry: str) -> None:
 
 
 # --- a Pulumi CLI that is not logged in --------------------------------------------------------
-
-
-@pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[kubernetes_api.ApiServer]:
-    """dev's cluster, holding no Deployment yet."""
-    with kubernetes_api.api_server({}) as server:
-        monkeypatch.setattr(
-            cluster_access,
-            "cluster_api",
-            lambda aws, name, namespace: ClusterApi(
-                server.url, kubernetes_api.TOKEN, None, namespace
-            ),
-        )
-        yield server
 
 
 def test_verify_without_a_login_compares_everything_but_the_image_and_says_why(

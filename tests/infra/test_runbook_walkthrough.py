@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +17,7 @@ from infra.cli.main import main
 from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings
 from infra.manifests.serving import MODEL_VERSION_LABEL
-from infra.operations import cluster_access
 from infra.project.paths import PROJECT_ROOT
-from serving.cluster_api import ClusterApi
 from tests import kubernetes_api
 from tests.aws import EndpointUpdates, support_endpoint_updates
 from tests.infra.live_targets import EndpointFleet, deployment_objects
@@ -69,18 +67,17 @@ def pins(project: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def prod(project: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch) -> Iterator[Scene]:
+def prod(
+    project: Path,
+    registry: Registry,
+    cluster: kubernetes_api.ApiServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Scene:
     """prod serving demo on both targets, versions 1-8 Approved in its registry."""
     updates = support_endpoint_updates(monkeypatch)
     for number in range(1, 9):
         registry.register("demo-prod", str(number) * 64)
-    with kubernetes_api.api_server({}) as server:
-        monkeypatch.setattr(
-            cluster_access,
-            "cluster_api",
-            lambda aws, name, ns: ClusterApi(server.url, kubernetes_api.TOKEN, None, ns),
-        )
-        yield Scene(project, registry, EndpointFleet(registry.client, "demo-prod"), server, updates)
+    return Scene(project, registry, EndpointFleet(registry.client, "demo-prod"), cluster, updates)
 
 
 @dataclass
