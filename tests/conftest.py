@@ -22,12 +22,32 @@ from tests.aws import (
 )
 from training.demo import write_demo_dataset
 
+LONGEST_FIRST = (
+    "tests/images/",
+    "tests/training/test_tracking.py",
+    "tests/infra/test_every_key.py",
+    "tests/serving/test_answer_matrix.py",
+    "tests/training/test_contract.py",
+)
+"""The files that take longest (docs/testing.md has their figures), in the order the test
+processes should start them. Each process takes whole files (`--dist loadfile`) and the next
+one when it is free, so the longest started first run beside the rest instead of after them:
+the image tests (on a machine whose engine has not built the current images they fetch the
+engine, make the base and build both images), then the MLflow-tracked training matrix."""
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The image tests first: on a machine whose engine has not built the current images they
-    take longest (fetching the engine, making the base, two builds), so started first they run
-    beside every other file rather than after them."""
-    items.sort(key=lambda item: "images" not in item.path.parent.parts)
+    """The longest files first, the others in their collection order."""
+    root = Path(__file__).parent.parent
+
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(root).as_posix()
+        return next(
+            (i for i, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)),
+            len(LONGEST_FIRST),
+        )
+
+    items.sort(key=rank)
 
 
 @pytest.fixture
