@@ -51,15 +51,14 @@ def scene(target: str, case: str, monkeypatch: pytest.MonkeyPatch, root: Path) -
     updates = support_endpoint_updates(monkeypatch)
     if target == "sagemaker":
         fleet = EndpointFleet(sagemaker, "demo-dev")
-        fleet.configuration(5)
-        fleet.serve(5)
-        fleet.configuration(6)
         if case == "updating":
+            fleet.deployed(5)
+            fleet.configuration(6)  # the update to it is still under way
             backend = sagemaker_backends["123456789012"][REGION]
             updates.start_update(backend, "demo-dev", fleet.configs[6])
             rollback_alarms(boto3.client("cloudwatch", region_name=REGION), "demo-dev")
         else:
-            fleet.serve(6)
+            fleet.deployed(5, 6)
     return lambda: main(
         ["rollback", "dev", "--now", "--reason", "bench", "--project-dir", str(project)]
     )

@@ -11,7 +11,10 @@ With `now`, traffic goes back at once on every target, without a deploy:
 - a SageMaker endpoint in the middle of an update cannot be updated (UpdateEndpoint is refused
   while it is Updating), so its rollback alarms are set to ALARM: SageMaker rolls an update back
   when one trips during a baking period ("Auto-Rollback Configuration and Monitoring",
-  docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html);
+  docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html). CloudWatch
+  keeps a state set by SetAlarmState only until the alarm's next evaluation, and AWS does not say
+  how often SageMaker reads its alarms, so the runbook has `verify` confirm it and the command
+  run again if the update is still going;
 - an endpoint in service on the bad version is pointed at the retained configuration of the
   version before, all at once and with no rollback alarms (they may be firing because of the
   bad version), keeping its instance count (RetainAllVariantProperties);

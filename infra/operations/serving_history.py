@@ -10,6 +10,7 @@ fleet or the old ReplicaSet still takes traffic. So a rollback asks the targets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -84,17 +85,18 @@ def _number(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def _retained(client: Any, name: str, created: datetime) -> RetainedConfiguration | None:
-    """The configuration, or None when its model is gone (it cannot serve again)."""
+def _retained(client: Any, summary: Mapping[str, Any]) -> RetainedConfiguration | None:
+    """A configuration as ListEndpointConfigs summarises it, read in full; None when its model
+    is gone (it cannot serve again)."""
+    listed = client.list_tags(ResourceArn=summary["EndpointConfigArn"]).get("Tags", [])
+    tags = {t["Key"]: t["Value"] for t in listed}
     try:
-        configuration = read_configuration(client, name)
+        configuration = read_configuration(client, summary["EndpointConfigName"])
     except client.exceptions.ClientError:
         return None
-    arn = client.describe_endpoint_config(EndpointConfigName=name)["EndpointConfigArn"]
-    tags = {t["Key"]: t["Value"] for t in client.list_tags(ResourceArn=arn).get("Tags", [])}
     return RetainedConfiguration(
-        name=name,
-        created=created,
+        name=summary["EndpointConfigName"],
+        created=summary["CreationTime"],
         model_version=_number(configuration.model_version),
         rolled_back=ROLLED_BACK_TAG in tags,
         endpoint=tags.get(ENDPOINT_TAG, ""),
@@ -102,30 +104,29 @@ def _retained(client: Any, name: str, created: datetime) -> RetainedConfiguratio
 
 
 def read_endpoint_history(client: Any, endpoint: str, model: str) -> EndpointHistory | None:
-    """The endpoint's live configuration and those the stack retained for it; None when there
-    is no such endpoint."""
+    """The endpoint's live configuration and those the stack retained for it (listed by
+    `model` in their names, kept when tagged with `endpoint`); None when there is no such
+    endpoint."""
     described = describe_endpoint(client, endpoint)
     if described is None:
         return None
     state = endpoint_state(described)
     try:
-        found: list[tuple[str, datetime]] = []
         pages = client.get_paginator("list_endpoint_configs").paginate(
             NameContains=model, SortBy="CreationTime", SortOrder="Descending"
         )
-        for page in pages:
-            found += [(c["EndpointConfigName"], c["CreationTime"]) for c in page["EndpointConfigs"]]
-        created = dict(found)
-        live_created = (
-            created.get(state.config_name)
-            or client.describe_endpoint_config(EndpointConfigName=state.config_name)["CreationTime"]
-        )
-        live = _retained(client, state.config_name, live_created)
+        listed = [summary for page in pages for summary in page["EndpointConfigs"]]
+        live_summary = next(
+            (c for c in listed if c["EndpointConfigName"] == state.config_name),
+            None,
+        ) or client.describe_endpoint_config(EndpointConfigName=state.config_name)
+        live = _retained(client, live_summary)
         earlier = [
             config
-            for name, at in sorted(found, key=lambda item: item[1], reverse=True)
-            if name != state.config_name and at <= live_created
-            for config in [_retained(client, name, at)]
+            for summary in listed
+            if summary["EndpointConfigName"] != state.config_name
+            and summary["CreationTime"] <= live_summary["CreationTime"]
+            for config in [_retained(client, summary)]
             if config is not None and config.endpoint == endpoint
         ]
     except Exception as error:
@@ -136,6 +137,7 @@ def read_endpoint_history(client: Any, endpoint: str, model: str) -> EndpointHis
         raise UnreachableError(
             f"endpoint {endpoint} runs configuration {state.config_name}, whose model is gone"
         )
+    earlier.sort(key=lambda c: c.created, reverse=True)
     return EndpointHistory(endpoint=endpoint, state=state, live=live, earlier=tuple(earlier))
 
 

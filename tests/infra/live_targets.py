@@ -4,6 +4,7 @@ with its ReplicaSets as an API server holds them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +76,15 @@ class EndpointFleet:
             self.sagemaker.update_endpoint(
                 EndpointName=self.endpoint, EndpointConfigName=self.configs[version]
             )
+
+    def deployed(self, *versions: int, rolled_back: Iterable[int] = ()) -> None:
+        """Deploys of `versions` in order: each one's configuration made and served, except
+        those SageMaker's alarms rolled back (made, marked, and the one before still serving)."""
+        refused = set(rolled_back)
+        for version in versions:
+            self.configuration(version, rolled_back=version in refused)
+            if version not in refused:
+                self.serve(version)
 
     def live_config(self) -> str:
         return str(

@@ -84,9 +84,7 @@ def test_the_version_sagemaker_serves_is_pinned_not_the_newest_approved_one(
     """v2 served; the deploy of v6 was rolled back by SageMaker's alarms, so the endpoint runs
     v2 while v6 is pinned; v5 is Approved but never served. The rollback pins v2."""
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(2)
-    fleet.serve(2)
-    fleet.configuration(6, rolled_back=True)
+    fleet.deployed(2, 6, rolled_back={6})
 
     assert rollback(project, "dev") == 0
 
@@ -114,11 +112,7 @@ def test_now_points_the_endpoint_back_all_at_once_keeping_its_instances(
     """v2 served, v5's deploy was rolled back, v6 deployed and serves (badly): --now goes
     back to v2 — the configuration that served, not v5's, which never did."""
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(2)
-    fleet.serve(2)
-    fleet.configuration(5, rolled_back=True)
-    fleet.configuration(6)
-    fleet.serve(6)
+    fleet.deployed(2, 5, 6, rolled_back={5})
     updates.requests.clear()
 
     assert rollback(project, "dev", "--now") == 0
@@ -146,9 +140,8 @@ def test_now_during_an_update_trips_the_rollback_alarms_instead(
     from moto.sagemaker.models import sagemaker_backends
 
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(2)
-    fleet.serve(2)
-    fleet.configuration(6)
+    fleet.deployed(2)
+    fleet.configuration(6)  # the update to it is still under way
     updates.start_update(sagemaker_backends["123456789012"][REGION], "demo-dev", fleet.configs[6])
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     alarms = rollback_alarms(cloudwatch, "demo-dev")
@@ -166,8 +159,7 @@ def test_a_version_the_endpoint_no_longer_retains_needs_a_deploy(
     project: Path, fleet: EndpointFleet, versions: Registry
 ) -> None:
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(6)
-    fleet.serve(6)
+    fleet.deployed(6)
     before = snapshot(project, "dev", versions)
 
     assert rollback(project, "dev", "--now", "--to", "4") == 1
@@ -191,8 +183,7 @@ def test_a_version_that_cannot_be_served_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(6)
-    fleet.serve(6)
+    fleet.deployed(6)
     before = snapshot(project, "dev", versions)
 
     assert rollback(project, "dev", "--to", to) == 1
@@ -206,8 +197,7 @@ def test_with_no_history_the_version_must_be_named(
     project: Path, fleet: EndpointFleet, versions: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(6)
-    fleet.serve(6)
+    fleet.deployed(6)
 
     assert rollback(project, "dev") == 1
 
@@ -267,10 +257,7 @@ def test_both_targets_are_moved_when_they_agree(
 ) -> None:
     fleet = EndpointFleet(versions.client, "demo-staging")
     serve_on(project, "staging", "both", 6)
-    fleet.configuration(4)
-    fleet.serve(4)
-    fleet.configuration(6)
-    fleet.serve(6)
+    fleet.deployed(4, 6)
     cluster.objects.update(deployment_objects("serving-demo", [4, 6]))
 
     assert rollback(project, "staging", "--now") == 0
@@ -289,10 +276,7 @@ def test_targets_that_disagree_are_refused_naming_both(
 ) -> None:
     fleet = EndpointFleet(versions.client, "demo-staging")
     serve_on(project, "staging", "both", 6)
-    fleet.configuration(4)
-    fleet.serve(4)
-    fleet.configuration(6)
-    fleet.serve(6)
+    fleet.deployed(4, 6)
     cluster.objects.update(deployment_objects("serving-demo", [5, 6]))
     before = snapshot(project, "staging", versions)
 
@@ -329,9 +313,7 @@ def test_an_interrupted_rollback_leaves_registry_and_stack_file_as_they_were(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(2)
-    fleet.serve(2)
-    fleet.configuration(6, rolled_back=True)
+    fleet.deployed(2, 6, rolled_back={6})
     text, statuses, _ = snapshot(project, "dev", versions)
 
     def fail(*_: Any) -> None:
@@ -353,9 +335,7 @@ def test_nothing_changes_when_the_audit_log_cannot_record_it(
     project: Path, fleet: EndpointFleet, versions: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     serve_on(project, "dev", "sagemaker", 6)
-    fleet.configuration(2)
-    fleet.serve(2)
-    fleet.configuration(6, rolled_back=True)
+    fleet.deployed(2, 6, rolled_back={6})
     versions.logs.delete_log_group(logGroupName="/mlstack/dev/audit")
     before = (project / "Pulumi.dev.yaml").read_text(), versions.status("demo-dev", 6)
 

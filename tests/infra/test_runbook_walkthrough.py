@@ -109,10 +109,7 @@ def test_emergency_path_puts_the_last_good_version_back_on_both_targets(
 ) -> None:
     """v6 served; v7 is live on the endpoint and rolling out on the cluster, and failing."""
     prod.pin(7)
-    prod.fleet.configuration(6)
-    prod.fleet.serve(6)
-    prod.fleet.configuration(7)
-    prod.fleet.serve(7)
+    prod.fleet.deployed(6, 7)
     prod.cluster_runs([6, 7], rolled_out=False)
     walk = Walk(prod.project)
 
@@ -133,9 +130,7 @@ def test_pin_what_serves_path_moves_nothing(
 ) -> None:
     """v8's deploy failed its canary: the endpoint runs v6 again, the pin still says 8."""
     prod.pin(8)
-    prod.fleet.configuration(6)
-    prod.fleet.serve(6)
-    prod.fleet.configuration(8, rolled_back=True)
+    prod.fleet.deployed(6, 8, rolled_back={8})
     prod.cluster_runs([6])
     walk = Walk(prod.project)
 
@@ -151,10 +146,7 @@ def test_through_a_deploy_path_ends_with_verify_passing_once_ci_deployed(
     prod: Scene, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prod.pin(7)
-    prod.fleet.configuration(6)
-    prod.fleet.serve(6)
-    prod.fleet.configuration(7)
-    prod.fleet.serve(7)
+    prod.fleet.deployed(6, 7)
     prod.cluster_runs([6, 7])
     walk = Walk(prod.project)
 
