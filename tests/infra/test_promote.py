@@ -3,6 +3,7 @@ the files' comments and order kept."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from infra.cli.main import main
 from infra.config.stack import load_config
 from infra.config.stackfiles import load_stack_settings
 from infra.operations import pulumi_cli
+from infra.operations.audit import AuditLog, AuditRecord
 from infra.operations.errors import PulumiCliMissingError, RefusedError
 from infra.operations.promotion import source_images
 from mlstack_common.exits import ExitStatus
@@ -392,3 +394,27 @@ def test_carrying_pins_to_a_pending_version_needs_approve_and_records_it(
     assert status == "Approved"
     assert description.endswith("with mlstack promote --from staging --to prod: CAB-9")
     assert pins(project, "prod") == {"demo": 1}
+
+
+def test_audit_shows_one_models_records_as_json_lines(
+    project: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register("demo-dev", SHA_A)
+    AuditLog(registry.logs, "dev").append(
+        AuditRecord(
+            action="rollback",
+            stack="dev",
+            reason="INC-1",
+            aws_identity="arn:aws:iam::123456789012:user/ops",
+            git_user="ops@example.com",
+            changes=("churn: dev goes from version 3 back to 2",),
+            models=("churn",),
+        )
+    )
+    assert promote(project, "dev", "--model", "demo", "--version", "1", "--reason", "CHG-5") == 0
+    capsys.readouterr()
+
+    assert main(["audit", "dev", "--model", "demo", "--json", "--project-dir", str(project)]) == 0
+
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (record["action"], record["reason"], record["models"]) == ("promote", "CHG-5", ["demo"])
