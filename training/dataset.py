@@ -18,6 +18,15 @@ from training.spec import DatasetSpec
 MIN_ROWS = 20
 MIN_ROWS_PER_CLASS = 2
 PARQUET_MAGIC = b"PAR1"
+MAX_MAGNITUDE = 1e38
+"""The largest magnitude a numeric value (feature or regression target) may have.
+
+Below float32's largest finite value (3.4e38), which the forest algorithm casts its inputs to
+(scikit-learn's `sklearn/ensemble/_forest.py`, `DTYPE`), so every algorithm takes the same
+data; and small enough that what training computes in float64 stays finite for any row count
+memory can hold: a variance sums squared deviations of at most (2e38)^2 = 4e76 each, which
+overflows float64 (1.8e308) only past 1e231 rows. A larger value (1e308 in one row) made the
+drift baseline's standard deviation infinite, written as null."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,10 @@ def read_table(data: bytes, name: str) -> pd.DataFrame:
 
 def _first(values: pd.Series, mask: pd.Series) -> str:
     index = int(np.flatnonzero(mask.to_numpy())[0])
-    return f"first at row {index + 1}: {values.iloc[index]!r}"
+    value = values.iloc[index]
+    # A Parquet column gives numpy scalars, whose repr is `np.float64(1e+308)`; show `1e+308`.
+    shown = value.item() if isinstance(value, np.generic) else value
+    return f"first at row {index + 1}: {shown!r}"
 
 
 def _numeric(column: pd.Series, name: str, problems: list[DatasetProblem]) -> pd.Series:
@@ -89,6 +101,16 @@ def _numeric(column: pd.Series, name: str, problems: list[DatasetProblem]) -> pd
                 name,
                 f"{int(bad.sum())} rows are not finite numbers ({_first(column, bad)})",
                 int(bad.sum()),
+            )
+        )
+    huge = present & ~bad & (numbers.abs() > MAX_MAGNITUDE)
+    if huge.any():
+        problems.append(
+            DatasetProblem(
+                name,
+                f"{int(huge.sum())} rows are too large in magnitude ({_first(column, huge)}); "
+                f"allowed: numbers from {-MAX_MAGNITUDE:g} to {MAX_MAGNITUDE:g}",
+                int(huge.sum()),
             )
         )
     return numbers
@@ -137,6 +159,16 @@ def validate(frame: pd.DataFrame, spec: DatasetSpec, sha256: str = "") -> Datase
                     f"{int(np.flatnonzero(missing.to_numpy())[0]) + 1}); the spec does not "
                     "mark it nullable",
                     int(missing.sum()),
+                )
+            )
+        elif missing.all():
+            # Nothing to learn from, and no statistics for the drift baseline to hold.
+            problems.append(
+                DatasetProblem(
+                    feature.name,
+                    f"all {rows} rows have no value; nullable allows missing values, not a "
+                    "feature without any",
+                    rows,
                 )
             )
         if feature.type == "numeric":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlstack_common.artifact import Feature, ModelMetadata
+from training.errors import StatisticsError
 from training.gate import GateDecision
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -39,7 +41,9 @@ def baseline_statistics(features: pd.DataFrame, spec_features: Sequence[Feature]
     """Per-feature statistics of the training data that live traffic is later compared with.
 
     Numeric features get moments, quantiles and a histogram with fixed edges (so a drift check
-    can bin live values the same way); categorical ones get category frequencies.
+    can bin live values the same way); categorical ones get category frequencies. Every number
+    is finite, or `StatisticsError` names the feature and the statistic: a non-finite one would
+    be written as null (`strict_json`), which the drift job cannot compare with.
     """
     statistics: dict[str, Any] = {"rows": len(features), "features": {}}
     for feature in spec_features:
@@ -47,26 +51,54 @@ def baseline_statistics(features: pd.DataFrame, spec_features: Sequence[Feature]
         entry: dict[str, Any] = {"type": feature.type, "missing_share": float(column.isna().mean())}
         present = column.dropna()
         if feature.type == "numeric":
-            values = present.to_numpy(dtype=np.float64)
-            counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
-            entry.update(
-                mean=float(values.mean()),
-                std=float(values.std()),
-                min=float(values.min()),
-                max=float(values.max()),
-                quantiles={
-                    f"p{int(q * 100):02d}": float(np.quantile(values, q)) for q in QUANTILES
-                },
-                histogram={
-                    "edges": [float(e) for e in edges],
-                    "shares": [float(c) / len(values) for c in counts],
-                },
-            )
+            entry.update(_numeric_statistics(feature.name, present.to_numpy(dtype=np.float64)))
         else:
             shares = present.astype(str).value_counts(normalize=True).sort_index()
             entry["categories"] = {str(k): float(v) for k, v in shares.items()}
+        _refuse_non_finite(feature.name, entry)
         statistics["features"][feature.name] = entry
     return statistics
+
+
+def _numeric_statistics(name: str, values: np.ndarray) -> dict[str, Any]:
+    if not len(values):
+        raise StatisticsError(f"baseline statistics of feature {name!r}: no values to describe")
+    # Overflow is checked for below, by value; numpy's warning would only be a stray stderr line.
+    with np.errstate(over="ignore", invalid="ignore"):
+        low, high = float(values.min()), float(values.max())
+        if not math.isfinite(high - low):
+            # np.histogram raises on a span that overflows; say which feature instead.
+            raise StatisticsError(
+                f"baseline statistics of feature {name!r}: the range {low!r} to {high!r} is "
+                "wider than a float holds; allowed: finite statistics only"
+            )
+        counts, edges = np.histogram(values, bins=HISTOGRAM_BINS)
+        return {
+            "mean": float(values.mean()),
+            "std": float(values.std()),
+            "min": low,
+            "max": high,
+            "quantiles": {f"p{int(q * 100):02d}": float(np.quantile(values, q)) for q in QUANTILES},
+            "histogram": {
+                "edges": [float(e) for e in edges],
+                "shares": [float(c) / len(values) for c in counts],
+            },
+        }
+
+
+def _refuse_non_finite(name: str, value: Any, path: str = "") -> None:
+    """Raise `StatisticsError` naming the first non-finite number in `value` by its path."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _refuse_non_finite(name, item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_non_finite(name, item, f"{path}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise StatisticsError(
+            f"baseline statistics of feature {name!r}: {path} is {value}; allowed: finite "
+            "statistics only (it would be recorded as null)"
+        )
 
 
 def _metric_table(

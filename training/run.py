@@ -278,10 +278,11 @@ def _train(
     """The run's phases in order: everything that can refuse the version comes before anything
     is published, and a version the gate refused is registered only as Rejected, if at all."""
     spec, data = _read_and_validate(request, progress)
+    # Statistics that cannot be recorded refuse the run like bad data: before any fitting.
+    baseline = baseline_statistics(data.features, spec.features)
     tracker.log_params(_input_params(request, spec, data))
     trained = _fit(request, spec, data, progress)
     verdict = _evaluate_and_gate(request, registry, spec, trained, progress)
-    baseline = baseline_statistics(data.features, spec.features)
     metadata = _package_model(request, spec, data, trained, baseline)
     report = _write_report(request.report_dir, spec, trained, verdict, baseline)
     _track_results(tracker, trained, verdict, report)

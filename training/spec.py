@@ -12,6 +12,7 @@ It is a small YAML (or JSON) file kept next to the data:
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +52,16 @@ def _number(entry: Mapping[str, Any], key: str, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(f"{where}: {key} = {value!r}; allowed: a number")
-    return float(value)
+        raise SpecError(f"{where}: {key} = {value!r}; allowed: a finite number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range, such as 10**400
+        number = math.inf
+    # YAML reads `.inf` and `.nan` as floats: an infinite bound would be recorded as a null
+    # range, and NaN compares false with every value, so it would check nothing.
+    if not math.isfinite(number):
+        raise SpecError(f"{where}: {key} = {value!r}; allowed: a finite number")
+    return number
 
 
 SPEC_KEYS = ("target", "features", "tolerance")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from sklearn.datasets import load_diabetes
@@ -39,6 +40,9 @@ def feature(**fields: object) -> list[dict[str, object]]:
         (spec(features=feature(name="y")), "columns named twice: y"),
         (spec(tolerance=2), "tolerance = 2"),
         (spec(features=feature(nullable="yes")), "nullable = 'yes'"),
+        # YAML's .inf would be recorded as a null range; .nan would check nothing.
+        (spec(features=feature(max=float("inf"))), "max = inf; allowed: a finite number"),
+        (spec(features=feature(min=float("nan"))), "min = nan; allowed: a finite number"),
         # Misspelt keys would otherwise be ignored and the data checked without their rule.
         (spec(tolerence=0.1), "dataset spec: unknown key 'tolerence' (did you mean 'tolerance'?)"),
         (
@@ -74,15 +78,22 @@ def test_settings_parse_from_strings_and_report_every_bad_one() -> None:
     assert "seed = '-1': allowed: a whole number from 0 to" in message
 
 
-def test_regression_trains_on_real_data_with_residual_plots(tmp_path: Path) -> None:
+def write_diabetes(directory: Path) -> pd.DataFrame:
+    """scikit-learn's diabetes regression data as diabetes.csv, with its dataset.yaml."""
     bunch = load_diabetes(as_frame=True)
-    frame = bunch.frame
-    frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    frame: pd.DataFrame = bunch.frame
+    frame.to_csv(directory / "diabetes.csv", index=False)
     spec = {
         "target": {"name": "target", "type": "numeric"},
         "features": [{"name": name, "type": "numeric"} for name in bunch.feature_names],
     }
-    (tmp_path / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    (directory / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    return frame
+
+
+def test_regression_trains_on_real_data_with_residual_plots(tmp_path: Path) -> None:
+    frame = write_diabetes(tmp_path)
+    feature_names = list(frame.columns.drop("target"))
     code = main(
         [
             "--data",
@@ -101,8 +112,24 @@ def test_regression_trains_on_real_data_with_residual_plots(tmp_path: Path) -> N
     assert {"residuals.png", "predicted_vs_actual.png"} <= {
         p.name for p in (tmp_path / "out" / "report").iterdir()
     }
-    prediction = model.predict(np.asarray([frame[bunch.feature_names].iloc[0]], dtype=np.float64))
+    prediction = model.predict(np.asarray([frame[feature_names].iloc[0]], dtype=np.float64))
     assert prediction.shape == (1,)
+
+
+def test_a_regression_target_too_large_for_the_metrics_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Errors are squared into the RMSE: past the bound they overflow to infinity.
+    frame = write_diabetes(tmp_path)
+    frame.loc[6, "target"] = -1e300
+    frame.to_csv(tmp_path / "diabetes.csv", index=False)
+    code = main(["--data", str(tmp_path / "diabetes.csv"), "--output-dir", str(tmp_path / "out")])
+    assert code == ExitStatus.REFUSED
+    assert (
+        "column 'target': 1 rows are too large in magnitude (first at row 7: '-1e+300'); "
+        "allowed: numbers from -1e+38 to 1e+38" in log_messages(capsys.readouterr().err)
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_categorical_features_train_and_predict_from_plain_rows(tmp_path: Path) -> None:
