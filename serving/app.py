@@ -16,8 +16,6 @@ the body, parse, check, score in a batch, write) and nothing else.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -36,9 +34,11 @@ from serving.errors import (
     PayloadTooLarge,
     RequestTimeout,
     ServingError,
+    ShuttingDown,
 )
 from serving.metrics import Metrics, SharedMetrics
 from serving.model import Predictor
+from serving.request_log import RequestIds, RequestLog
 from serving.settings import ServingSettings
 
 Scope = MutableMapping[str, Any]
@@ -47,8 +47,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
-# A refused body up to this many times the limit is read to its end before the 413 is sent.
-DRAIN_FACTOR = 4
+PROMETHEUS_HEADERS = [(b"content-type", b"text/plain; version=0.0.4")]
+ANSWER_HEADERS = {kind: [(b"content-type", kind.encode())] for kind in codec.CONTENT_TYPES}
 ROUTES = {
     "/invocations": "POST",
     "/ping": "GET",
@@ -123,6 +123,8 @@ class ServingApp:
         )
         self.metrics.capture = self.capture.counts if self.capture else None
         self.execution_parameters_body = orjson.dumps(execution_parameters(settings))
+        self._request_id = RequestIds()
+        self.log = RequestLog()
         self._ticker: asyncio.Task[None] | None = None
         metadata = predictor.metadata
         self.metadata_body = orjson.dumps(
@@ -165,8 +167,7 @@ class ServingApp:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
         route = path if path in ROUTES else "other"
-        request_id = _request_id(scope["headers"])
-        send = _with_header(send, b"x-request-id", request_id)
+        request_id = self._request_id(scope["headers"])
         status, rows = 500, 0
         try:
             if path not in ROUTES:
@@ -177,12 +178,12 @@ class ServingApp:
             if path == "/invocations":
                 status, rows = await self._invoke(scope, receive, send, request_id)
             else:
-                status = await self._get(path, send)
+                status = await self._get(path, send, request_id)
         except ClientGone as gone:
             status = gone.status  # nobody to answer
         except ServingError as error:
             status = error.status
-            await self._error(send, error)
+            await self._error(send, error, request_id)
         except Exception as error:  # noqa: BLE001 (a bug of ours: 500, logged, process lives on)
             status = 500
             self._log(
@@ -190,39 +191,28 @@ class ServingApp:
                 "internal error",
                 {"request_id": request_id.decode(), "path": path, "error": repr(error)},
             )
-            await _respond(send, 500, orjson.dumps({"error": "internal error"}), JSON_HEADERS)
+            body = orjson.dumps({"error": "internal error"})
+            await _respond(send, 500, body, JSON_HEADERS, request_id)
         seconds = time.perf_counter() - started
         self.metrics.request(route, status, seconds)
-        self._log(
-            "INFO",
-            "request",
-            {
-                "request_id": request_id.decode(),
-                "method": method,
-                "path": path,
-                "status": status,
-                "ms": round(seconds * 1000, 3),
-                "rows": rows,
-            },
-        )
+        self.log.request(request_id, method, path, status, seconds, rows)
 
-    async def _get(self, path: str, send: Send) -> int:
+    async def _get(self, path: str, send: Send, request_id: bytes) -> int:
         if path == "/healthz":
-            await _respond(send, 200, b'{"status":"alive"}', JSON_HEADERS)
-            return 200
-        if path in ("/ping", "/readyz"):
+            body = b'{"status":"alive"}'
+        elif path in ("/ping", "/readyz"):
             if not self.ready:
                 raise ModelNotReady("draining: shutting down")
-            await _respond(send, 200, b'{"status":"ready"}', JSON_HEADERS)
-            return 200
-        if path == "/metrics":
+            body = b'{"status":"ready"}'
+        elif path == "/metrics":
             body = self.shared.render(self.metrics) if self.shared else b""
-            await _respond(send, 200, body, [(b"content-type", b"text/plain; version=0.0.4")])
+            await _respond(send, 200, body, PROMETHEUS_HEADERS, request_id)
             return 200
-        if path == "/execution-parameters":
-            await _respond(send, 200, self.execution_parameters_body, JSON_HEADERS)
-            return 200
-        await _respond(send, 200, self.metadata_body, JSON_HEADERS)
+        elif path == "/execution-parameters":
+            body = self.execution_parameters_body
+        else:
+            body = self.metadata_body
+        await _respond(send, 200, body, JSON_HEADERS, request_id)
         return 200
 
     async def _invoke(
@@ -234,12 +224,20 @@ class ServingApp:
         content_type = _text(headers.get(b"content-type"))
         kind = codec.request_format(content_type)
         answer = codec.response_format(_text(headers.get(b"accept")), kind)
-        body = await self._body(headers, receive)
-        rows = codec.decode(body, kind, self.predictor)
-        predictions = await self.batcher.predict(rows)
+        try:
+            body = await self._body(headers, receive)
+            rows = codec.decode(body, kind, self.predictor)
+            predictions = await self.batcher.predict(rows)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when the shutdown grace ends: the client
+            # gets a 503 it may retry elsewhere, not uvicorn's 500.
+            _uncancel()
+            raise ShuttingDown(
+                "the server shut down before this request was read and scored; send it again"
+            ) from None
         self.metrics.predictions(predictions.labels)
         payload = codec.encode(predictions, answer, self.predictor)
-        await _respond(send, 200, payload, [(b"content-type", answer.encode())])
+        await _respond(send, 200, payload, ANSWER_HEADERS[answer], request_id)
         if self.capture is not None and self.capture.sampled():
             self.capture.record(request_id.decode(), body, content_type or kind, payload, answer)
         if self.settings.log_payloads:
@@ -247,57 +245,48 @@ class ServingApp:
         return 200, len(rows)
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        """The whole body, refused at once when it is or grows over the limit: the connection
+        is then closed in a way the client can read the answer from (serving/protocol.py)."""
         limit = self.settings.max_body_bytes
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            too_large = PayloadTooLarge(f"body of {int(declared)} bytes; the limit is {limit}")
-            if int(declared) <= limit * DRAIN_FACTOR:
-                await self._drain(receive, 0)
-            raise too_large
+            raise PayloadTooLarge(f"body of {int(declared)} bytes; the limit is {limit}")
+        # One timer per request, not asyncio.wait_for per part: wait_for starts a task each
+        # time, which cost about a tenth of a small request's time.
+        seconds = self.settings.body_timeout_seconds
+        deadline = BodyDeadline(seconds)
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await self._next(receive)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                if message.get("more_body"):
-                    await self._drain(receive, size)
-                raise PayloadTooLarge(f"body over the limit of {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    async def _next(self, receive: Receive) -> Message:
-        """The next part of the body, within the body deadline."""
         try:
-            message = await asyncio.wait_for(receive(), self.settings.body_timeout_seconds)
-        except TimeoutError:
-            raise RequestTimeout(
-                f"no part of the body arrived for {self.settings.body_timeout_seconds:g} s"
-            ) from None
-        if message["type"] == "http.disconnect":
-            raise ClientGone("the client went away before sending its body")
-        return message
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone("the client went away before sending its body")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body over the limit of {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body"):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                deadline.restart()
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise
+            _uncancel()
+            raise RequestTimeout(f"no part of the body arrived for {seconds:g} s") from None
+        finally:
+            deadline.cancel()
 
-    async def _drain(self, receive: Receive, read: int) -> None:
-        """Read and drop the rest of a refused body (up to DRAIN_FACTOR times the limit), so
-        that the client, which may still be sending, receives the 413 instead of a reset."""
-        cap = self.settings.max_body_bytes * DRAIN_FACTOR
-        while read <= cap:
-            message = await self._next(receive)
-            read += len(message.get("body", b""))
-            if not message.get("more_body"):
-                return
-
-    async def _error(self, send: Send, error: ServingError) -> None:
+    async def _error(self, send: Send, error: ServingError, request_id: bytes) -> None:
         headers = list(JSON_HEADERS)
         if isinstance(error, MethodNotAllowed):
             headers.append((b"allow", error.allow.encode()))
-        if isinstance(error, RequestTimeout | PayloadTooLarge):
+        if isinstance(error, RequestTimeout | PayloadTooLarge | ShuttingDown):
             # The rest of the body may still be on its way: this connection cannot be reused.
             headers.append((b"connection", b"close"))
-        await _respond(send, error.status, orjson.dumps({"error": error.message}), headers)
+        body = orjson.dumps({"error": error.message})
+        await _respond(send, error.status, body, headers, request_id)
 
     async def _every_second(self) -> None:
         while True:
@@ -310,37 +299,45 @@ class ServingApp:
     def stopped(self) -> None:
         """The worker's server has drained: write the capture still buffered and leave the
         final metrics."""
+        self.log.flush()
         if self.capture is not None:
             self.capture.close(timeout=CLOSE_SECONDS)
         if self.shared is not None:
             self.shared.publish(self.metrics)
 
-    @staticmethod
-    def _log(level: str, message: str, fields: dict[str, Any]) -> None:
-        sys.stderr.write(json_line(level, message, fields) + "\n")
+    def _log(self, level: str, message: str, fields: dict[str, Any]) -> None:
+        self.log.write(json_line(level, message, fields))
 
 
-MAX_REQUEST_ID = 128
+class BodyDeadline:
+    """Cancels the current task when no part of the body arrived for `seconds`; `expired` tells
+    that cancellation from any other (a shutdown's)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._timer = self._loop.call_later(seconds, self._expire)
+
+    def restart(self) -> None:
+        self._timer.cancel()
+        self._timer = self._loop.call_later(self.seconds, self._expire)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._task is not None:
+            self._task.cancel()
 
 
-def _request_id(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The caller's X-Request-Id when it is a short printable token, else a new one, so that a
-    request can be found in the logs from either side."""
-    for name, value in headers:
-        if name == b"x-request-id":
-            if 0 < len(value) <= MAX_REQUEST_ID and all(32 < byte < 127 for byte in value):
-                return value
-            break
-    return os.urandom(8).hex().encode()
-
-
-def _with_header(send: Send, name: bytes, value: bytes) -> Send:
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), (name, value)]
-        await send(message)
-
-    return sending
+def _uncancel() -> None:
+    """A cancellation this request answers instead of ending with: counted as handled."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _text(value: bytes | None) -> str | None:
@@ -348,13 +345,17 @@ def _text(value: bytes | None) -> str | None:
 
 
 async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], request_id: bytes
 ) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+            "headers": [
+                *headers,
+                (b"content-length", b"%d" % len(body)),
+                (b"x-request-id", request_id),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

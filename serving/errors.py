@@ -65,6 +65,13 @@ class ModelNotReady(ServingError):  # noqa: N818
     status = 503
 
 
+class ShuttingDown(ServingError):  # noqa: N818
+    """The server stopped before the request was read and scored (its shutdown grace ended):
+    the client may send it again, to another instance."""
+
+    status = 503
+
+
 class ClientGone(ServingError):  # noqa: N818
     """The client disconnected before its request was read: nothing to answer, and not the
     server's failure. Counted and logged as 499, nginx's status for it."""

@@ -82,6 +82,10 @@ def run_worker(
         http=with_header_deadline(settings.header_timeout_seconds),
         lifespan="off",
         access_log=False,
+        # Nothing here reads the client's address, so X-Forwarded-For is not parsed, and no
+        # Server header tells a caller what answers.
+        proxy_headers=False,
+        server_header=False,
         log_level="warning",
         # uvicorn's own handlers would print plain text; its records go to our JSON formatter.
         log_config=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import socket
 import time
 from pathlib import Path
@@ -182,6 +183,90 @@ def test_a_body_over_the_limit_gets_its_413_even_from_a_closing_client(
         stop_server(server)
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b"the limit is 6291456" in answer
+
+
+def test_any_declared_body_over_the_limit_gets_a_readable_413(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Answered at once, unread; the server drains what still arrives, so the client that
+    sends all of it and only then reads (as most do) finds the answer, not a reset."""
+    server = start_server(str(trained_models["linear"]), tmp_path)
+    sent = b"[" + b"1," * (12 * 1024 * 1024) + b"1]"  # 24 MiB, four times the 6 MiB limit
+    answers = []
+    try:
+        for declared in (len(sent), 1 << 40):  # the whole of it; a terabyte, cut short
+            head = (
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % declared
+            )
+            answers.append(_raw_exchange(server.port, head, sent))
+        # Still serving.
+        assert server.post(json.dumps([ROW]).encode())[0] == 200
+    finally:
+        stop_server(server)
+    for answer, declared in zip(answers, (len(sent), 1 << 40), strict=True):
+        assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+        assert b"connection: close" in answer
+        assert b"body of %d bytes; the limit is 6291456" % declared in answer
+    statuses = [
+        line["status"]
+        for line in log_lines(server)
+        if line["message"] == "request" and line["path"] == "/invocations"
+    ]
+    assert statuses == [413, 413, 200]
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path)
+    body = json.dumps([ROW]).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            client.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            client.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := client.recv(65536):
+                received += chunk
+    finally:
+        stop_server(server)
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    assert b'"predictions":[' in received
+    assert b"connection: close" in received
+    statuses = [
+        line["status"]
+        for line in log_lines(server)
+        if line["message"] == "request" and line["path"] == "/invocations"
+    ]
+    assert statuses == [200]
+
+
+def test_an_upload_the_shutdown_grace_cuts_gets_503(
+    trained_models: dict[str, Path], tmp_path: Path
+) -> None:
+    server = start_server(str(trained_models["linear"]), tmp_path, MLSTACK_GRACE_SECONDS="1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
+        client.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n[[1,2"
+        )
+        time.sleep(0.3)  # the request is in the app, waiting for the rest of its body
+        server.process.send_signal(signal.SIGTERM)
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+    assert server.process.wait(timeout=30) == 0
+    assert received.startswith(b"HTTP/1.1 503 "), received[:200]
+    assert b"the server shut down before this request was read and scored" in received
+    statuses = [
+        line["status"]
+        for line in log_lines(server)
+        if line["message"] == "request" and line["path"] == "/invocations"
+    ]
+    assert statuses == [503]
 
 
 def test_headers_and_bodies_that_never_finish_time_out(
