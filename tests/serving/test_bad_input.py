@@ -13,6 +13,42 @@ from tests.serving.conftest import Server
 
 ROW = [14.0] * 30
 CSV_ROW = ",".join(["14.0"] * 30)
+TOO_DEEP = (
+    "malformed JSON: nested more than 32 levels deep; a request is a list of rows, each a list "
+    "of values or an object keyed by feature name"
+)
+
+
+def nested(depth: int, inner: str = "1", opening: str = "[", closing: str = "]") -> bytes:
+    return (opening * depth + inner + closing * depth).encode()
+
+
+def in_a_row(value: bytes) -> bytes:
+    """`value` as the first of a row's 30 values."""
+    return b"[[" + value + b"," + b",".join([b"14.0"] * 29) + b"]]"
+
+
+# Bodies nested past what any request needs, each way a body can nest: every one is
+# malformed (400), whichever other mistake it also holds, and past orjson's 1,024 levels too.
+DEEP: dict[str, bytes] = {
+    "lists 1,000 deep": nested(1000),
+    "lists 10,000 deep": nested(10_000),
+    "lists 100,000 deep": nested(100_000),
+    "lists 33 deep": nested(33),
+    "a value 1,000 deep in a row": in_a_row(nested(1000)),
+    "the last value 1,000 deep": b"[[" + b",".join([b"14.0"] * 29) + b"," + nested(1000) + b"]]",
+    "a value 10,000 deep after a text": b'[["x",' + nested(10_000) + b"]]",
+    "instances 1,000 deep": b'{"instances":' + nested(1000) + b"}",
+    "instances inside instances 1,000 deep": nested(1000, "[[1]]", '{"instances":', "}"),
+    "instances inside instances 100,000 deep": nested(100_000, "[[1]]", '{"instances":', "}"),
+    "objects 1,000 deep": nested(1000, "1", '{"a":', "}"),
+    "objects 10,000 deep": nested(10_000, "1", '{"a":', "}"),
+    "objects 1,000 deep as a feature's value": b'[{"mean radius":'
+    + nested(1000, "1", '{"a":', "}")
+    + b"}]",
+    "lists and objects 1,000 deep": nested(500, nested(500, "1", '{"a":', "}").decode()),
+    "every row 200 deep": b"[" + b",".join([nested(200)] * 50) + b"]",
+}
 
 # (content type, body, extra headers, status, a fragment of the message)
 CASES: dict[str, tuple[str | None, bytes, dict[str, str], int, str]] = {
@@ -45,6 +81,50 @@ CASES: dict[str, tuple[str | None, bytes, dict[str, str], int, str]] = {
     "instances nested 300 deep": ("application/json", ('{"instances":[[' + ",".join(["[" * 300 + "1" + "]" * 300] * 30) + "]]}").encode(), {}, 400, "nested more than 32 levels"),
     "body over the limit": ("application/json", b"[" + b"1," * (3 * 1024 * 1024) + b"1]", {}, 413, "the limit is 6291456"),
 }  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(DEEP), ids=list(DEEP))
+def test_json_nested_deeper_than_any_request_is_malformed(linear_server: Server, case: str) -> None:
+    status, _, answer = linear_server.post(DEEP[case])
+    assert (status, json.loads(answer)) == (400, {"error": TOO_DEEP})
+
+
+def test_nesting_that_stops_short_of_the_limit_is_answered_for_what_else_is_wrong(
+    linear_server: Server,
+) -> None:
+    status, _, answer = linear_server.post(in_a_row(nested(30)))  # 32 levels in all
+    assert status == 422
+    assert json.loads(answer)["error"].startswith(
+        "row 0, feature 'mean radius': expected a number, got [[[[[["
+    )
+    # Brackets inside a text are not nesting.
+    status, _, answer = linear_server.post(in_a_row(b'"' + b"[" * 100 + b'\\"{"'))
+    assert status == 422
+    assert 'expected a number, got "[[[[' in json.loads(answer)["error"]
+
+
+def test_a_long_value_is_not_repeated_back_whole(linear_server: Server) -> None:
+    text = "x" * 100_000
+    for content_type, body in (
+        ("application/json", in_a_row(json.dumps(text).encode())),
+        ("application/json", json.dumps([{text: 1}]).encode()),
+        ("text/csv", (text + "," + ",".join(["14.0"] * 29)).encode()),
+    ):
+        status, _, answer = linear_server.post(body, content_type)
+        assert status == 422
+        error = json.loads(answer)["error"]
+        assert "xxx..." in error
+        assert len(error) < 1000, error
+
+
+def test_hostile_bodies_leave_the_worker_serving(linear_server: Server) -> None:
+    """The worker (one, in the server's own process) answered every body above without an
+    internal error and is still the one answering."""
+    for body in DEEP.values():
+        assert linear_server.post(body)[0] == 400
+    assert linear_server.post(json.dumps([ROW]).encode())[0] == 200
+    assert linear_server.process.poll() is None
+    assert '"internal error"' not in linear_server.log.read_text()
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
