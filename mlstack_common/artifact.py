@@ -15,11 +15,12 @@ import hashlib
 import io
 import json
 import math
+import reprlib
 import tarfile
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 SCHEMA_VERSION = 1
 MODEL_FILE = "model.joblib"
@@ -98,21 +99,183 @@ class ModelMetadata:
 
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
+        """The metadata `to_json` wrote; anything else is refused with one line naming the
+        member that is wrong, what it holds and what is allowed."""
         try:
-            raw = json.loads(text)
-            version = raw.get("schema_version")
-            if version != SCHEMA_VERSION:
-                raise ArtifactError(
-                    f"{METADATA_FILE}: schema_version {version!r}; this reader understands "
-                    f"{SCHEMA_VERSION}"
-                )
-            features = tuple(
-                Feature(**{**item, "categories": tuple(item.get("categories", ()))})
-                for item in raw.pop("features")
-            )
-            return cls(**{**raw, "features": features, "classes": tuple(raw.get("classes", ()))})
-        except (KeyError, TypeError, json.JSONDecodeError) as error:
-            raise ArtifactError(f"{METADATA_FILE} is malformed: {error}") from error
+            raw = json.loads(text, parse_constant=_not_a_number)
+        except json.JSONDecodeError as error:
+            raise ArtifactError(f"{METADATA_FILE} is not JSON: {error}") from error
+        except RecursionError as error:
+            raise ArtifactError(f"{METADATA_FILE} is not metadata: nested too deeply") from error
+        return _metadata(raw)
+
+
+def _not_a_number(constant: str) -> Any:
+    """Python's json reads NaN and Infinity, which are not JSON and which `to_json` never
+    writes (it writes null)."""
+    raise ArtifactError(f"{METADATA_FILE} is not JSON: {constant} is not a JSON value")
+
+
+class _Brief(reprlib.Repr):
+    """A value of metadata.json for a message: shortened, with JSON's null, true and false."""
+
+    def repr_NoneType(self, value: None, level: int) -> str:  # noqa: N802 (reprlib's naming)
+        return "null"
+
+    def repr_bool(self, value: bool, level: int) -> str:
+        return "true" if value else "false"
+
+
+_brief = _Brief()  # 3.11's Repr takes its limits as attributes, not arguments
+_brief.maxlevel, _brief.maxstring, _brief.maxother = 2, 60, 60
+_brief.maxlist, _brief.maxdict = 4, 3
+
+
+def _refused(where: str, value: Any, allowed: str) -> ArtifactError:
+    return ArtifactError(f"{METADATA_FILE}: {where} = {_brief.repr(value)}; allowed: {allowed}")
+
+
+def _members(raw: Any, where: str, keys: Sequence[str], required: Sequence[str]) -> dict[str, Any]:
+    """`raw` as an object holding only `keys`, among them every one of `required`."""
+    if not isinstance(raw, dict):
+        raise _refused(where, raw, f"an object with {', '.join(required)}")
+    unknown = [key for key in raw if key not in keys]
+    if unknown:
+        raise ArtifactError(
+            f"{METADATA_FILE}: {where} has unknown member {_brief.repr(unknown[0])}; "
+            f"allowed: {', '.join(keys)}"
+        )
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise ArtifactError(
+            f"{METADATA_FILE}: {where} has no {missing[0]!r}; required: {', '.join(required)}"
+        )
+    return raw
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise _refused(where, value, "a string")
+    return value
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _refused(where, value, "a non-empty string")
+    return value
+
+
+def _choice(value: Any, where: str, allowed: tuple[str, ...]) -> Any:
+    if not isinstance(value, str) or value not in allowed:
+        raise _refused(where, value, " or ".join(allowed))
+    return value
+
+
+def _number(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _refused(where, value, "a number or null")
+    return float(value)
+
+
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """A list of distinct non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _refused(where, value, "a list of non-empty strings")
+    if len(set(value)) != len(value):
+        twice = next(v for v in value if value.count(v) > 1)
+        raise _refused(where, value, f"distinct names ({twice!r} is listed twice)")
+    return tuple(value)
+
+
+def _object(
+    value: Any, where: str, item: Callable[[Any, str], Any], allowed: str
+) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _refused(where, value, f"an object of {allowed}")
+    return {key: item(v, f"{where}[{key!r}]") for key, v in value.items()}
+
+
+_FEATURE_KEYS = tuple(f.name for f in fields(Feature))
+
+
+def _feature(raw: Any, where: str) -> Feature:
+    members = _members(raw, where, _FEATURE_KEYS, ("name", "type"))
+    name = _name(members["name"], f"{where}.name")
+    where = f"feature {name!r}"
+    kind = _choice(members["type"], f"{where}: type", get_args(FeatureType))
+    categories = _names(members.get("categories", []), f"{where}: categories")
+    if kind == "categorical" and not categories:
+        raise _refused(f"{where}: categories", [], "a non-empty list for a categorical feature")
+    minimum = _number(members.get("minimum"), f"{where}: minimum")
+    maximum = _number(members.get("maximum"), f"{where}: maximum")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ArtifactError(
+            f"{METADATA_FILE}: {where}: minimum {minimum} > maximum {maximum}; "
+            "allowed: minimum <= maximum"
+        )
+    nullable = members.get("nullable", False)
+    if not isinstance(nullable, bool):
+        raise _refused(f"{where}: nullable", nullable, "true or false")
+    return Feature(
+        name=name,
+        type=kind,
+        categories=categories,
+        minimum=minimum,
+        maximum=maximum,
+        nullable=nullable,
+    )
+
+
+def _features(value: Any, where: str) -> tuple[Feature, ...]:
+    if not isinstance(value, list) or not value:
+        raise _refused(where, value, "a non-empty list of features")
+    features = tuple(_feature(item, f"{where}[{index}]") for index, item in enumerate(value))
+    _names([feature.name for feature in features], "feature names")
+    return features
+
+
+_READERS: Mapping[str, Callable[[Any, str], Any]] = {
+    "model_name": _name,
+    "task": lambda value, where: _choice(value, where, get_args(Task)),
+    "features": _features,
+    "target": _text,
+    "classes": _names,
+    "algorithm": _text,
+    "hyperparameters": lambda value, where: _object(value, where, lambda v, _: v, "settings"),
+    "metrics": lambda value, where: _object(value, where, _number, "numbers or null"),
+    "library_versions": lambda value, where: _object(value, where, _text, "strings"),
+    "data_sha256": _text,
+    "data_uri": _text,
+    "git_commit": _text,
+    "image_digest": _text,
+    "model_sha256": _text,
+    "fast_path_sha256": _text,
+}
+"""How each member of metadata.json is read (every field of ModelMetadata but
+`schema_version`, which is read first, on its own)."""
+
+
+def _metadata(raw: Any) -> ModelMetadata:
+    keys = [f.name for f in fields(ModelMetadata)]
+    required = ("schema_version", "model_name", "task", "features", "target")
+    members = _members(raw, "the document", keys, required)
+    version = members["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{METADATA_FILE}: schema_version {_brief.repr(version)}; this reader understands "
+            f"{SCHEMA_VERSION}"
+        )
+    values = {
+        key: _READERS[key](value, key) for key, value in members.items() if key != "schema_version"
+    }
+    classes = values.get("classes", ())
+    if values["task"] == "classification" and not classes:
+        raise _refused("classes", list(classes), "the class labels of a classifier, in order")
+    if values["task"] == "regression" and classes:
+        raise _refused("classes", list(classes), "none for a regression model")
+    return ModelMetadata(**values)
 
 
 def sha256_file(path: Path) -> str:
@@ -149,7 +312,17 @@ def read_metadata(directory: Path) -> ModelMetadata:
     path = directory / METADATA_FILE
     if not path.is_file():
         raise ArtifactError(f"no {METADATA_FILE} in {directory}")
-    return ModelMetadata.from_json(path.read_text(encoding="utf-8"))
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ArtifactError(f"cannot read {path}: {error.strerror}") from error
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ArtifactError(
+            f"{METADATA_FILE} is not UTF-8: byte {data[error.start]:#04x} at offset {error.start}"
+        ) from error
+    return ModelMetadata.from_json(text)
 
 
 def read_fast_path(directory: Path, metadata: ModelMetadata) -> bytes | None:
