@@ -8,6 +8,9 @@ spanning every feature's range (and any rows given, such as the hold-out set), t
 them gives scikit-learn's answers to 1e-9. Training stores the result beside the model
 (`fastpath.bin`, its sha256 in the metadata), so the server can answer without importing
 scikit-learn at all. Any other pipeline is served by scikit-learn itself.
+
+Linear models are evaluated in numpy; forests by ONNX Runtime, from the same arrays
+(`mlstack_common.forest_engine`), built when the model is read so no request waits for it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 import io
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from mlstack_common.artifact import ModelMetadata
+from mlstack_common.forest_engine import ForestEngine
 
 log = logging.getLogger("mlstack.serving")
 TOLERANCE = 1e-9
@@ -33,6 +37,17 @@ class CompiledModel:
 
     kind: str
     arrays: dict[str, np.ndarray]
+    classes: tuple[str, ...] | None = None
+    """A classifier's labels in the order of its probability columns, as the estimator had
+    them when it was compiled (empty for a regressor), so a reader can check the metadata's
+    order without scikit-learn; None in a file written before it was recorded."""
+    engine: ForestEngine | None = field(default=None, init=False, repr=False, compare=False)
+    """What scores a forest, built from `arrays` with the model, before any request."""
+
+    def __post_init__(self) -> None:
+        if self.kind.startswith("forest"):
+            engine = ForestEngine(self.arrays, classifier=self.kind == "forest-classifier")
+            object.__setattr__(self, "engine", engine)
 
     def evaluate(self, rows: np.ndarray) -> np.ndarray:
         """Class probabilities (classifiers) or values (regressors), one row per input row."""
@@ -54,27 +69,19 @@ class CompiledModel:
         return self._forest(x)
 
     def _forest(self, x: np.ndarray) -> np.ndarray:
-        """Every tree walked at once: one step down per iteration for all rows and trees."""
-        a = self.arrays
-        # Trees compare float32 inputs against their thresholds, as scikit-learn does.
-        values = x.astype(np.float32).astype(np.float64)
-        rows = np.arange(len(values))[:, None]
-        node = np.broadcast_to(a["roots"], (len(values), len(a["roots"]))).copy()
-        for _ in range(int(a["depth"][0])):
-            feature = a["feature"][node]
-            left = values[rows, feature] <= a["threshold"][node]
-            node = np.where(left, a["left"][node], a["right"][node])
-        leaves = a["leaf"][node]  # rows x trees x outputs
-        mean: np.ndarray = leaves.mean(axis=1)
-        return mean if self.kind == "forest-classifier" else mean[:, 0]
+        if self.engine is None:
+            raise ValueError(f"fast path kind {self.kind!r} has no forest engine")
+        return self.engine(x)
 
     def to_bytes(self) -> bytes:
         """A header line, then each array as .npy bytes: deterministic, read without pickle."""
         buffer = io.BytesIO()
         names = sorted(self.arrays)
-        buffer.write(
-            json.dumps({"format": FORMAT, "kind": self.kind, "arrays": names}).encode() + b"\n"
-        )
+        header: dict[str, Any] = {"format": FORMAT, "kind": self.kind, "arrays": names}
+        if self.classes is not None:
+            # An added member: readers of this format before it ignore what they do not read.
+            header["classes"] = list(self.classes)
+        buffer.write(json.dumps(header).encode() + b"\n")
         for name in names:
             np.save(buffer, self.arrays[name], allow_pickle=False)
         return buffer.getvalue()
@@ -86,7 +93,12 @@ class CompiledModel:
         if header.get("format") != FORMAT:
             raise ValueError(f"fast path format {header.get('format')!r}; expected {FORMAT}")
         arrays = {name: np.load(buffer, allow_pickle=False) for name in header["arrays"]}
-        return cls(header["kind"], arrays)
+        classes = header.get("classes")
+        if classes is not None and not (
+            isinstance(classes, list) and all(isinstance(c, str) for c in classes)
+        ):
+            raise ValueError(f"fast path classes {classes!r}; expected a list of labels")
+        return cls(header["kind"], arrays, None if classes is None else tuple(classes))
 
 
 def _preprocessing(step: Any, width: int) -> dict[str, np.ndarray] | None:
@@ -149,6 +161,8 @@ def _forest_arrays(model: Any, classifier: bool) -> dict[str, np.ndarray]:
         "threshold": np.concatenate(thresholds).astype(np.float64),
         "leaf": np.concatenate(leaves),
         "roots": np.asarray(roots, dtype=np.int64),
+        # Unused since forests are scored by ForestEngine; still written, because servers
+        # before it walk the trees in numpy that many steps and need it to read a newer file.
         "depth": np.asarray([max(e.tree_.max_depth for e in model.estimators_)], dtype=np.int64),
     }
 
@@ -183,6 +197,37 @@ def _probe_rows(metadata: ModelMetadata, count: int = 256) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def threshold_edge_rows(
+    arrays: dict[str, np.ndarray], base: np.ndarray, count: int = 512, seed: int = 0
+) -> np.ndarray:
+    """Rows of `base` with one feature moved onto a threshold the forest compares against, or
+    one float64 or float32 step to either side of it: where an engine that compared in another
+    precision than scikit-learn (float32 input, float64 threshold) would answer differently.
+    Thresholds are mapped back through the scaler, so they are exact when there is none."""
+    own = np.arange(len(arrays["left"]))
+    splits = np.flatnonzero(arrays["left"] != own)
+    if len(splits) == 0 or len(base) == 0:
+        return base[:0]
+    rng = np.random.default_rng(seed)
+    nodes = rng.choice(splits, size=min(count, len(splits)), replace=False)
+    feature = arrays["feature"][nodes]
+    threshold = arrays["threshold"][nodes]
+    narrow = threshold.astype(np.float32)
+    values = [
+        threshold,
+        np.nextafter(threshold, -np.inf),
+        np.nextafter(threshold, np.inf),
+        narrow.astype(np.float64),
+        np.nextafter(narrow, np.float32(-np.inf)).astype(np.float64),
+        np.nextafter(narrow, np.float32(np.inf)).astype(np.float64),
+    ]
+    columns = np.tile(feature, len(values))
+    raw = np.concatenate(values) * arrays["scale"][columns] + arrays["mean"][columns]
+    rows = base[rng.integers(len(base), size=len(raw))].copy()
+    rows[np.arange(len(raw)), columns] = raw
+    return rows
+
+
 def compile_pipeline(
     pipeline: Any, metadata: ModelMetadata, check_rows: np.ndarray | None = None
 ) -> CompiledModel | None:
@@ -200,11 +245,15 @@ def compile_pipeline(
     estimator = _estimator(steps[1], classifier)
     if preprocessing is None or estimator is None:
         return None
-    compiled = CompiledModel(estimator[0], {**preprocessing, **estimator[1]})
+    classes = tuple(str(c) for c in steps[1].classes_) if classifier else ()
+    arrays = {**preprocessing, **estimator[1]}
     probe = _probe_rows(metadata)
     if check_rows is not None and len(check_rows):
         probe = np.vstack([probe, np.asarray(check_rows, dtype=np.float64)])
+    if estimator[0].startswith("forest"):
+        probe = np.vstack([probe, threshold_edge_rows(arrays, probe)])
     try:
+        compiled = CompiledModel(estimator[0], arrays, classes)
         expected = pipeline.predict_proba(probe) if classifier else pipeline.predict(probe)
         agrees = np.allclose(compiled.evaluate(probe), expected, rtol=0, atol=TOLERANCE)
     except Exception as error:  # noqa: BLE001 (any surprise means: use scikit-learn as is)

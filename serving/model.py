@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,9 @@ import numpy as np
 
 from mlstack_common import storage
 from mlstack_common.artifact import (
+    FAST_PATH_FILE,
     METADATA_FILE,
+    MODEL_FILE,
     TARBALL,
     ArtifactError,
     ModelMetadata,
@@ -38,31 +40,6 @@ class Predictions:
     probabilities: np.ndarray | None
 
 
-FOREST_CROSSOVER_ROWS = 700
-"""Above this many rows in one call, scikit-learn's compiled trees score a forest faster than
-walking every tree in numpy: for the demo's 100 trees on one core, 7.1 against 9-12 ms at 500
-rows, 16-17 against 10-11 ms at 1,000 (`bench/bench_forest_crossover.py`, bench/README.md)."""
-
-
-class _PipelineOnFirstUse:
-    """The fitted pipeline, loaded (with scikit-learn) only when a large call first needs it, so
-    a forest served from the fast path keeps its cold start free of scikit-learn."""
-
-    def __init__(self, directory: Path, classifier: bool) -> None:
-        self.directory = directory
-        self.classifier = classifier
-        self._evaluate: Evaluate | None = None
-
-    def __call__(self, rows: np.ndarray) -> np.ndarray:
-        if self._evaluate is None:
-            import sklearn
-
-            sklearn.set_config(assume_finite=True)
-            pipeline, _ = load_model_dir(self.directory)
-            self._evaluate = pipeline.predict_proba if self.classifier else pipeline.predict
-        return np.asarray(self._evaluate(rows))
-
-
 class Predictor:
     """What the server calls: rows in feature order in, predictions out."""
 
@@ -71,18 +48,17 @@ class Predictor:
         evaluate: Evaluate,
         metadata: ModelMetadata,
         fast: bool,
-        large: Evaluate | None = None,
     ) -> None:
         self.evaluate = evaluate
         self.metadata = metadata
         self.fast = fast
         """Whether predictions come from the numpy fast path rather than scikit-learn."""
-        self.large = large
-        """What scores calls of more than FOREST_CROSSOVER_ROWS rows, when that is faster."""
         self.classifier = metadata.task == "classification"
         self.numeric_only = all(f.type == "numeric" for f in metadata.features)
         self.dtype: type = np.float64 if self.numeric_only else object
         self.classes = np.asarray(metadata.classes, dtype=object)
+        self.class_names = list(metadata.classes)
+        """As a response lists them; one list for every response."""
 
     @classmethod
     def from_pipeline(cls, pipeline: Any, metadata: ModelMetadata, fast: bool = True) -> Predictor:
@@ -94,8 +70,7 @@ class Predictor:
         return cls(plain, metadata, fast=False)
 
     def predict(self, rows: np.ndarray) -> Predictions:
-        large = self.large is not None and len(rows) > FOREST_CROSSOVER_ROWS
-        output = self.large(rows) if large and self.large is not None else self.evaluate(rows)
+        output = self.evaluate(rows)
         if self.classifier:
             return Predictions(self.classes[output.argmax(axis=1)], output)
         return Predictions(np.asarray(output, dtype=np.float64), None)
@@ -139,6 +114,16 @@ def _local_model_dir(uri: str, work_dir: Path) -> Path:
     raise ArtifactError(f"no model at {uri}: expected {METADATA_FILE} or {TARBALL} there")
 
 
+def _check_classes(model_classes: Sequence[str], metadata: ModelMetadata) -> None:
+    """The metadata names the probability columns; in another order than the model's, every
+    answer would carry another class's label."""
+    if list(model_classes) != list(metadata.classes):
+        raise ArtifactError(
+            f"the model's classes {list(model_classes)} differ from its metadata's "
+            f"{list(metadata.classes)}: answers would be mislabelled"
+        )
+
+
 def _check_against_metadata(predictor: Predictor, pipeline: Any | None) -> None:
     """The model takes the features and gives the classes its metadata says, in that order;
     otherwise it would fail on every request, or answer with its labels swapped."""
@@ -150,11 +135,8 @@ def _check_against_metadata(predictor: Predictor, pipeline: Any | None) -> None:
                 f"the model takes {expected} features, its metadata lists "
                 f"{len(metadata.features)}: the artifact is inconsistent"
             )
-        if predictor.classifier and [str(c) for c in pipeline.classes_] != list(metadata.classes):
-            raise ArtifactError(
-                f"the model's classes {[str(c) for c in pipeline.classes_]} differ from its "
-                f"metadata's {list(metadata.classes)}: answers would be mislabelled"
-            )
+        if predictor.classifier:
+            _check_classes([str(c) for c in getattr(pipeline, "classes_", ())], metadata)
     try:
         output = predictor.evaluate(predictor.example_row())
     except Exception as error:
@@ -162,45 +144,81 @@ def _check_against_metadata(predictor: Predictor, pipeline: Any | None) -> None:
             f"the model cannot score a row of its own metadata's features: {error}"
         ) from error
     width = output.shape[1] if output.ndim == 2 else 1
-    if predictor.classifier and width != len(metadata.classes):
+    if predictor.classifier and (output.ndim != 2 or width != len(metadata.classes)):
         raise ArtifactError(
             f"the model gives {width} class probabilities, its metadata lists "
             f"{len(metadata.classes)} classes: answers would be mislabelled"
         )
+    if not predictor.classifier and (
+        output.ndim != 1 or not np.issubdtype(output.dtype, np.number)
+    ):
+        raise ArtifactError(
+            f"the model gives {width} {output.dtype} values a row, its metadata says it is a "
+            "regression model (one number a row): the artifact is inconsistent"
+        )
+
+
+def _compiled(fast_path: bytes) -> CompiledModel:
+    try:
+        return CompiledModel.from_bytes(fast_path)
+    except Exception as error:  # whatever the bytes hold, they are not a fast path
+        raise ArtifactError(
+            f"{FAST_PATH_FILE} cannot be read: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _pipeline(directory: Path, classifier: bool) -> Any:
+    """The fitted pipeline, checked to be one: a file that unpickles to something else, or not
+    at all (a library missing or of another version), is refused at start."""
+    import sklearn
+
+    # Inputs are checked for finiteness by the codec before they reach the model.
+    sklearn.set_config(assume_finite=True)
+    try:
+        pipeline, _ = load_model_dir(directory)
+    except ArtifactError:
+        raise
+    except Exception as error:  # unpickling can raise anything
+        raise ArtifactError(
+            f"{MODEL_FILE} cannot be loaded: {type(error).__name__}: {error}"
+        ) from error
+    method = "predict_proba" if classifier else "predict"
+    if not callable(getattr(pipeline, method, None)):
+        raise ArtifactError(
+            f"{MODEL_FILE} holds a {type(pipeline).__name__}, not a fitted model with {method}"
+        )
+    return pipeline
 
 
 def load_predictor(uri: str, work_dir: Path, large_batches: bool = False) -> Predictor:
     """Load, verify the checksums, and make one prediction before anyone is told it is ready.
 
     A model with a fast path is served from it without importing scikit-learn, which is most
-    of a cold start; any other is served by scikit-learn. With `large_batches` (batch scoring,
-    100,000-row chunks), forests go to scikit-learn's compiled trees instead: walking every tree
-    in numpy wins for a request's few rows, not for a chunk's many.
+    of a cold start; any other is served by scikit-learn. A forest's fast path is scored by ONNX
+    Runtime at every size a request makes; with `large_batches` (batch scoring, 100,000-row
+    chunks) forests go to scikit-learn's compiled trees instead, which walk all rows tree by
+    tree and took 10-35 % less time there on one core (`bench/bench_forest_engines.py`). Either
+    way the class order is checked against the estimator's: the fast path records the order it
+    was compiled with.
     """
     directory = _local_model_dir(uri, work_dir)
     metadata = read_metadata(directory)
     fast_path = read_fast_path(directory, metadata)
-    use_fast = True
-    if fast_path is not None and large_batches:
-        use_fast = not CompiledModel.from_bytes(fast_path).kind.startswith("forest")
-        fast_path = fast_path if use_fast else None
+    classifier = metadata.task == "classification"
+    compiled = _compiled(fast_path) if fast_path is not None else None
+    use_fast = not (compiled is not None and large_batches and compiled.kind.startswith("forest"))
     pipeline: Any = None
-    if fast_path is not None:
+    if compiled is not None and use_fast:
         # The whole artifact is checked, even the file the fast path makes unnecessary to load.
         verify_model_file(directory, metadata)
-        compiled = CompiledModel.from_bytes(fast_path)
-        large = (
-            _PipelineOnFirstUse(directory, metadata.task == "classification")
-            if compiled.kind.startswith("forest")
-            else None
-        )
-        predictor = Predictor(compiled.evaluate, metadata, fast=True, large=large)
+        if classifier and compiled.classes is not None:
+            _check_classes(compiled.classes, metadata)
+        elif classifier:
+            # Written before the fast path recorded its classes: only the pipeline knows them.
+            pipeline = _pipeline(directory, classifier)
+        predictor = Predictor(compiled.evaluate, metadata, fast=True)
     else:
-        import sklearn
-
-        # Inputs are checked for finiteness by the codec before they reach the model.
-        sklearn.set_config(assume_finite=True)
-        pipeline, metadata = load_model_dir(directory)
+        pipeline = _pipeline(directory, classifier)
         predictor = Predictor.from_pipeline(pipeline, metadata, fast=use_fast)
     _check_against_metadata(predictor, pipeline)
     log.info("model loaded", extra={"model": metadata.model_name, "sha256": metadata.model_sha256})
