@@ -58,6 +58,7 @@ ROUTES = {
     "/metadata": "GET",
     "/execution-parameters": "GET",
 }
+MAX_FORMATS = 64
 MIB = 1 << 20
 SAGEMAKER_MAX_PAYLOAD_MB = 100
 """Batch transform's ceiling for MaxPayloadInMB, and for MaxConcurrentTransforms times it."""
@@ -124,6 +125,7 @@ class ServingApp:
         self.metrics.capture = self.capture.counts if self.capture else None
         self.execution_parameters_body = orjson.dumps(execution_parameters(settings))
         self._request_id = RequestIds()
+        self._known_formats: dict[tuple[bytes | None, bytes | None], tuple[str, str]] = {}
         self.log = RequestLog()
         self._ticker: asyncio.Task[None] | None = None
         metadata = predictor.metadata
@@ -221,9 +223,8 @@ class ServingApp:
         # A request that reached us is served even while draining: draining only tells load
         # balancers (through /ping and /readyz) to stop sending new ones.
         headers = dict(scope["headers"])
-        content_type = _text(headers.get(b"content-type"))
-        kind = codec.request_format(content_type)
-        answer = codec.response_format(_text(headers.get(b"accept")), kind)
+        content_type = headers.get(b"content-type")
+        kind, answer = self._formats(content_type, headers.get(b"accept"))
         try:
             body = await self._body(headers, receive)
             rows = codec.decode(body, kind, self.predictor)
@@ -235,14 +236,28 @@ class ServingApp:
             raise ShuttingDown(
                 "the server shut down before this request was read and scored; send it again"
             ) from None
-        self.metrics.predictions(predictions.labels)
         payload = codec.encode(predictions, answer, self.predictor)
         await _respond(send, 200, payload, ANSWER_HEADERS[answer], request_id)
         if self.capture is not None and self.capture.sampled():
-            self.capture.record(request_id.decode(), body, content_type or kind, payload, answer)
+            media = _text(content_type) or kind
+            self.capture.record(request_id.decode(), body, media, payload, answer)
         if self.settings.log_payloads:
             self._log("INFO", "payload", {"request": body.decode("utf-8", "replace")})
         return 200, len(rows)
+
+    def _formats(self, content_type: bytes | None, accept: bytes | None) -> tuple[str, str]:
+        """The request's format and the answer's, remembered per pair of headers: clients send
+        the same few, and working them out is a tenth of a small request's time. A refused
+        pair raises each time; the memory is emptied when it holds MAX_FORMATS pairs."""
+        key = (content_type, accept)
+        known = self._known_formats.get(key)
+        if known is None:
+            kind = codec.request_format(_text(content_type))
+            known = (kind, codec.response_format(_text(accept), kind))
+            if len(self._known_formats) >= MAX_FORMATS:
+                self._known_formats.clear()
+            self._known_formats[key] = known
+        return known
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
         """The whole body, refused at once when it is or grows over the limit: the connection

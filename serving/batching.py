@@ -24,13 +24,14 @@ class MicroBatcher:
         predictor: Predictor,
         max_rows: int,
         wait_seconds: float = 0.0,
-        on_batch: Callable[[np.ndarray], None] | None = None,
+        on_batch: Callable[[np.ndarray, Predictions], None] | None = None,
     ) -> None:
         self.predictor = predictor
         self.max_rows = max_rows
         self.wait_seconds = wait_seconds
         self.on_batch = on_batch
-        """Told each batch the model scored (not one it refused), for the metrics."""
+        """Told each batch the model scored (not one it refused) and its predictions, for the
+        metrics: counted once a batch, not once a request."""
         self.pending: deque[tuple[np.ndarray, asyncio.Future[Predictions]]] = deque()
         self.scheduled = False
 
@@ -94,7 +95,7 @@ class MicroBatcher:
                 self._score([item], len(item[0]))
             return
         if self.on_batch is not None:
-            self.on_batch(matrix)
+            self.on_batch(matrix, result)
         start = 0
         for part, future in taken:
             end = start + len(part)

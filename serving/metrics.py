@@ -19,6 +19,7 @@ import orjson
 
 from mlstack_common.artifact import Feature
 from serving.capture import CaptureCounts
+from serving.model import Predictions
 from serving.ranges import RangeCheck
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -68,19 +69,18 @@ class Metrics:
             histogram = self.latency[key] = Histogram(LATENCY_BUCKETS)
         histogram.observe(seconds)
 
-    def batch(self, rows: np.ndarray) -> None:
-        """A batch the model scored: its size, and its values outside the training ranges."""
+    def batch(self, rows: np.ndarray, predictions: Predictions) -> None:
+        """A batch the model scored: its size, its values outside the training ranges, and
+        what it predicted."""
         self.batch_rows.observe(len(rows))
         for index, count in self.ranges.outside(rows).items():
             self.out_of_range[index] += count
-
-    def predictions(self, labels: Any) -> None:
         if self.classifier:
-            for label in labels:
-                self.predicted_classes[str(label)] += 1
+            for label in predictions.labels.tolist():
+                self.predicted_classes[label] += 1
         else:
-            for value in labels:
-                self.predicted_values.observe(float(value))
+            for value in predictions.labels.tolist():
+                self.predicted_values.observe(value)
 
     def snapshot(self) -> dict[str, Any]:
         def histogram(h: Histogram) -> dict[str, Any]:

@@ -16,7 +16,9 @@ import os
 import sys
 from collections.abc import Iterable
 
-from mlstack_common.logs import json_line
+import orjson
+
+from mlstack_common.logs import log_record
 
 MAX_REQUEST_ID = 128
 """Longest caller's X-Request-Id kept; a longer (or unprintable) one is replaced."""
@@ -43,23 +45,26 @@ class RequestLog:
     """JSON lines to stderr, written once per turn of the event loop."""
 
     def __init__(self) -> None:
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._scheduled = False
 
     def request(
         self, request_id: bytes, method: str, path: str, status: int, seconds: float, rows: int
     ) -> None:
-        fields = {
-            "request_id": request_id.decode(),
-            "method": method,
-            "path": path,
-            "status": status,
-            "ms": round(seconds * 1000, 3),
-            "rows": rows,
-        }
-        self.write(json_line("INFO", "request", fields))
+        record = log_record("INFO", "request")
+        record["request_id"] = request_id.decode()
+        record["method"] = method
+        record["path"] = path
+        record["status"] = status
+        record["ms"] = int(seconds * 1_000_000) / 1000
+        record["rows"] = rows
+        self._add(orjson.dumps(record))
 
     def write(self, line: str) -> None:
+        """A line made by `json_line`."""
+        self._add(line.encode())
+
+    def _add(self, line: bytes) -> None:
         self._lines.append(line)
         if not self._scheduled:
             self._scheduled = True
@@ -68,5 +73,11 @@ class RequestLog:
     def flush(self) -> None:
         self._scheduled = False
         if self._lines:
-            sys.stderr.write("\n".join(self._lines) + "\n")
-            self._lines.clear()
+            lines, self._lines = self._lines, []
+            stream = getattr(sys.stderr, "buffer", None)
+            if stream is None:  # a text-only stream (a test's)
+                sys.stderr.write(b"\n".join(lines).decode() + "\n")
+            else:
+                sys.stderr.flush()  # what the text layer holds goes first
+                stream.write(b"\n".join(lines) + b"\n")
+                stream.flush()
