@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from typing import Any
 
 import numpy as np
@@ -177,10 +176,15 @@ def _row_values(row: Any, index: int, predictor: Predictor) -> list[Any]:
     )
 
 
-# A JSON body with none of these bytes holds numbers and brackets only (no string, true, false
-# or null: each starts with one of them), which numpy can convert in one call. One regular
-# expression scan: four substring searches cost more than the rest of the decoding.
-_NOT_PLAIN_NUMBERS = re.compile(rb'["tfn]')
+# A JSON body made of these bytes only holds numbers and brackets (no string, true, false or
+# null), which numpy can convert in one call. Deleting them (`bytes.translate`) and finding
+# nothing left is the cheapest test: 24 us for a 100-row body, where four substring searches
+# took 94 and a regular expression for the other bytes 219 (on the machine of bench/README.md).
+_PLAIN_NUMBER_BYTES = b"0123456789.eE+-[], \t\r\n"
+
+
+def _plain_numbers(body: bytes) -> bool:
+    return not body.translate(None, _PLAIN_NUMBER_BYTES)
 
 
 def _plain_matrix(rows: list[Any], width: int, finite: bool = False) -> np.ndarray | None:
@@ -219,7 +223,7 @@ def decode_json(body: bytes, predictor: Predictor) -> np.ndarray:
 def _json_matrix(document: Any, body: bytes, predictor: Predictor) -> np.ndarray:
     rows = json_rows(document)
     features = predictor.metadata.features
-    if predictor.numeric_only and _NOT_PLAIN_NUMBERS.search(body) is None:
+    if predictor.numeric_only and _plain_numbers(body):
         plain = _plain_matrix(rows, len(features), finite=True)
         if plain is not None:
             return plain
