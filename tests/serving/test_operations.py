@@ -22,6 +22,15 @@ def log_lines(server: Server) -> list[dict[str, Any]]:
     return log_records(server.log.read_text(), "mlstack-serve")
 
 
+def invocation_statuses(server: Server) -> list[int]:
+    """The status of each POST /invocations, in the order the server logged them."""
+    return [
+        line["status"]
+        for line in log_lines(server)
+        if line["message"] == "request" and line["path"] == "/invocations"
+    ]
+
+
 def test_every_log_line_is_json_with_time_level_message_and_the_request_id(
     trained_models: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -111,12 +120,7 @@ def test_a_client_that_leaves_mid_body_is_not_counted_as_a_server_failure(
         assert status == 200
     finally:
         stop_server(server)
-    statuses = [
-        line["status"]
-        for line in log_lines(server)
-        if line["message"] == "request" and line["path"] == "/invocations"
-    ]
-    assert statuses == [499, 200]
+    assert invocation_statuses(server) == [499, 200]
 
 
 def test_workers_that_cannot_start_end_the_server_after_bounded_retries(
@@ -208,12 +212,7 @@ def test_any_declared_body_over_the_limit_gets_a_readable_413(
         assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
         assert b"connection: close" in answer
         assert b"body of %d bytes; the limit is 6291456" % declared in answer
-    statuses = [
-        line["status"]
-        for line in log_lines(server)
-        if line["message"] == "request" and line["path"] == "/invocations"
-    ]
-    assert statuses == [413, 413, 200]
+    assert invocation_statuses(server) == [413, 413, 200]
 
 
 def test_a_client_that_half_closes_after_its_request_gets_the_answer(
@@ -236,12 +235,7 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer(
     assert received.startswith(b"HTTP/1.1 200 "), received[:200]
     assert b'"predictions":[' in received
     assert b"connection: close" in received
-    statuses = [
-        line["status"]
-        for line in log_lines(server)
-        if line["message"] == "request" and line["path"] == "/invocations"
-    ]
-    assert statuses == [200]
+    assert invocation_statuses(server) == [200]
 
 
 def test_an_upload_the_shutdown_grace_cuts_gets_503(
@@ -261,12 +255,7 @@ def test_an_upload_the_shutdown_grace_cuts_gets_503(
     assert server.process.wait(timeout=30) == 0
     assert received.startswith(b"HTTP/1.1 503 "), received[:200]
     assert b"the server shut down before this request was read and scored" in received
-    statuses = [
-        line["status"]
-        for line in log_lines(server)
-        if line["message"] == "request" and line["path"] == "/invocations"
-    ]
-    assert statuses == [503]
+    assert invocation_statuses(server) == [503]
 
 
 def test_headers_and_bodies_that_never_finish_time_out(
