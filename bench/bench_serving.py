@@ -1,20 +1,41 @@
-"""Serving benchmark: mlstack against MLflow, MLServer, BentoML and SageMaker's scikit-learn stack.
+"""Serving benchmark: mlstack against MLflow, MLServer, BentoML, SageMaker's scikit-learn stack
+and the HTTP floor.
 
-    uv run python bench/bench_serving.py [--duration 10] [--servers mlstack,mlflow,...]
+    uv run python bench/bench_serving.py [--duration 10] [--repeat 2] [--servers mlstack,...]
+        [--scenarios logistic-1,harness-forest-100,...]
 
 Every server gets the same fitted scikit-learn pipelines (made by `python -m training`) and the
 same request bytes, on 127.0.0.1, with two workers each (one per core), while `wrk` (Debian's
 package; installed if missing and running as root) drives them from the same machine at
-concurrency 8. Scenarios: the demo logistic regression with single-row and 100-row JSON
-requests, and a 100-tree random forest with single-row requests. For each: requests/s, p50,
-p99, errors (non-2xx and socket errors), cold start (process start to the first successful
-prediction), memory once warm (PSS of the whole process tree, and RSS of its largest process)
-and the installed size of the server's environment.
+concurrency 8. Two more rows stand beside them: `mlstack-1`, mlstack with one worker, and
+`http-floor`, one uvicorn worker configured as mlstack's (uvloop, httptools, no access log,
+lifespan off) whose app reads the body and answers 200 `{}` without looking at it: the fastest
+any server on this HTTP stack can be, so what separates mlstack-1 from it is mlstack's own work.
+
+Scenarios (`--scenarios`, default all), each a model and a request size:
+- on the demo data (30 features, 569 rows): `logistic-1`, `logistic-100`, `forest-1`,
+  `forest-100` (logistic regression, random forest of 100 trees);
+- on bench/harness_data.py's `make_classification(5000, 20, n_informative=10)`:
+  `harness-logistic-1`, `harness-logistic-100`, `harness-forest-1`, `harness-forest-100`
+  (its forest grows 100 full-depth trees).
+Requests carry the dataset's first 1 or 100 rows.
+
+Method: in each scenario, `--repeat` rounds; each round runs every server in turn (so a drift in
+the machine's speed meets them all alike), and each run starts the server, waits for its first
+successful prediction (cold start), warms it with 2 s of load, measures `--duration` seconds and
+stops it, so nothing else is running while one is measured. The table shows, per server, the
+median of its runs for requests/s, p50, p99, cold start and memory once warm (PSS of the whole
+process tree, and RSS of its largest process), the errors of all runs summed (non-2xx and
+socket errors), and the installed size of the server's environment. Below each table: mlstack
+over the best peer by requests/s, and, for single-row requests, mlstack and mlstack-1 as a share
+of http-floor's requests/s.
 
 Peers are installed in their own virtual environments under bench/.peers (uv, pinned versions)
-on first use. The SageMaker scikit-learn container is not on PyPI; its serving module (the
-default input/predict/output functions over sagemaker-containers, gunicorn with gevent
-workers) is rebuilt in bench/peers/sagemaker_sklearn_app.py without the nginx in front of it.
+on first use; mlstack, mlstack-1 and http-floor share one holding only mlstack's `serving`
+extra, as in its image, reinstalled from this tree at every run. The SageMaker scikit-learn
+container is not on PyPI; its serving module (the default input/predict/output functions over
+sagemaker-containers, gunicorn with gevent workers) is rebuilt in
+bench/peers/sagemaker_sklearn_app.py without the nginx in front of it.
 """
 
 from __future__ import annotations
@@ -26,15 +47,18 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from harness_data import harness_rows, write_harness_dataset
 
 from serving.ports import free_port
 
@@ -63,8 +87,11 @@ PEER_PACKAGES = {
         SKLEARN,
     ],
 }
+PEERS = ("mlflow", "mlserver", "bentoml", "sagemaker-sklearn")
+"""The other projects' servers, against the best of which mlstack is compared."""
 WORKERS = 2
 CONCURRENCY = 8
+WARM_UP_SECONDS = 2
 
 
 def peer_python(name: str, refresh: bool = False) -> Path:
@@ -105,27 +132,72 @@ class Server:
     prepare: Callable[[Path, Path, int], Launch]
     path: str
     body: Callable[[list[list[float]]], bytes]
-    environment: Callable[[], Path]
-    """The virtual environment it runs from (its installed size is reported)."""
+    environment: str
+    """The environment under bench/.peers it runs from (its installed size is reported)."""
     content_type: str = "application/json"
 
 
-def _mlstack(model: Path, work: Path, port: int) -> Launch:
-    return Launch(
-        [str(peer_python("mlstack")), "-m", "serving", "serve"],
-        {
-            "MLSTACK_MODEL_URI": str(model),
-            "MLSTACK_PORT": str(port),
-            "MLSTACK_HOST": "127.0.0.1",
-            "MLSTACK_WORKERS": str(WORKERS),
-            "MLSTACK_WORK_DIR": str(work / f"mlstack-{port}"),
-        },
-    )
+def _mlstack_with(workers: int) -> Callable[[Path, Path, int], Launch]:
+    """mlstack's own `serve` command with `workers` processes answering."""
+
+    def prepare(model: Path, work: Path, port: int) -> Launch:
+        return Launch(
+            [str(peer_python("mlstack")), "-m", "serving", "serve"],
+            {
+                "MLSTACK_MODEL_URI": str(model),
+                "MLSTACK_PORT": str(port),
+                "MLSTACK_HOST": "127.0.0.1",
+                "MLSTACK_WORKERS": str(workers),
+                "MLSTACK_WORK_DIR": str(work / f"mlstack-{port}"),
+            },
+        )
+
+    return prepare
+
+
+# uvicorn configured as serving/server.py configures it, minus what only a real server needs
+# (the header deadline, draining). The body is read to its end, as any server must; the
+# content-length header spares uvicorn's chunked encoding, which it picks when a response
+# declares no length (uvicorn/protocols/http/httptools_impl.py, RequestResponseCycle.send).
+FLOOR_APP = '''\
+"""The HTTP floor: uvicorn as mlstack runs it, with an app that does no work."""
+
+import sys
+
+import uvicorn
+
+FOUND = (200, [(b"content-type", b"application/json"), (b"content-length", b"2")], b"{}")
+NOT_FOUND = (404, [(b"content-length", b"0")], b"")
+
+
+async def app(scope, receive, send):
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    found = scope["method"] == "POST" and scope["path"] == "/invocations"
+    status, headers, body = FOUND if found else NOT_FOUND
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+uvicorn.run(
+    app, host="127.0.0.1", port=int(sys.argv[1]), loop="uvloop", http="httptools",
+    lifespan="off", access_log=False, log_level="warning", proxy_headers=False,
+    server_header=False,
+)
+'''
+
+
+def _http_floor(model: Path, work: Path, port: int) -> Launch:
+    app = work / "http_floor.py"
+    app.write_text(FLOOR_APP)
+    return Launch([str(peer_python("mlstack")), str(app), str(port)])
 
 
 def _mlflow(model: Path, work: Path, port: int) -> Launch:
     python = peer_python("mlflow")
-    saved = work / "mlflow-model"
+    saved = work / f"mlflow-{model.parent.name}"
     if not saved.exists():
         subprocess.run(
             [
@@ -238,20 +310,20 @@ def _sagemaker(model: Path, work: Path, port: int) -> Launch:
     )
 
 
+def _rows_json(rows: list[list[float]]) -> bytes:
+    return json.dumps(rows).encode()
+
+
 SERVERS = {
-    "mlstack": Server(
-        "mlstack",
-        _mlstack,
-        "/invocations",
-        lambda rows: json.dumps(rows).encode(),
-        environment=lambda: PEERS_DIR / "mlstack",
-    ),
+    "mlstack": Server("mlstack", _mlstack_with(WORKERS), "/invocations", _rows_json, "mlstack"),
+    "mlstack-1": Server("mlstack-1", _mlstack_with(1), "/invocations", _rows_json, "mlstack"),
+    "http-floor": Server("http-floor", _http_floor, "/invocations", _rows_json, "mlstack"),
     "mlflow": Server(
         "mlflow",
         _mlflow,
         "/invocations",
         lambda rows: json.dumps({"inputs": rows}).encode(),
-        environment=lambda: PEERS_DIR / "mlflow",
+        "mlflow",
     ),
     "mlserver": Server(
         "mlserver",
@@ -269,22 +341,41 @@ SERVERS = {
                 ]
             }
         ).encode(),
-        environment=lambda: PEERS_DIR / "mlserver",
+        "mlserver",
     ),
     "bentoml": Server(
-        "bentoml",
-        _bentoml,
-        "/predict",
-        lambda rows: json.dumps({"rows": rows}).encode(),
-        environment=lambda: PEERS_DIR / "bentoml",
+        "bentoml", _bentoml, "/predict", lambda rows: json.dumps({"rows": rows}).encode(), "bentoml"
     ),
     "sagemaker-sklearn": Server(
-        "sagemaker-sklearn",
-        _sagemaker,
-        "/invocations",
-        lambda rows: json.dumps(rows).encode(),
-        environment=lambda: PEERS_DIR / "sagemaker-sklearn",
+        "sagemaker-sklearn", _sagemaker, "/invocations", _rows_json, "sagemaker-sklearn"
     ),
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One model and one request size."""
+
+    title: str
+    dataset: str
+    """`demo` (training.demo's data) or `harness` (bench/harness_data.py's)."""
+    algorithm: str
+    """`python -m training --algorithm`."""
+    rows: int
+    """Rows per request: the dataset's first ones."""
+
+
+MODELS = {
+    # scenario key prefix: (dataset, algorithm, what it is)
+    "logistic": ("demo", "linear", "logistic regression, demo data (30 features)"),
+    "forest": ("demo", "forest", "random forest (100 trees), demo data (30 features)"),
+    "harness-logistic": ("harness", "linear", "logistic regression, 20 features"),
+    "harness-forest": ("harness", "forest", "random forest (100 full-depth trees, 20 features)"),
+}
+SCENARIOS = {
+    f"{prefix}-{rows}": Scenario(f"{what}, {rows} row{'s' * (rows > 1)}", dataset, algorithm, rows)
+    for prefix, (dataset, algorithm, what) in MODELS.items()
+    for rows in (1, 100)
 }
 
 
@@ -407,7 +498,7 @@ def measure(
     try:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{server.name} exited: see {log.name}")
+                raise RuntimeError(f"{server.name} exited: {last_line(Path(log.name))}")
             if time.monotonic() - started > 180:
                 raise RuntimeError(f"{server.name} did not answer within 180 s")
             try:
@@ -419,7 +510,7 @@ def measure(
                 cold = time.monotonic() - started
                 break
             time.sleep(0.02)
-        wrk(port, server, body, 2, work)  # warm-up
+        wrk(port, server, body, WARM_UP_SECONDS, work)
         result = wrk(port, server, body, seconds, work)
         pss, rss = memory(process.pid)
         return {
@@ -432,6 +523,12 @@ def measure(
     finally:
         stop(process)
         log.close()
+
+
+def last_line(log: Path) -> str:
+    """The log's last line, for a failure's one-line report (the scratch folder goes away)."""
+    lines = log.read_text(errors="replace").strip().splitlines()
+    return lines[-1][:300] if lines else f"nothing in its log {log.name}"
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -481,7 +578,7 @@ def bare_uvicorn_rss(model: Path, work: Path) -> float:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         start_new_session=True,
     )
-    bare = Server("bare", _mlstack, "/", lambda rows: json.dumps(rows).encode(), Path.cwd)
+    bare = replace(SERVERS["mlstack"], name="bare", path="/")
     try:
         for _ in range(600):
             try:
@@ -495,102 +592,197 @@ def bare_uvicorn_rss(model: Path, work: Path) -> float:
         stop(process)
 
 
+def train(data: Path, algorithm: str, output: Path) -> Path:
+    """A model made by the training package, as a user makes one; returns its model folder."""
+    command = [sys.executable, "-m", "training", "--data", str(data), "--algorithm", algorithm]
+    subprocess.run([*command, "--output-dir", str(output)], check=True, capture_output=True)
+    return output / "model"
+
+
 def train_models(work: Path) -> tuple[dict[str, Path], list[list[float]]]:
-    """The benchmark's models, made by the training package from the demo data."""
+    """The demo data's logistic regression and forest, and the data's rows."""
     from training.demo import write_demo_dataset
 
     data, _ = write_demo_dataset(work / "data")
-    models = {}
-    for name, algorithm in (("logistic", "linear"), ("forest", "forest")):
-        command = [sys.executable, "-m", "training", "--data", str(data), "--algorithm", algorithm]
-        subprocess.run(
-            [*command, "--output-dir", str(work / name)], check=True, capture_output=True
-        )
-        models[name] = work / name / "model"
+    models = {
+        name: train(data, algorithm, work / name)
+        for name, algorithm in (("logistic", "linear"), ("forest", "forest"))
+    }
     rows = [[float(v) for v in line.split(",")[:-1]] for line in data.read_text().splitlines()[1:]]
     return models, rows
 
 
+class Workbench:
+    """The run's datasets and models in its scratch folder, each made when first needed."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self._data: dict[str, Path] = {}
+        self._models: dict[tuple[str, str], Path] = {}
+
+    def data(self, dataset: str) -> Path:
+        if dataset not in self._data:
+            # Each in its own folder: both write their spec as dataset.yaml beside the CSV.
+            folder = self.work / f"{dataset}-data"
+            if dataset == "demo":
+                from training.demo import write_demo_dataset
+
+                self._data[dataset] = write_demo_dataset(folder)[0]
+            else:
+                self._data[dataset] = write_harness_dataset(folder)
+        return self._data[dataset]
+
+    def model(self, dataset: str, algorithm: str) -> Path:
+        key = (dataset, algorithm)
+        if key not in self._models:
+            output = self.work / f"{dataset}-{algorithm}"
+            self._models[key] = train(self.data(dataset), algorithm, output)
+        return self._models[key]
+
+
+def run_scenario(
+    scenario: Scenario, names: list[str], repeat: int, seconds: int, bench: Workbench
+) -> dict[str, list[dict[str, Any]]]:
+    """Every server's runs, `repeat` rounds of each server in turn."""
+    model = bench.model(scenario.dataset, scenario.algorithm)
+    rows = harness_rows(bench.data(scenario.dataset), scenario.rows)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_ in range(repeat):
+        for name in names:
+            try:
+                outcome = measure(SERVERS[name], model, rows, seconds, bench.work)
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                outcome = {"failed": str(error)}
+            runs[name].append(outcome)
+            print(
+                f"{scenario.title} / {name} / run {round_ + 1}: {outcome}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per scenario")
-    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per run")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per server and scenario")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"comma-separated, of {', '.join(SERVERS)}"
+    )
     parser.add_argument(
         "--scenarios",
-        default="",
-        help="comma-separated: logistic-1, logistic-100, forest-1, forest-100; default all",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated, of {', '.join(SCENARIOS)}",
     )
     args = parser.parse_args()
+    names, chosen = args.servers.split(","), args.scenarios.split(",")
+    choices: tuple[tuple[str, list[str], dict[str, Any]], ...] = (
+        ("--servers", names, SERVERS),
+        ("--scenarios", chosen, SCENARIOS),
+    )
+    for option, values, allowed in choices:
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            parser.error(f"{option}: unknown {unknown}; allowed: {list(allowed)}")
+    if args.duration < 1 or args.repeat < 1:
+        parser.error(f"--duration and --repeat must be at least 1: {args.duration}, {args.repeat}")
     if shutil.which("wrk") is None:
         subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True)
-    names = args.servers.split(",")
-    for name in names:
-        peer_python(name, refresh=name == "mlstack")
+    environments = dict.fromkeys(SERVERS[name].environment for name in names)
+    for environment in environments:
+        peer_python(environment, refresh=environment == "mlstack")
     with tempfile.TemporaryDirectory(prefix="mlstack-bench-") as scratch:
-        work = Path(scratch)
-        models, rows = train_models(work)
-        scenarios = {
-            "logistic-1": ("logistic, 1 row", models["logistic"], rows[:1]),
-            "logistic-100": ("logistic, 100 rows", models["logistic"], rows[:100]),
-            "forest-1": ("random forest (100 trees), 1 row", models["forest"], rows[:1]),
-            "forest-100": ("random forest (100 trees), 100 rows", models["forest"], rows[:100]),
+        bench = Workbench(Path(scratch))
+        results = {
+            key: run_scenario(SCENARIOS[key], names, args.repeat, args.duration, bench)
+            for key in chosen
         }
-        chosen = args.scenarios.split(",") if args.scenarios else list(scenarios)
-        unknown = sorted(set(chosen) - set(scenarios))
-        if unknown:
-            parser.error(f"--scenarios: unknown {unknown}; allowed: {list(scenarios)}")
-        results: dict[str, dict[str, dict[str, Any]]] = {}
-        for key in chosen:
-            scenario, model, request_rows = scenarios[key]
-            results[scenario] = {}
-            for name in names:
-                try:
-                    results[scenario][name] = measure(
-                        SERVERS[name], model, request_rows, args.duration, work
-                    )
-                except (RuntimeError, subprocess.CalledProcessError) as error:
-                    results[scenario][name] = {"failed": str(error)}
-                print(
-                    f"{scenario} / {name}: {results[scenario][name]}", file=sys.stderr, flush=True
-                )
-        bare = bare_uvicorn_rss(models["logistic"], work)
-        sizes = {name: installed_mib(SERVERS[name].environment()) for name in names}
-    report(results, bare, sizes, args.duration)
+        bare = bare_uvicorn_rss(bench.model("demo", "linear"), bench.work)
+    sizes = {env: installed_mib(PEERS_DIR / env) for env in environments}
+    report(results, bare, sizes, args.duration, args.repeat)
 
 
 COLUMNS = (
-    "server", "requests/s", "p50 ms", "p99 ms", "errors", "cold start s",
+    "server", "requests/s", "each run", "p50 ms", "p99 ms", "errors", "cold start s",
     "PSS MiB (all processes)", "largest RSS MiB", "installed MiB",
 )  # fmt: skip
+MEDIANS = ("rps", "p50_ms", "p99_ms", "cold_start_s", "pss_mib", "largest_rss_mib")
 
 
-def _row(name: str, r: dict[str, Any], installed: float) -> str:
-    if "failed" in r:
-        return f"| {name} | failed: {r['failed']} |" + " |" * (len(COLUMNS) - 2)
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Medians of the runs that finished (errors summed), or None when none did."""
+    done = [run for run in runs if "failed" not in run]
+    if not done:
+        return None
+    summary: dict[str, Any] = {key: statistics.median(run[key] for run in done) for key in MEDIANS}
+    summary["errors"] = sum(run["errors"] for run in done)
+    summary["each_rps"] = [run["rps"] for run in done]
+    return summary
+
+
+def _row(name: str, runs: list[dict[str, Any]], installed: float) -> str:
+    r = summarise(runs)
+    if r is None:
+        return f"| {name} | failed |" + " |" * (len(COLUMNS) - 2)
     cells = [
-        name, f"{r['rps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['errors']:.0f}",
+        name, f"{r['rps']:,.0f}", " / ".join(f"{v:,.0f}" for v in r["each_rps"]),
+        f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", f"{r['errors']:.0f}",
         f"{r['cold_start_s']:.2f}", f"{r['pss_mib']:.0f}", f"{r['largest_rss_mib']:.0f}",
         f"{installed:.0f}",
     ]  # fmt: skip
     return "| " + " | ".join(cells) + " |"
 
 
+def comparisons(scenario: Scenario, servers: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """mlstack against the best peer, and (single rows) against the HTTP floor, by requests/s."""
+    rps = {name: r["rps"] for name, runs in servers.items() if (r := summarise(runs))}
+    lines = []
+    peers = {name: rps[name] for name in PEERS if name in rps}
+    if "mlstack" in rps and peers:
+        best = max(peers, key=peers.__getitem__)
+        lines.append(
+            f"- mlstack over the best peer ({best}): {rps['mlstack']:,.0f} / "
+            f"{peers[best]:,.0f} = {rps['mlstack'] / peers[best]:.1f}x"
+        )
+    if scenario.rows == 1 and "http-floor" in rps:
+        floor = rps["http-floor"]
+        lines += [
+            f"- {name} at {100 * rps[name] / floor:.0f} % of http-floor's {floor:,.0f}/s"
+            for name in ("mlstack", "mlstack-1")
+            if name in rps
+        ]
+    for name, runs in servers.items():
+        failed = [run["failed"] for run in runs if "failed" in run]
+        if failed:
+            lines.append(f"- {name}: {len(failed)} of {len(runs)} runs failed: {failed[0]}")
+    return lines
+
+
 def report(
-    results: dict[str, dict[str, dict[str, Any]]],
+    results: dict[str, dict[str, list[dict[str, Any]]]],
     bare: float,
     sizes: dict[str, float],
     seconds: int,
+    repeat: int,
 ) -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print(f"load: wrk -t2 -c{CONCURRENCY} -d{seconds}s on the same machine; {WORKERS} workers each")
-    for scenario, servers in results.items():
-        print(f"\n### {scenario}\n")
+    print(
+        f"load: wrk -t2 -c{CONCURRENCY} on the same machine, {seconds} s x {repeat} per server "
+        f"after a {WARM_UP_SECONDS} s warm-up each, servers alternating; medians (errors: all "
+        f"runs); {WORKERS} workers each, one for mlstack-1, http-floor and mlserver"
+    )
+    for key, servers in results.items():
+        scenario = SCENARIOS[key]
+        print(f"\n### {scenario.title} (`{key}`)\n")
         print("| " + " | ".join(COLUMNS) + " |")
         print("|" + " --- |" * len(COLUMNS))
-        for name, result in servers.items():
-            print(_row(name, result, sizes.get(name, 0.0)))
+        for name, runs in servers.items():
+            print(_row(name, runs, sizes.get(SERVERS[name].environment, 0.0)))
+        lines = comparisons(scenario, servers)
+        if lines:
+            print("\n" + "\n".join(lines))
     print(f"\nbare uvicorn + scikit-learn holding the logistic model, warm: RSS {bare:.0f} MiB")
 
 
