@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_serving import SERVERS, post, stop, wrk  # noqa: E402
-from harness_data import harness_rows, write_harness_dataset  # noqa: E402
+from bench_serving import SERVERS, post, stop, wrk
+from harness_data import harness_rows, write_harness_dataset
 
-from serving.ports import free_port  # noqa: E402
+from serving.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = {

@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVING = ["scikit-learn", "numpy", "boto3", "uvicorn", "httptools", "uvloop", "orjson", "onnxruntime", "pyarrow"]
+SERVING = [
+    "scikit-learn", "numpy", "boto3", "uvicorn", "httptools", "uvloop", "orjson", "onnxruntime",
+    "pyarrow",
+]  # fmt: skip
 COMPARED: dict[str, list[str]] = {
     "serving extra without pyarrow": [p for p in SERVING if p != "pyarrow"],
     "scikit-learn + uvicorn only": ["scikit-learn", "uvicorn"],

@@ -24,14 +24,16 @@ def write_harness_dataset(directory: Path) -> Path:
     x, y = make_classification(ROWS, FEATURES, n_informative=10, random_state=0)
     names = [f"f{i}" for i in range(FEATURES)]
     lines = [",".join([*names, "label"])]
-    lines += [",".join([*(repr(float(v)) for v in row), str(int(label))]) for row, label in zip(x, y)]
+    lines += [
+        ",".join([*(repr(float(v)) for v in row), str(int(label))])
+        for row, label in zip(x, y, strict=True)
+    ]
     features = []
     for index, name in enumerate(names):
         low, high = float(x[:, index].min()), float(x[:, index].max())
         margin = (high - low) / 2
-        features.append(
-            f"  - {{name: {name}, type: numeric, min: {low - margin:.6f}, max: {high + margin:.6f}}}"
-        )
+        low, high = low - margin, high + margin
+        features.append(f"  - {{name: {name}, type: numeric, min: {low:.6f}, max: {high:.6f}}}")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / DATA_FILE).write_text("\n".join(lines) + "\n")
     (directory / SPEC_FILE).write_text(
