@@ -11,6 +11,10 @@ the body, parse, check, score in a batch, write) and nothing else.
     GET  /metadata     the model's name, version, features and lineage
     GET  /execution-parameters
                        what SageMaker batch transform may send: concurrency, strategy, payload
+
+A complete `POST /invocations` that arrived with its headers is handed over by the protocol
+without ASGI (`invocation`, serving/protocol.py's direct lane); every other request, and every
+slow or unusual one, takes the ASGI path. Both answer, count and log alike.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from serving.errors import (
     ShuttingDown,
 )
 from serving.metrics import Metrics, SharedMetrics
-from serving.model import Predictor
+from serving.model import Predictions, Predictor
+from serving.protocol import declared_length
 from serving.request_log import RequestIds, RequestLog
 from serving.settings import ServingSettings
 
@@ -45,6 +50,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+Reply = Callable[[int, Headers, bytes, bytes], None]
+"""Writes an answer: status, headers, body and the request id (the direct lane's)."""
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
 PROMETHEUS_HEADERS = [(b"content-type", b"text/plain; version=0.0.4")]
@@ -59,6 +67,7 @@ ROUTES = {
     "/execution-parameters": "GET",
 }
 MAX_FORMATS = 64
+INTERNAL_ERROR = b'{"error":"internal error"}'
 MIB = 1 << 20
 SAGEMAKER_MAX_PAYLOAD_MB = 100
 """Batch transform's ceiling for MaxPayloadInMB, and for MaxConcurrentTransforms times it."""
@@ -164,11 +173,9 @@ class ServingApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if self._ticker is None and (self.shared is not None or self.capture is not None):
-            self._ticker = asyncio.get_running_loop().create_task(self._every_second())
+        self._start_ticker()
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
-        route = path if path in ROUTES else "other"
         request_id = self._request_id(scope["headers"])
         status, rows = 500, 0
         try:
@@ -188,16 +195,58 @@ class ServingApp:
             await self._error(send, error, request_id)
         except Exception as error:  # noqa: BLE001 (a bug of ours: 500, logged, process lives on)
             status = 500
-            self._log(
-                "ERROR",
-                "internal error",
-                {"request_id": request_id.decode(), "path": path, "error": repr(error)},
-            )
-            body = orjson.dumps({"error": "internal error"})
-            await _respond(send, 500, body, JSON_HEADERS, request_id)
+            self._internal_error(request_id, path, error)
+            await _respond(send, 500, INTERNAL_ERROR, JSON_HEADERS, request_id)
+        self._finish(method, path, status, started, request_id, rows)
+
+    def invocation(self, headers: Headers, body: bytes, reply: Reply) -> None:
+        """The direct lane: a `POST /invocations` whose whole body is here. `reply` is called
+        once, from this call (a refused body) or from the batch that scores the rows."""
+        self._start_ticker()
+        started = time.perf_counter()
+        request_id = self._request_id(headers)
+        try:
+            content_type, accept = _content_headers(headers)
+            kind, answer = self._formats(content_type, accept)
+            rows = codec.decode(body, kind, self.predictor)
+        except Exception as error:  # noqa: BLE001 (answered as the ASGI path answers it)
+            self._failed(error, reply, started, request_id)
+            return
+
+        def scored(result: Predictions | Exception) -> None:
+            try:
+                if isinstance(result, Exception):
+                    raise result
+                payload = codec.encode(result, answer, self.predictor)
+            except Exception as error:  # noqa: BLE001
+                self._failed(error, reply, started, request_id)
+                return
+            reply(200, ANSWER_HEADERS[answer], payload, request_id)
+            self._answered(request_id, body, content_type, kind, payload, answer)
+            self._finish("POST", "/invocations", 200, started, request_id, len(rows))
+
+        self.batcher.submit(rows, scored)
+
+    def _failed(self, error: Exception, reply: Reply, started: float, request_id: bytes) -> None:
+        if isinstance(error, ServingError):
+            status, body = error.status, orjson.dumps({"error": error.message})
+        else:
+            status, body = 500, INTERNAL_ERROR
+            self._internal_error(request_id, "/invocations", error)
+        reply(status, JSON_HEADERS, body, request_id)
+        self._finish("POST", "/invocations", status, started, request_id, 0)
+
+    def _finish(
+        self, method: str, path: str, status: int, started: float, request_id: bytes, rows: int
+    ) -> None:
+        """Count and log a request, whichever way it came and however it ended."""
         seconds = time.perf_counter() - started
-        self.metrics.request(route, status, seconds)
+        self.metrics.request(path if path in ROUTES else "other", status, seconds)
         self.log.request(request_id, method, path, status, seconds, rows)
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None and (self.shared is not None or self.capture is not None):
+            self._ticker = asyncio.get_running_loop().create_task(self._every_second())
 
     async def _get(self, path: str, send: Send, request_id: bytes) -> int:
         if path == "/healthz":
@@ -222,11 +271,10 @@ class ServingApp:
     ) -> tuple[int, int]:
         # A request that reached us is served even while draining: draining only tells load
         # balancers (through /ping and /readyz) to stop sending new ones.
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type")
-        kind, answer = self._formats(content_type, headers.get(b"accept"))
+        content_type, accept = _content_headers(scope["headers"])
+        kind, answer = self._formats(content_type, accept)
         try:
-            body = await self._body(headers, receive)
+            body = await self._body(scope["headers"], receive)
             rows = codec.decode(body, kind, self.predictor)
             predictions = await self.batcher.predict(rows)
         except asyncio.CancelledError:
@@ -238,12 +286,24 @@ class ServingApp:
             ) from None
         payload = codec.encode(predictions, answer, self.predictor)
         await _respond(send, 200, payload, ANSWER_HEADERS[answer], request_id)
+        self._answered(request_id, body, content_type, kind, payload, answer)
+        return 200, len(rows)
+
+    def _answered(
+        self,
+        request_id: bytes,
+        body: bytes,
+        content_type: bytes | None,
+        kind: str,
+        payload: bytes,
+        answer: str,
+    ) -> None:
+        """What follows a scored request's answer: its capture, and its payload in the log."""
         if self.capture is not None and self.capture.sampled():
             media = _text(content_type) or kind
             self.capture.record(request_id.decode(), body, media, payload, answer)
         if self.settings.log_payloads:
             self._log("INFO", "payload", {"request": body.decode("utf-8", "replace")})
-        return 200, len(rows)
 
     def _formats(self, content_type: bytes | None, accept: bytes | None) -> tuple[str, str]:
         """The request's format and the answer's, remembered per pair of headers: clients send
@@ -259,12 +319,12 @@ class ServingApp:
             self._known_formats[key] = known
         return known
 
-    async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+    async def _body(self, headers: Headers, receive: Receive) -> bytes:
         """The whole body, refused at once when it is or grows over the limit: the connection
         is then closed in a way the client can read the answer from (serving/protocol.py)."""
         limit = self.settings.max_body_bytes
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        declared = declared_length(headers)
+        if declared is not None and declared > limit:
             raise PayloadTooLarge(f"body of {int(declared)} bytes; the limit is {limit}")
         # One timer per request, not asyncio.wait_for per part: wait_for starts a task each
         # time, which cost about a tenth of a small request's time.
@@ -323,6 +383,10 @@ class ServingApp:
     def _log(self, level: str, message: str, fields: dict[str, Any]) -> None:
         self.log.write(json_line(level, message, fields))
 
+    def _internal_error(self, request_id: bytes, path: str, error: Exception) -> None:
+        fields = {"request_id": request_id.decode(), "path": path, "error": repr(error)}
+        self._log("ERROR", "internal error", fields)
+
 
 class BodyDeadline:
     """Cancels the current task when no part of the body arrived for `seconds`; `expired` tells
@@ -353,6 +417,17 @@ def _uncancel() -> None:
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
+
+
+def _content_headers(headers: Headers) -> tuple[bytes | None, bytes | None]:
+    """Content-Type and Accept (the last of each, as `dict(headers)` would keep)."""
+    content_type = accept = None
+    for name, value in headers:
+        if name == b"content-type":
+            content_type = value
+        elif name == b"accept":
+            accept = value
+    return content_type, accept
 
 
 def _text(value: bytes | None) -> str | None:

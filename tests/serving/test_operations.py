@@ -120,7 +120,8 @@ def test_a_client_that_leaves_mid_body_is_not_counted_as_a_server_failure(
         assert status == 200
     finally:
         stop_server(server)
-    assert invocation_statuses(server) == [499, 200]
+    # The two end in either order: the second is answered while the first is still read.
+    assert sorted(invocation_statuses(server)) == [200, 499]
 
 
 def test_workers_that_cannot_start_end_the_server_after_bounded_retries(
@@ -218,7 +219,8 @@ def test_any_declared_body_over_the_limit_gets_a_readable_413(
 def test_a_client_that_half_closes_after_its_request_gets_the_answer(
     trained_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    server = start_server(str(trained_models["linear"]), tmp_path)
+    # The batch waits 200 ms, so the half-close arrives before the answer is ready.
+    server = start_server(str(trained_models["linear"]), tmp_path, MLSTACK_BATCH_WAIT_MS="200")
     body = json.dumps([ROW]).encode()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
