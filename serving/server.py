@@ -9,6 +9,7 @@ the grace period, and exits; the parent exits 0 when they all have.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from mlstack_common.registry import ModelPackage, resolve_reference, sagemaker_c
 from serving.app import ServingApp
 from serving.metrics import SharedMetrics
 from serving.model import Predictor, load_predictor
-from serving.protocol import with_header_deadline
+from serving.protocol import serving_protocol
 from serving.settings import ServingSettings, SettingsError
 from serving.workdir import claimed_work_dir
 
@@ -79,7 +80,9 @@ def run_worker(
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=with_header_deadline(settings.header_timeout_seconds),
+        http=serving_protocol(
+            settings.header_timeout_seconds, app.invocation, settings.max_body_bytes
+        ),
         lifespan="off",
         access_log=False,
         # Nothing here reads the client's address, so X-Forwarded-For is not parsed, and no
@@ -116,6 +119,11 @@ def _serve(settings: ServingSettings, work_dir: Path) -> int:
             f"data {package.model_data_url} holds {metadata.model_sha256[:12]}…"
         )
     model_version = settings.model_version
+    # What is loaded now lives as long as the process: the collector stops scanning it. A full
+    # collection walks every object of the model and its libraries (6 ms for a logistic model,
+    # every answer in flight waits), and its marks dirty the pages the workers share with this
+    # parent after the fork (Python's gc.freeze documentation recommends it before a fork).
+    gc.freeze()
     sock = listen(settings)
     log.info(
         "serving",
