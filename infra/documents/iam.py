@@ -165,8 +165,10 @@ def load_balancer_controller_policy(
     rules and target groups, and their security groups, in the stack's VPC.
 
     Narrower than the controller's published policy: no Network Load Balancers (no Service of
-    type LoadBalancer is served), no WAF, Shield or Cognito (no annotation here uses them), and
-    every write names this account's and region's ARNs. What it creates must carry its cluster
+    type LoadBalancer is served), no WAF, Shield or Cognito (turned off in its chart values, and
+    no annotation here uses them), and every write names this account's and region's ARNs; what
+    else differs from the published policy of the pinned version, and why, is listed in
+    tests/infra/test_cluster_addons.py. What it creates must carry its cluster
     tag, and it changes or deletes only what carries it (security group rules excepted: it
     admits its load balancers into the cluster's node security group, which it did not create).
     """
@@ -307,6 +309,9 @@ def load_balancer_controller_policy(
                 "elasticloadbalancing:CreateRule",
                 "elasticloadbalancing:DeleteRule",
                 "elasticloadbalancing:ModifyRule",
+                # Reorders the rules when an Ingress's paths or hosts change (v2.17.1
+                # pkg/deploy/elbv2/listener_rule_synthesizer.go).
+                "elasticloadbalancing:SetRulePriorities",
             ],
             [*listeners, f"{elb}:loadbalancer/app/*/*"],
         ),

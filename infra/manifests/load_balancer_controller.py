@@ -24,7 +24,13 @@ INGRESS_CLASS = "alb"
 def chart_values(*, cluster_name: str, region: str, vpc_id: str, role_arn: str) -> dict[str, Any]:
     """Two replicas on the general nodes, its IRSA role, the VPC and region given rather than
     looked up through instance metadata (which the hop limit keeps from pods), and Services of
-    type LoadBalancer left alone: only Ingresses are its business here."""
+    type LoadBalancer left alone: only Ingresses are its business here.
+
+    WAF Classic, WAFv2 and Shield are turned off. The controller manages them for every load
+    balancer by default ("default true" in the chart's values.yaml at 1.17.1; without a value the
+    chart passes no flag and the controller's default holds), and queries them even for an
+    Ingress without their annotations; its role here is not granted them, so reconciling fails
+    and the Ingress never gets an address (kubernetes-sigs/aws-load-balancer-controller#3445)."""
     return {
         "clusterName": cluster_name,
         "region": region,
@@ -38,6 +44,9 @@ def chart_values(*, cluster_name: str, region: str, vpc_id: str, role_arn: str) 
         "ingressClass": INGRESS_CLASS,
         "createIngressClassResource": True,
         "enableServiceMutatorWebhook": False,
+        "enableWaf": False,
+        "enableWafv2": False,
+        "enableShield": False,
         "nodeSelector": {"mlstack.io/node-group": "general"},
         "podLabels": hardening.labels("load-balancer-controller", NAME),
     }

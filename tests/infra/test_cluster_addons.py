@@ -16,7 +16,7 @@ import pytest
 from infra.config.eks_versions import CLUSTER_AUTOSCALER_IMAGES, SUPPORTED_KUBERNETES_VERSIONS
 from infra.config.sections.cluster import TAINT_EFFECTS
 from infra.documents.iam import cluster_autoscaler_policy, load_balancer_controller_policy
-from infra.manifests import gpu_device_plugin, node_autoscaler
+from infra.manifests import gpu_device_plugin, load_balancer_controller, node_autoscaler
 from infra.offline.k8s_yaml import kubernetes_objects
 from infra.offline.runner import ProgramRun
 from mlstack_policy.rules import evaluate
@@ -226,3 +226,161 @@ def test_the_load_balancer_controller_changes_only_what_it_created_in_the_stacks
     # No Network Load Balancers, WAF, Shield or Cognito: nothing here asks for them.
     every_action = {a for s in policy["Statement"] for a in s["Action"]}
     assert not {a for a in every_action if a.split(":")[0] in ("wafv2", "shield", "cognito-idp")}
+
+
+# Every action of the controller's published policy at the pinned version
+# (kubernetes-sigs/aws-load-balancer-controller v2.17.1, docs/install/iam_policy.json), to hold
+# this stack's narrower policy against it action by action.
+UPSTREAM_POLICY_ACTIONS = frozenset(
+    {
+        *(f"acm:{a}" for a in ("DescribeCertificate", "ListCertificates")),
+        "cognito-idp:DescribeUserPoolClient",
+        *(
+            f"ec2:{a}"
+            for a in (
+                "AuthorizeSecurityGroupIngress",
+                "CreateSecurityGroup",
+                "CreateTags",
+                "DeleteSecurityGroup",
+                "DeleteTags",
+                "DescribeAccountAttributes",
+                "DescribeAddresses",
+                "DescribeAvailabilityZones",
+                "DescribeCoipPools",
+                "DescribeInstances",
+                "DescribeInternetGateways",
+                "DescribeIpamPools",
+                "DescribeNetworkInterfaces",
+                "DescribeRouteTables",
+                "DescribeSecurityGroups",
+                "DescribeSubnets",
+                "DescribeTags",
+                "DescribeVpcPeeringConnections",
+                "DescribeVpcs",
+                "GetCoipPoolUsage",
+                "GetSecurityGroupsForVpc",
+                "RevokeSecurityGroupIngress",
+            )
+        ),
+        *(
+            f"elasticloadbalancing:{a}"
+            for a in (
+                "AddListenerCertificates",
+                "AddTags",
+                "CreateListener",
+                "CreateLoadBalancer",
+                "CreateRule",
+                "CreateTargetGroup",
+                "DeleteListener",
+                "DeleteLoadBalancer",
+                "DeleteRule",
+                "DeleteTargetGroup",
+                "DeregisterTargets",
+                "DescribeCapacityReservation",
+                "DescribeListenerAttributes",
+                "DescribeListenerCertificates",
+                "DescribeListeners",
+                "DescribeLoadBalancerAttributes",
+                "DescribeLoadBalancers",
+                "DescribeRules",
+                "DescribeSSLPolicies",
+                "DescribeTags",
+                "DescribeTargetGroupAttributes",
+                "DescribeTargetGroups",
+                "DescribeTargetHealth",
+                "DescribeTrustStores",
+                "ModifyCapacityReservation",
+                "ModifyIpPools",
+                "ModifyListener",
+                "ModifyListenerAttributes",
+                "ModifyLoadBalancerAttributes",
+                "ModifyRule",
+                "ModifyTargetGroup",
+                "ModifyTargetGroupAttributes",
+                "RegisterTargets",
+                "RemoveListenerCertificates",
+                "RemoveTags",
+                "SetIpAddressType",
+                "SetRulePriorities",
+                "SetSecurityGroups",
+                "SetSubnets",
+                "SetWebAcl",
+            )
+        ),
+        *(f"iam:{a}" for a in ("CreateServiceLinkedRole", "GetServerCertificate")),
+        "iam:ListServerCertificates",
+        *(
+            f"shield:{a}"
+            for a in (
+                "CreateProtection",
+                "DeleteProtection",
+                "DescribeProtection",
+                "GetSubscriptionState",
+            )
+        ),
+        *(
+            f"{service}:{a}"
+            for service in ("waf-regional", "wafv2")
+            for a in ("AssociateWebACL", "DisassociateWebACL", "GetWebACL", "GetWebACLForResource")
+        ),
+    }
+)
+
+# What the published policy grants and this stack's does not, each with why. The controller's
+# AWS wrappers name every call they make (pkg/aws/services/*.go at v2.17.1); "not called" below
+# means no wrapper makes that call.
+NOT_GRANTED = {
+    # Turned off in the chart values (enableWaf, enableWafv2, enableShield: false).
+    "elasticloadbalancing:SetWebAcl": "WAF Classic, off",
+    "waf-regional:AssociateWebACL": "WAF Classic, off",
+    "waf-regional:DisassociateWebACL": "WAF Classic, off",
+    "waf-regional:GetWebACL": "WAF Classic, off",
+    "waf-regional:GetWebACLForResource": "WAF Classic, off",
+    "wafv2:AssociateWebACL": "WAFv2, off",
+    "wafv2:DisassociateWebACL": "WAFv2, off",
+    "wafv2:GetWebACL": "WAFv2, off",
+    "wafv2:GetWebACLForResource": "WAFv2, off",
+    "shield:CreateProtection": "Shield, off",
+    "shield:DeleteProtection": "Shield, off",
+    "shield:DescribeProtection": "Shield, off",
+    "shield:GetSubscriptionState": "Shield, off",
+    # Features no Ingress of this stack asks for.
+    "cognito-idp:DescribeUserPoolClient": "Cognito authentication: no Ingress uses auth-type",
+    "elasticloadbalancing:DescribeCapacityReservation": (
+        "only with the minimum-load-balancer-capacity annotation "
+        "(load_balancer_capacity_reservation_reconciler.go returns before any call without it)"
+    ),
+    "elasticloadbalancing:ModifyCapacityReservation": "as DescribeCapacityReservation",
+    "elasticloadbalancing:ModifyIpPools": (
+        "only to remove an IPAM pool a load balancer has (load_balancer_manager.go)"
+    ),
+    "ec2:DescribeIpamPools": "IPAM pools: not called",
+    "ec2:DescribeCoipPools": "Outposts customer-owned addresses: not called",
+    "ec2:GetCoipPoolUsage": "Outposts customer-owned addresses: not called",
+    "ec2:DescribeVpcPeeringConnections": "targets in peered VPCs: not called",
+    "ec2:GetSecurityGroupsForVpc": "not called",
+    "iam:ListServerCertificates": "certificates are ACM ARNs given in the Ingress: not called",
+    "iam:GetServerCertificate": "as ListServerCertificates",
+}
+
+
+def test_the_controller_policy_differs_from_the_published_one_only_as_listed() -> None:
+    policy = load_balancer_controller_policy(
+        partition="aws", region="eu-west-1", account_id="123456789012", vpc_id="vpc-0abc"
+    )
+    granted = {a for s in policy["Statement"] for a in s["Action"]}
+    assert granted - UPSTREAM_POLICY_ACTIONS == set(), "granted beyond the published policy"
+    assert UPSTREAM_POLICY_ACTIONS - granted == set(NOT_GRANTED)
+
+
+def test_the_controller_leaves_waf_and_shield_alone() -> None:
+    values = load_balancer_controller.chart_values(
+        cluster_name="c", region="eu-west-1", vpc_id="vpc-0abc", role_arn="arn:aws:iam::1:role/r"
+    )
+    # The chart passes --enable-waf/--enable-wafv2/--enable-shield only for a boolean value;
+    # unset, the controller manages all three (and needs permissions this role lacks).
+    assert (values["enableWaf"], values["enableWafv2"], values["enableShield"]) == (
+        False,
+        False,
+        False,
+    )

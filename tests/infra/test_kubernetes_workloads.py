@@ -236,6 +236,8 @@ def test_a_certificate_puts_each_model_behind_an_internal_https_load_balancer(
     }
     [vpc] = run.of_type("aws:ec2/vpc:Vpc")
     assert values["vpcId"] == vpc.physical_id
+    # WAF and Shield off: the role is not granted them (test_cluster_addons.py).
+    assert [values[key] for key in ("enableWaf", "enableWafv2", "enableShield")] == [False] * 3
     # The Ingress waits for the controller, whose webhook admits it.
     ingress_resource = declared["kubernetes:networking.k8s.io/v1:Ingress/serving-demo"]
     workloads = next(r for r in run.resources if r.urn == ingress_resource.parent_urn)
