@@ -15,7 +15,11 @@ from infra.documents.monitoring import alarm_topic_policy
 from infra.project import naming
 
 BUDGET_THRESHOLDS = (80, 100)
-"""Percent of the monthly amount, against the forecast."""
+"""Percent of the monthly amount, each told twice: when the month's actual cost crosses it and
+when the forecast does."""
+BUDGET_NOTIFICATION_TYPES = ("ACTUAL", "FORECASTED")
+"""Actual cost first: AWS Budgets forecasts only once an account has weeks of cost history, so a
+new environment's overspend would otherwise never be told."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +79,8 @@ class Notifications(pulumi.ComponentResource):
             limit_amount=str(args.monthly_budget_usd),
             limit_unit="USD",
             # The stack tags everything with its environment (aws:defaultTags); the tag must be
-            # activated as a cost allocation tag for the budget to see it.
+            # activated as a cost allocation tag for the budget to see it, by the organization's
+            # management account where there is one (docs/runbooks/new-environment.md).
             cost_filters=[
                 {"name": "TagKeyValue", "values": [f"user:environment${args.environment}"]}
             ],
@@ -84,9 +89,10 @@ class Notifications(pulumi.ComponentResource):
                     "comparison_operator": "GREATER_THAN",
                     "threshold": threshold,
                     "threshold_type": "PERCENTAGE",
-                    "notification_type": "FORECASTED",
+                    "notification_type": kind,
                     "subscriber_sns_topic_arns": [self.topic.arn],
                 }
+                for kind in BUDGET_NOTIFICATION_TYPES
                 for threshold in BUDGET_THRESHOLDS
             ],
             opts=pulumi.ResourceOptions(parent=self),

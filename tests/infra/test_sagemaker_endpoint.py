@@ -184,7 +184,10 @@ def test_dev_serves_on_the_cluster_only_and_still_has_its_topic_and_budget(
     assert (budget["limitAmount"], budget["timeUnit"]) == ("300", "MONTHLY")
     assert budget["costFilters"] == [{"name": "TagKeyValue", "values": ["user:environment$dev"]}]
     notices = budget["notifications"]
+    # Actual cost too: a new account has no forecast for weeks.
     assert [(n["threshold"], n["notificationType"]) for n in notices] == [
+        (80, "ACTUAL"),
+        (100, "ACTUAL"),
         (80, "FORECASTED"),
         (100, "FORECASTED"),
     ]
