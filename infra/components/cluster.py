@@ -42,6 +42,12 @@ ADDON_CONFIGURATION = {
     "amazon-cloudwatch-observability": {"containerLogs": {"enabled": False}},
 }
 NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
+CONTAINER_INSIGHTS_ADDON = "amazon-cloudwatch-observability"
+
+
+def container_insights_log_group(cluster_name: str) -> str:
+    """Where Container Insights' performance events go: a name the CloudWatch agent fixes."""
+    return f"/aws/containerinsights/{cluster_name}/performance"
 
 
 def managed_policy_arn(partition: str, policy: str) -> str:
@@ -257,9 +263,22 @@ class Cluster(pulumi.ComponentResource):
             group.name: self._node_group(name, group, args, node_role, before_nodes)
             for group in args.node_groups
         }
+        # The CloudWatch agent writes Container Insights' metrics as embedded-metric logs to
+        # this group and creates it if missing, with no retention, no key and none of the
+        # stack's tags; declared first, it has the stack's (MLSTACK.LOGS.1).
+        self.container_insights_logs = aws.cloudwatch.LogGroup(
+            f"{name}-container-insights-logs",
+            name=container_insights_log_group(args.cluster_name),
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            opts=child,
+        )
         for addon_name in pins:
             if addon_name not in ADDONS_BEFORE_NODES:
-                addon(addon_name, list(self.node_groups.values()))
+                first: list[pulumi.Resource] = list(self.node_groups.values())
+                if addon_name == CONTAINER_INSIGHTS_ADDON:
+                    first.append(self.container_insights_logs)
+                addon(addon_name, first)
 
         self.kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(

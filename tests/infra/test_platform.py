@@ -12,6 +12,7 @@ from infra.config.eks_versions import ADDON_VERSIONS
 from infra.offline.mocks import RecordedResource
 from infra.offline.runner import ProgramRun, run_program
 from infra.project import outputs
+from mlstack_policy.rules import evaluate
 
 from .conftest import CLUSTER_STACKS, STACKS, RunStack
 
@@ -290,6 +291,23 @@ def test_the_metrics_the_serving_autoscalers_need_are_served_once_nodes_exist(
     node_groups = {n.urn for n in run.of_type("aws:eks/nodeGroup:NodeGroup")}
     assert node_groups
     assert node_groups <= metrics.dependencies
+
+
+@pytest.mark.parametrize("stack", CLUSTER_STACKS)
+def test_container_insights_writes_to_a_log_group_the_stack_declared_first(
+    stack_runs: dict[str, ProgramRun], stack: str
+) -> None:
+    run = stack_runs[stack]
+    group = run.named("cluster-container-insights-logs")
+    assert group.inputs["name"] == f"/aws/containerinsights/mlstack-{stack}/performance"
+    assert group.inputs["kmsKeyId"] == run.outputs[outputs.KMS_KEY_ARN]
+    assert group.inputs["retentionInDays"] == run.settings.values["mlstack:logRetentionDays"]
+    # Its environment tag is the provider's (aws:defaultTags, required by the config).
+    [insights] = [
+        a for a in run.of_type(ADDON) if a.inputs["addonName"] == "amazon-cloudwatch-observability"
+    ]
+    assert group.urn in insights.dependencies
+    assert not [v for v in evaluate(run.resources) if v.rule_id == "MLSTACK.LOGS.1"]
 
 
 def test_cni_and_ebs_csi_use_their_own_irsa_roles_not_the_node_role(
