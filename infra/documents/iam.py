@@ -590,6 +590,7 @@ def sagemaker_training_policy(
             log_group_arn=log_group_arn,
             metrics_namespace=TRAINING_JOB_LOGS,
         ),
+        _volume_key_grant(kms_key_arn),
     )
 
 
@@ -635,7 +636,19 @@ def sagemaker_scoring_policy(
             log_group_arn=log_group_arn,
             metrics_namespace=TRANSFORM_JOB_LOGS,
         ),
+        _volume_key_grant(kms_key_arn),
     )
+
+
+def _volume_key_grant(kms_key_arn: str) -> dict[str, Any]:
+    """SageMaker attaches the job's volumes encrypted with the stack key through a grant made
+    with the job's role ("kms:CreateGrant" in the SageMaker developer guide's execution role
+    permissions for CreateTrainingJob and CreateTransformJob); only grants for an AWS service
+    acting on a resource, not to any principal the role names."""
+    return {
+        **_allow("GrantVolumeKeyToSageMaker", ["kms:CreateGrant"], [kms_key_arn]),
+        "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+    }
 
 
 def model_registry_policy(

@@ -24,6 +24,31 @@ TAG_VALUE_LIMIT = 256
 _TAG_VALUE_UNSAFE = re.compile(r"[^\w .:/=+\-@]", re.UNICODE)
 
 
+_INSTANCE_FAMILY = re.compile(r"^ml\.(?P<series>[a-z]+)(?P<generation>\d+)(?P<options>[a-z-]*)\.")
+LOCAL_STORAGE_WITHOUT_D = frozenset(
+    {"g5", "g6", "g6e", "gr6", "p5", "p5e", "p5en", "trn1", "trn1n", "trn2"}
+)
+"""Accelerated families with NVMe instance-store volumes whose names carry no `d` option (every
+family whose options include `d`, as c5d, m6id, g4dn or p4d, has them too)."""
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """Whether `instance_type` (`ml.<family>.<size>`) comes with instance-store volumes."""
+    match = _INSTANCE_FAMILY.match(instance_type)
+    if match is None:
+        return False
+    family = match["series"] + match["generation"] + match["options"]
+    return "d" in match["options"] or family in LOCAL_STORAGE_WITHOUT_D
+
+
+def volume_encryption(instance_type: str, kms_key_arn: str) -> dict[str, str]:
+    """The job's `VolumeKmsKeyId`, or nothing for an instance type with local storage: its
+    volumes are encrypted by the instance's hardware, and SageMaker refuses the key there
+    ("You can't request a VolumeKmsKeyId when using an instance type with local storage",
+    ResourceConfig and TransformResources in the SageMaker API reference)."""
+    return {} if has_local_storage(instance_type) else {"VolumeKmsKeyId": kms_key_arn}
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackJobResources:
     data_bucket: str

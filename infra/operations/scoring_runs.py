@@ -23,7 +23,13 @@ from infra.manifests.scoring import ScoringRun, scoring_job
 from infra.operations.aws_access import StackAws, stack_aws
 from infra.operations.errors import RefusedError, UnreachableError
 from infra.operations.promotion import check_model, stack_config
-from infra.operations.sagemaker_jobs import StackJobResources, job_name, job_resources, job_tags
+from infra.operations.sagemaker_jobs import (
+    StackJobResources,
+    job_name,
+    job_resources,
+    job_tags,
+    volume_encryption,
+)
 from infra.project import naming
 from mlstack_common.registry import ModelPackage, RegistryError, find_version
 from serving.cluster_api import ClusterApi, ClusterApiError
@@ -167,7 +173,7 @@ def transform_requests(
         "TransformResources": {
             "InstanceType": instance_type,
             "InstanceCount": instances,
-            "VolumeKmsKeyId": resources.kms_key_arn,
+            **volume_encryption(instance_type, resources.kms_key_arn),
         },
         "Tags": tags,
     }

@@ -27,6 +27,7 @@ from infra.operations.sagemaker_jobs import (
     job_name,
     job_resources,
     job_tags,
+    volume_encryption,
 )
 from infra.project import naming
 from serving.cluster_api import ClusterApi, ClusterApiError
@@ -150,7 +151,7 @@ def training_job_request(
             "InstanceType": run.instance_type,
             "InstanceCount": 1,
             "VolumeSizeInGB": run.volume_gb,
-            "VolumeKmsKeyId": resources.kms_key_arn,
+            **volume_encryption(run.instance_type, resources.kms_key_arn),
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_minutes * 60},
         "Environment": environment,

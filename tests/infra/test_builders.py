@@ -22,8 +22,10 @@ from infra.documents.iam import (
     serving_policy,
     training_policy,
 )
+from infra.documents.kms import environment_key_policy
 from infra.documents.kubeconfig import eks_kubeconfig
 from infra.project import naming
+from tests.iam import Request, evaluate, needs_simulator
 
 KEY = "arn:aws:kms:eu-west-1:111122223333:key/k"
 DATA = "arn:aws:s3:::data-1"
@@ -279,3 +281,39 @@ def test_adding_a_zone_keeps_existing_subnets_in_place() -> None:
     two, three = plan_subnets("10.40.0.0/16", 2), plan_subnets("10.40.0.0/16", 3)
     assert three.private[:2] == two.private
     assert three.public[:2] == two.public
+
+
+@needs_simulator
+def test_job_roles_grant_the_volume_key_to_sagemaker_and_to_no_one_else() -> None:
+    policies = {
+        "training": sagemaker_training_policy(
+            data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+            model_package_group_arns=[GROUP], repository_arn=REPOSITORY, log_group_arn=LOGS,
+        ),
+        "scoring": sagemaker_scoring_policy(
+            data_bucket_arn=DATA, models_bucket_arn=MODELS, kms_key_arn=KEY,
+            repository_arn=REPOSITORY, log_group_arn=LOGS,
+        ),
+    }  # fmt: skip
+    # The key's own policy leaves its use to IAM in the account, as the stack's key does.
+    key_policy = environment_key_policy(
+        account_id="111122223333", partition="aws", region="eu-west-1", node_volumes=True
+    )
+
+    def grant(key: str, for_aws_resource: str, why: str) -> Request:
+        context = {"kms:GrantIsForAWSResource": for_aws_resource}
+        return Request("kms:CreateGrant", key, context, why, resource_policy="key")
+
+    for role, policy in policies.items():
+        verdicts = evaluate(
+            [
+                grant(KEY, "true", "SageMaker attaching the job's volume"),
+                grant(KEY, "false", "a grant to any principal"),
+                grant(KEY.replace("key/k", "key/other"), "true", "another key"),
+            ],
+            identity={role: policy},
+            principal=f"arn:aws:sts::111122223333:assumed-role/{role}/SageMaker",
+            account="111122223333",
+            resource_policies={"key": key_policy},
+        )
+        assert [v.allowed for v in verdicts] == [True, False, False], "\n".join(map(str, verdicts))

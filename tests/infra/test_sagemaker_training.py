@@ -220,3 +220,34 @@ def test_without_the_pulumi_cli_the_command_says_the_outputs_need_it(
     err = log_messages(capsys.readouterr().err)
     assert "a SageMaker training job runs with dev's buckets, images and roles" in err
     assert "needs the Pulumi CLI" in err
+
+
+# Instance-store families as AWS lists them (EC2 "Instance store volumes"), and some without.
+LOCAL_STORAGE = [
+    "ml.m5d.large",
+    "ml.c5d.2xlarge",
+    "ml.r5d.xlarge",
+    "ml.m6id.large",
+    "ml.g4dn.xlarge",
+    "ml.g5.2xlarge",
+    "ml.g6e.xlarge",
+    "ml.p3dn.24xlarge",
+    "ml.p4d.24xlarge",
+    "ml.p5.48xlarge",
+    "ml.trn1.32xlarge",
+]
+EBS_ONLY = ["ml.m5.xlarge", "ml.c5.2xlarge", "ml.r5.large", "ml.p3.2xlarge", "ml.inf2.xlarge"]
+
+
+@pytest.mark.parametrize("instance_type", LOCAL_STORAGE + EBS_ONLY)
+def test_the_volume_key_is_asked_for_only_where_sagemaker_accepts_one(
+    project: Path, deployed: DeployedStack, instance_type: str
+) -> None:
+    start(project, deployed, SageMakerTraining(instance_type=instance_type))
+    resources = deployed.sent["CreateTrainingJob"]["ResourceConfig"]
+    assert resources["InstanceType"] == instance_type
+    if instance_type in LOCAL_STORAGE:
+        # Refused there: its local volumes are encrypted by the instance's hardware.
+        assert "VolumeKmsKeyId" not in resources
+    else:
+        assert resources["VolumeKmsKeyId"] == deployed.outputs[outputs.KMS_KEY_ARN]

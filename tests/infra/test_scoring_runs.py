@@ -266,3 +266,23 @@ def test_without_the_pulumi_cli_the_command_says_the_outputs_need_it(
         assert "dev's buckets, images and roles, which are its stack outputs" in (
             log_messages(capsys.readouterr().err)
         )
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "volume_key"), [("ml.c5.2xlarge", True), ("ml.g4dn.xlarge", False)]
+)
+def test_a_transform_on_local_storage_asks_for_no_volume_key(
+    project: Path, scoring: DeployedStack, instance_type: str, volume_key: bool
+) -> None:
+    score_on_sagemaker(
+        project,
+        "dev",
+        ScoringRequest(model="demo", input_uri=INPUT, output_uri=OUTPUT),
+        read_outputs=lambda: scoring.outputs,
+        operator="ops@example.com",
+        reason="month-end scores",
+        now=WHEN,
+        instance_type=instance_type,
+    )
+    resources = scoring.sent["CreateTransformJob"]["TransformResources"]
+    assert ("VolumeKmsKeyId" in resources) is volume_key
