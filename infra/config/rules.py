@@ -346,7 +346,18 @@ def _check_models(config: StackConfig, read: Reader) -> None:
     if len(set(models)) != len(models):
         read.fail("models", list(models), "each model name once")
     for model in models:
-        if len(naming.model_package_group(model, config.environment)) > MAX_GROUP_NAME:
+        if len(model) > naming.MAX_MODEL_NAME:
+            what, limit, template, suffix = max(
+                naming.NAME_LIMITS, key=lambda row: len(row[2]) + row[3] - row[1]
+            )
+            made = template.format(model="<model>") + ("-<7 random>" if suffix else "")
+            read.fail(
+                "models",
+                model,
+                f"a name of at most {naming.MAX_MODEL_NAME} characters: the stack names "
+                f"{what} '{made}', {limit} characters at most",
+            )
+        elif len(naming.model_package_group(model, config.environment)) > MAX_GROUP_NAME:
             read.fail(
                 "models",
                 model,

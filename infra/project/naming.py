@@ -77,6 +77,21 @@ ENDPOINT_VARIANT = "primary"
 """The one production variant of each SageMaker endpoint; its alarms name it."""
 
 
+AUTONAME_SUFFIX = 8
+"""What Pulumi's auto-naming adds to a resource's name: '-' and seven random characters."""
+NAME_LIMITS = (
+    ("an IAM role", 64, "endpoint-{model}-execution", AUTONAME_SUFFIX),
+    ("a SageMaker endpoint configuration", 63, "endpoint-{model}-config", AUTONAME_SUFFIX),
+    ("a Kubernetes CronJob", 52, "training-{model}", 0),
+)
+"""The longest names the stack makes from a model's name, with the limit of what each names
+(a CronJob's 52 leaves room for the 11 characters its Jobs add); tests/infra run the program
+with the longest model name allowed and check every name it declares against them."""
+MAX_MODEL_NAME = min(
+    limit - len(template.format(model="")) - suffix for _, limit, template, suffix in NAME_LIMITS
+)
+
+
 def endpoint_name(model: str, environment: str) -> str:
     """A SageMaker endpoint's name, stable across model versions: a new version updates the
     endpoint in place, so clients and alarms never change."""

@@ -245,6 +245,10 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         ("mlstack:registryReaderArns", "IAM role or user ARN"),
     ),
     "duplicate model": ({"models": ["churn", "churn"]}, ("mlstack:models", "each model name once")),
+    "model name too long for its generated names": (
+        {"models": ["m" * 38]},
+        ("mlstack:models", "at most 37 characters", "'endpoint-<model>-execution-<7 random>'"),
+    ),
     "pinned version without a model": (
         {"servingModelVersions": ["3"]},
         ("mlstack:servingModelVersions", "'3'", "<model>=<version>", "demo=3"),

@@ -5,6 +5,7 @@ execution role that reads only the pinned model, and the environment's topic and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from infra.offline.registry import offline_registry
 from infra.offline.runner import ProgramRun, run_program
 from infra.operations.endpoint_rollout_check import KEEP_RETAINED
 from infra.operations.live_state import ENDPOINT_TAG, PACKAGE_TAG
-from infra.project import outputs
+from infra.project import naming, outputs
 from tests.iam import Request, evaluate, needs_simulator
 
 from .conftest import run_served
@@ -456,3 +457,38 @@ def test_the_execution_role_reads_the_model_data_of_every_version_it_may_fall_ba
         account="123456789012",
     )
     assert [v.allowed for v in found] == [True, True, False, False], "\n".join(map(str, found))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_longest_model_name_config_allows_gives_names_within_every_limit(stack: str) -> None:
+    model = "m" * naming.MAX_MODEL_NAME
+    config = load_config(load_stack_settings(stack).values)
+    values = {"mlstack:models": [model], "mlstack:servingModelVersions": [f"{model}=1"]}
+    with offline_registry(config.environment, {model: 1}, config.region):
+        run = run_program(stack, overrides=values)
+    limits = {
+        "aws:iam/role:Role": 64,
+        "aws:sagemaker/model:Model": 63,
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration": 63,
+        "aws:sagemaker/endpoint:Endpoint": 63,
+        "kubernetes:batch/v1:CronJob": 52,
+        "kubernetes:core/v1:Service": 63,
+    }
+    checked = []
+    for resource in run.resources:
+        limit = limits.get(resource.resource_type)
+        if limit is None:
+            continue
+        metadata = resource.inputs.get("metadata") or {}
+        name = str(metadata.get("name") or resource.props.get("name") or resource.physical_id)
+        checked.append(resource.resource_type)
+        assert len(name) <= limit, f"{resource.resource_type} {name}: {len(name)} > {limit}"
+        assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", name), name
+    # The names made from the model were among them.
+    expected = {"aws:iam/role:Role", "kubernetes:batch/v1:CronJob"}
+    if stack == "prod":
+        expected |= {
+            "aws:sagemaker/model:Model",
+            "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+        }
+    assert expected <= set(checked)
