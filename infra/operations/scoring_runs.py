@@ -11,9 +11,11 @@ read and write; the output may not overlap the input, or a rerun would score pre
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +194,42 @@ def _tags(
     )
 
 
+FINISHED_TRANSFORMS = ("Completed", "Failed", "Stopped")
+ORPHAN_AFTER = timedelta(hours=1)
+"""A scoring Model with no job is another run's only between its CreateModel and its
+CreateTransformJob; after this long it is one whose job was refused."""
+
+
+def delete_finished_models(sagemaker: Any, environment: str, now: datetime) -> list[str]:
+    """Delete the Models earlier batch transforms of `environment` ran with, once their job has
+    ended or when it never started: SageMaker keeps a Model until it is deleted, so each run
+    would leave one behind. Only this command's names are touched
+    (`<model>-<environment>-score-<UTC time>`)."""
+    from botocore.exceptions import ClientError
+
+    ours = re.compile(rf"-{re.escape(environment)}-score-\d{{14}}$")
+    deleted = []
+    for page in sagemaker.get_paginator("list_models").paginate(
+        NameContains=f"-{environment}-score-"
+    ):
+        for model in page["Models"]:
+            name = model["ModelName"]
+            if not ours.search(name):
+                continue
+            try:
+                status = sagemaker.describe_transform_job(TransformJobName=name)[
+                    "TransformJobStatus"
+                ]
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ValidationException":
+                    raise
+                status = "" if now - model["CreationTime"] > ORPHAN_AFTER else "Starting"
+            if status in (*FINISHED_TRANSFORMS, ""):
+                sagemaker.delete_model(ModelName=name)
+                deleted.append(name)
+    return deleted
+
+
 def score_on_sagemaker(
     root: Path,
     stack: str,
@@ -227,9 +265,15 @@ def score_on_sagemaker(
         tags=_tags(config, request.model, package, operator, reason),
     )
     try:
+        delete_finished_models(sagemaker, config.environment, now)
         sagemaker.create_model(**model)
+    except (BotoCoreError, ClientError) as error:
+        raise UnreachableError(f"SageMaker refused batch transform {name}: {error}") from error
+    try:
         sagemaker.create_transform_job(**job)
     except (BotoCoreError, ClientError) as error:
+        with contextlib.suppress(BotoCoreError, ClientError):  # else the next run deletes it
+            sagemaker.delete_model(ModelName=name)  # it would serve no job
         raise UnreachableError(f"SageMaker refused batch transform {name}: {error}") from error
     return name
 

@@ -286,3 +286,30 @@ def test_a_transform_on_local_storage_asks_for_no_volume_key(
     )
     resources = scoring.sent["CreateTransformJob"]["TransformResources"]
     assert ("VolumeKmsKeyId" in resources) is volume_key
+
+
+def test_each_run_deletes_the_models_of_transforms_that_ended_and_keeps_the_running_one(
+    project: Path, scoring: DeployedStack
+) -> None:
+    first = on_sagemaker(project, scoring)
+    assert scoring.sagemaker.describe_transform_job(TransformJobName=first)[
+        "TransformJobStatus"
+    ] in ("Completed", "Failed", "Stopped")
+    # A Model of another environment, and one of a run that is between its two calls.
+    other = "demo-prod-score-20261203101542"
+    starting = "demo-dev-score-20261203101543"
+    for name in (other, starting):
+        scoring.sagemaker.create_model(
+            ModelName=name, ExecutionRoleArn=SCORING_ROLE, PrimaryContainer={"Image": "x"}
+        )
+    second = score_on_sagemaker(
+        project,
+        "dev",
+        ScoringRequest(model="demo", input_uri=INPUT, output_uri=OUTPUT),
+        read_outputs=lambda: scoring.outputs,
+        operator="ops@example.com",
+        reason="again",
+        now=datetime.now(UTC),
+    )
+    models = {m["ModelName"] for m in scoring.sagemaker.list_models()["Models"]}
+    assert models == {second, other, starting}
