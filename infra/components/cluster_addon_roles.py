@@ -25,6 +25,8 @@ class ClusterAddonRolesArgs:
     oidc_issuer: pulumi.Input[str]
     load_balancer_vpc_id: pulumi.Input[str] | None
     """The VPC the load balancer controller creates load balancers in; None: no controller."""
+    load_balancer_wafv2: bool = False
+    """Whether the controller associates its load balancers with the stack's WAFv2 web ACL."""
     permissions_boundary: pulumi.Input[str] | None = None
     """The stack's role permissions boundary, which every role it declares then carries (set
     when CI roles exist: the deploy roles may only write roles that carry it)."""
@@ -68,6 +70,7 @@ class ClusterAddonRoles(pulumi.ComponentResource):
                         region=args.region,
                         account_id=values[1],
                         vpc_id=values[2],
+                        wafv2=args.load_balancer_wafv2,
                     )
                 ),
             )

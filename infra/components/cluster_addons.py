@@ -23,6 +23,8 @@ _AUTOSCALER_ROLE = "<cluster autoscaler role ARN>"
 class LoadBalancerController:
     vpc_id: pulumi.Input[str]
     role_arn: pulumi.Input[str]
+    wafv2: bool = False
+    """Whether it associates load balancers with the stack's WAFv2 web ACL (its role then may)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,7 +100,11 @@ class ClusterAddons(pulumi.ComponentResource):
     ) -> k8s.helm.v3.Release:
         values = pulumi.Output.all(controller.vpc_id, controller.role_arn).apply(
             lambda ids: load_balancer_controller.chart_values(
-                cluster_name=args.cluster_name, region=args.region, vpc_id=ids[0], role_arn=ids[1]
+                cluster_name=args.cluster_name,
+                region=args.region,
+                vpc_id=ids[0],
+                role_arn=ids[1],
+                wafv2=controller.wafv2,
             )
         )
         return k8s.helm.v3.Release(

@@ -10,7 +10,7 @@ cluster's provider.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -45,6 +45,8 @@ class ServingArgs:
     capture_percent: int
     """The share of requests each server captures; 0: none."""
     capture_bucket: pulumi.Input[str]
+    web_acl_arn: pulumi.Input[str] | None = None
+    """The WAFv2 web ACL the models' load balancers are associated with; None: none."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +108,7 @@ _SCORING_ROLE = "<scoring role ARN>"
 _DATA_BUCKET = "<data bucket>"
 _MODELS_BUCKET = "<models bucket>"
 _CAPTURE_BUCKET = "<capture bucket>"
+_WEB_ACL = "<serving web ACL ARN>"
 _DRIFT_ROLE = "<drift role ARN>"
 _TRACKING_SERVER = "<MLflow tracking server ARN>"
 
@@ -137,6 +140,8 @@ class KubernetesWorkloads(pulumi.ComponentResource):
                 slots[_TRACKING_SERVER] = args.training.mlflow_tracking_server_arn
         if args.serving is not None:
             slots[_CAPTURE_BUCKET] = args.serving.capture_bucket
+            if args.serving.web_acl_arn is not None:
+                slots[_WEB_ACL] = args.serving.web_acl_arn
         if args.drift is not None:
             slots[_CAPTURE_BUCKET] = args.drift.capture_bucket
             slots[_DRIFT_ROLE] = args.drift.role_arn
@@ -211,7 +216,9 @@ def _workload(
         cpu_millicores=serving.cpu_millicores,
         memory_mib=serving.memory_mib,
         client_namespaces=tuple(serving.client_namespaces),
-        ingress=serving.ingress,
+        ingress=replace(serving.ingress, web_acl_arn=_WEB_ACL)
+        if serving.ingress is not None and serving.web_acl_arn is not None
+        else serving.ingress,
         capture=ServingCapture(
             uri=f"s3://{_CAPTURE_BUCKET}/{naming.KUBERNETES_CAPTURE_PREFIX}",
             percent=serving.capture_percent,

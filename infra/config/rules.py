@@ -12,8 +12,10 @@ from infra.config.reader import Reader, show
 from infra.config.schema import NAMESPACE
 from infra.config.sections.serving import (
     ENDPOINT_WAITER_MINUTES,
+    MAX_RATE_LIMIT,
     MAX_SHIFT_PERCENT,
     MIN_LINEAR_STEP_PERCENT,
+    MIN_RATE_LIMIT,
     PROVISIONING_MINUTES,
     TERMINATION_WAIT_SECONDS,
     step_instances,
@@ -76,6 +78,8 @@ CLUSTER_ONLY = (
     "servingClientNamespaces",
     "servingIngressCertificateArn",
     "servingIngressInternetFacing",
+    "servingIngressTrustStoreArn",
+    "servingIngressRateLimit",
     "trainingSchedule",
     "trainingMaxRuntimeMinutes",
     "autoApproveModels",
@@ -318,23 +322,60 @@ def _check_default_tags(config: StackConfig, read: Reader) -> None:
 
 
 def _check_ingress(config: StackConfig, read: Reader) -> None:
-    if not read.valid("servingIngressCertificateArn", "servingIngressInternetFacing", "aws:region"):
+    keys = (
+        "servingIngressCertificateArn",
+        "servingIngressInternetFacing",
+        "servingIngressTrustStoreArn",
+        "servingIngressRateLimit",
+        "aws:region",
+    )
+    if not read.valid(*keys):
         return
-    certificate = config.serving.ingress_certificate_arn
-    if config.serving.ingress_internet_facing and not certificate:
+    serving = config.serving
+    certificate = serving.ingress_certificate_arn
+    if not certificate:
+        for key, value in (
+            ("servingIngressInternetFacing", serving.ingress_internet_facing),
+            ("servingIngressTrustStoreArn", serving.ingress_trust_store_arn),
+            ("servingIngressRateLimit", serving.ingress_rate_limit),
+        ):
+            if value:
+                read.fail(
+                    key,
+                    value,
+                    "unset while servingIngressCertificateArn is empty (there is no ingress)",
+                )
+        return
+    if serving.ingress_internet_facing and not (
+        serving.ingress_trust_store_arn and serving.ingress_rate_limit
+    ):
+        # Anyone on the internet could score the model, run up its cost and probe it.
         read.fail(
             "servingIngressInternetFacing",
             True,
-            "false while servingIngressCertificateArn is empty (there is no ingress to expose)",
+            "true only with servingIngressTrustStoreArn (the load balancer then admits only "
+            "clients with a certificate from that trust store) and servingIngressRateLimit (a "
+            "WAF rule limiting each client address); else false",
         )
-    certificate_region = certificate.split(":")[3] if certificate else ""
-    if certificate and config.region and certificate_region != config.region:
+    if 0 < serving.ingress_rate_limit < MIN_RATE_LIMIT:
         read.fail(
-            "servingIngressCertificateArn",
-            certificate,
-            f"a certificate in the stack's region ({config.region}): "
-            "a load balancer only uses certificates of its own region",
+            "servingIngressRateLimit",
+            serving.ingress_rate_limit,
+            f"0 (no limit) or {MIN_RATE_LIMIT} to {MAX_RATE_LIMIT:,} requests per client "
+            "address per 5 minutes (AWS WAF's bounds)",
         )
+    for key, arn, what in (
+        ("servingIngressCertificateArn", certificate, "certificate"),
+        ("servingIngressTrustStoreArn", serving.ingress_trust_store_arn, "trust store"),
+    ):
+        region = arn.split(":")[3] if arn else ""
+        if arn and config.region and region != config.region:
+            read.fail(
+                key,
+                arn,
+                f"a {what} in the stack's region ({config.region}): "
+                f"a load balancer only uses a {what} of its own region",
+            )
 
 
 def _check_models(config: StackConfig, read: Reader) -> None:

@@ -158,19 +158,21 @@ LOAD_BALANCER_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
 
 def load_balancer_controller_policy(
-    *, partition: str, region: str, account_id: str, vpc_id: str
+    *, partition: str, region: str, account_id: str, vpc_id: str, wafv2: bool = False
 ) -> dict[str, Any]:
     """The AWS Load Balancer Controller, for Ingresses only: it reads the network and the
     certificates, and creates, changes and deletes Application Load Balancers, their listeners,
     rules and target groups, and their security groups, in the stack's VPC.
 
-    Narrower than the controller's published policy: no Network Load Balancers (no Service of
-    type LoadBalancer is served), no WAF, Shield or Cognito (turned off in its chart values, and
-    no annotation here uses them), and every write names this account's and region's ARNs; what
-    else differs from the published policy of the pinned version, and why, is listed in
-    tests/infra/test_cluster_addons.py. What it creates must carry its cluster
-    tag, and it changes or deletes only what carries it (security group rules excepted: it
-    admits its load balancers into the cluster's node security group, which it did not create).
+    With `wafv2` it also associates its load balancers with this account's regional web ACLs
+    (the stack's rate limit). Narrower than the controller's published policy: no Network Load
+    Balancers (no Service of type LoadBalancer is served), no WAF Classic, Shield or Cognito
+    (turned off in its chart values, and no annotation here uses them), and every write names
+    this account's and region's ARNs; what else differs from the published policy of the pinned
+    version, and why, is listed in tests/infra/test_cluster_addons.py. What it creates must
+    carry its cluster tag, and it changes or deletes only what carries it (security group rules
+    excepted: it admits its load balancers into the cluster's node security group, which it did
+    not create).
     """
     elb = f"arn:{partition}:elasticloadbalancing:{region}:{account_id}"
     ec2 = f"arn:{partition}:ec2:{region}:{account_id}"
@@ -314,6 +316,29 @@ def load_balancer_controller_policy(
                 "elasticloadbalancing:SetRulePriorities",
             ],
             [*listeners, f"{elb}:loadbalancer/app/*/*"],
+        ),
+        *(
+            [
+                # What the controller calls for the wafv2-acl-arn annotation (v2.17.1
+                # pkg/aws/services/wafv2.go); associating a web ACL with a load balancer also
+                # needs elasticloadbalancing:SetWebAcl on it (AWS WAF developer guide).
+                _allow(
+                    "AssociateWebAclsWithItsLoadBalancers",
+                    [
+                        "wafv2:GetWebACL",
+                        "wafv2:GetWebACLForResource",
+                        "wafv2:AssociateWebACL",
+                        "wafv2:DisassociateWebACL",
+                        "elasticloadbalancing:SetWebAcl",
+                    ],
+                    [
+                        f"arn:{partition}:wafv2:{region}:{account_id}:regional/webacl/*/*",
+                        f"{elb}:loadbalancer/app/*/*",
+                    ],
+                )
+            ]
+            if wafv2
+            else []
         ),
     )
 

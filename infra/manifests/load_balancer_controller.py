@@ -21,12 +21,15 @@ CHART_REPOSITORY = "https://aws.github.io/eks-charts"
 INGRESS_CLASS = "alb"
 
 
-def chart_values(*, cluster_name: str, region: str, vpc_id: str, role_arn: str) -> dict[str, Any]:
+def chart_values(
+    *, cluster_name: str, region: str, vpc_id: str, role_arn: str, wafv2: bool = False
+) -> dict[str, Any]:
     """Two replicas on the general nodes, its IRSA role, the VPC and region given rather than
     looked up through instance metadata (which the hop limit keeps from pods), and Services of
     type LoadBalancer left alone: only Ingresses are its business here.
 
-    WAF Classic, WAFv2 and Shield are turned off. The controller manages them for every load
+    WAF Classic and Shield are turned off, and WAFv2 unless `wafv2` (the stack's web ACL, with
+    the permissions its role then has). The controller manages them for every load
     balancer by default ("default true" in the chart's values.yaml at 1.17.1; without a value the
     chart passes no flag and the controller's default holds), and queries them even for an
     Ingress without their annotations; its role here is not granted them, so reconciling fails
@@ -45,7 +48,7 @@ def chart_values(*, cluster_name: str, region: str, vpc_id: str, role_arn: str) 
         "createIngressClassResource": True,
         "enableServiceMutatorWebhook": False,
         "enableWaf": False,
-        "enableWafv2": False,
+        "enableWafv2": wafv2,
         "enableShield": False,
         "nodeSelector": {"mlstack.io/node-group": "general"},
         "podLabels": hardening.labels("load-balancer-controller", NAME),

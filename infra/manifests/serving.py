@@ -8,6 +8,7 @@ Service, autoscaler and policies stay as they are.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ MODEL_PACKAGE_ANNOTATION = "mlstack.dev/model-package"
 MODEL_SHA256_ANNOTATION = "mlstack.dev/model-sha256"
 
 
+HTTPS_PORT = 443
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 """TLS 1.3 and 1.2 only, with forward-secret ciphers."""
 
@@ -42,6 +44,11 @@ class ServingIngress:
     internet_facing: bool
     vpc_cidr: str
     """The load balancer reaches pods directly (target type `ip`) from addresses in the VPC."""
+    trust_store_arn: str = ""
+    """An ELB trust store: the listener then verifies client certificates against it (mutual
+    TLS) and completes no handshake without one. Empty: TLS without client certificates."""
+    web_acl_arn: str = ""
+    """A regional WAFv2 web ACL the load balancer is associated with; empty: none."""
 
 
 def serving_name(model: str) -> str:
@@ -265,7 +272,7 @@ def ingress(workload: ServingWorkload, settings: ServingIngress) -> dict[str, An
             annotations={
                 f"{alb}/scheme": "internet-facing" if settings.internet_facing else "internal",
                 f"{alb}/target-type": "ip",
-                f"{alb}/listen-ports": '[{"HTTPS": 443}]',
+                f"{alb}/listen-ports": json.dumps([{"HTTPS": HTTPS_PORT}]),
                 f"{alb}/certificate-arn": settings.certificate_arn,
                 f"{alb}/ssl-policy": TLS_POLICY,
                 f"{alb}/backend-protocol": "HTTP",
@@ -273,6 +280,19 @@ def ingress(workload: ServingWorkload, settings: ServingIngress) -> dict[str, An
                 f"{alb}/load-balancer-attributes": (
                     "routing.http.drop_invalid_header_fields.enabled=true"
                 ),
+                # Always stated: once set, the controller turns it off only when told "off".
+                f"{alb}/mutual-authentication": json.dumps(
+                    [
+                        {
+                            "port": HTTPS_PORT,
+                            "mode": "verify",
+                            "trustStore": settings.trust_store_arn,
+                        }
+                        if settings.trust_store_arn
+                        else {"port": HTTPS_PORT, "mode": "off"}
+                    ]
+                ),
+                **({f"{alb}/wafv2-acl-arn": settings.web_acl_arn} if settings.web_acl_arn else {}),
             },
         ),
         "spec": {

@@ -160,6 +160,7 @@ if config.cluster.enabled:
             oidc_provider_arn=cluster.oidc_provider.arn,
             oidc_issuer=cluster.oidc_issuer,
             load_balancer_vpc_id=network.vpc.id if targets.ingress else None,
+            load_balancer_wafv2=targets.ingress and config.serving.ingress_rate_limit > 0,
             permissions_boundary=boundary,
         ),
     )

@@ -21,6 +21,7 @@ from infra.components.kubernetes_workloads import (
 )
 from infra.components.monitoring import Monitoring, MonitoringArgs, ServingService
 from infra.components.sagemaker_endpoint import SageMakerEndpoint, SageMakerEndpointArgs
+from infra.components.serving_firewall import ServingFirewall
 from infra.config.pinned_versions import registry_client, resolve_pinned_versions
 from infra.config.serving_targets import serving_targets
 from infra.config.stack import from_pulumi
@@ -78,6 +79,15 @@ if config.cluster.enabled and built is not None:
         kubeconfig=platform.require_output(outputs.KUBECONFIG),
         enable_server_side_apply=True,
     )
+    firewall = (
+        ServingFirewall(
+            "serving-firewall",
+            environment=config.environment,
+            rate_limit=config.serving.ingress_rate_limit,
+        )
+        if targets.ingress and config.serving.ingress_rate_limit
+        else None
+    )
     addons = ClusterAddons(
         "cluster-addons",
         ClusterAddonsArgs(
@@ -90,6 +100,7 @@ if config.cluster.enabled and built is not None:
             load_balancer=LoadBalancerController(
                 vpc_id=platform_output(outputs.VPC_ID),
                 role_arn=platform_output(outputs.LOAD_BALANCER_CONTROLLER_ROLE_ARN),
+                wafv2=firewall is not None,
             )
             if targets.ingress
             else None,
@@ -117,9 +128,11 @@ if config.cluster.enabled and built is not None:
                     certificate_arn=config.serving.ingress_certificate_arn,
                     internet_facing=config.serving.ingress_internet_facing,
                     vpc_cidr=config.network.vpc_cidr,
+                    trust_store_arn=config.serving.ingress_trust_store_arn,
                 )
                 if targets.ingress
                 else None,
+                web_acl_arn=firewall.web_acl.arn if firewall is not None else None,
                 environment=config.environment,
                 capture_percent=config.serving.data_capture_percent,
                 capture_bucket=capture_bucket,

@@ -384,3 +384,44 @@ def test_the_controller_leaves_waf_and_shield_alone() -> None:
         False,
         False,
     )
+
+
+def test_with_a_web_acl_the_controller_may_associate_it_and_nothing_more() -> None:
+    off, on = (
+        load_balancer_controller_policy(
+            partition="aws",
+            region="eu-west-1",
+            account_id="123456789012",
+            vpc_id="vpc-0abc",
+            wafv2=wafv2,
+        )
+        for wafv2 in (False, True)
+    )
+    added = {a for s in on["Statement"] for a in s["Action"]} - {
+        a for s in off["Statement"] for a in s["Action"]
+    }
+    assert added == {
+        "wafv2:GetWebACL",
+        "wafv2:GetWebACLForResource",
+        "wafv2:AssociateWebACL",
+        "wafv2:DisassociateWebACL",
+        "elasticloadbalancing:SetWebAcl",
+    }
+    assert added <= UPSTREAM_POLICY_ACTIONS
+    [statement] = [s for s in on["Statement"] if "wafv2:AssociateWebACL" in s["Action"]]
+    assert statement["Resource"] == [
+        "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/*/*",
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/*/*",
+    ]
+    values = load_balancer_controller.chart_values(
+        cluster_name="c",
+        region="eu-west-1",
+        vpc_id="vpc-0abc",
+        role_arn="arn:aws:iam::1:role/r",
+        wafv2=True,
+    )
+    assert (values["enableWaf"], values["enableWafv2"], values["enableShield"]) == (
+        False,
+        True,
+        False,
+    )

@@ -50,9 +50,15 @@ def test_an_ingress_certificate_must_be_in_the_stacks_region() -> None:
     load_config({**values, "aws:region": "us-east-1"})
 
 
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+TRUST_STORE = (
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:truststore/clients/0123456789abcdef"
+)
+
+
 def problems_for(**values: Any) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        load_config({**VALID, **{f"mlstack:{k}": v for k, v in values.items()}})
+        load_config({**VALID, **{k if ":" in k else f"mlstack:{k}": v for k, v in values.items()}})
     return caught.value.problems
 
 
@@ -215,6 +221,51 @@ INVALID_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "internet-facing ingress without one": (
         {"servingIngressInternetFacing": True},
         ("mlstack:servingIngressInternetFacing", "true", "servingIngressCertificateArn is empty"),
+    ),
+    "internet-facing without authentication or a rate limit": (
+        {
+            "aws:region": "eu-west-1",
+            "servingIngressCertificateArn": CERTIFICATE,
+            "servingIngressInternetFacing": True,
+        },
+        (
+            "mlstack:servingIngressInternetFacing",
+            "true only with servingIngressTrustStoreArn",
+            "and servingIngressRateLimit",
+        ),
+    ),
+    "internet-facing without a rate limit": (
+        {
+            "aws:region": "eu-west-1",
+            "servingIngressCertificateArn": CERTIFICATE,
+            "servingIngressTrustStoreArn": TRUST_STORE,
+            "servingIngressInternetFacing": True,
+        },
+        ("mlstack:servingIngressInternetFacing", "servingIngressRateLimit"),
+    ),
+    "trust store without an ingress": (
+        {"servingIngressTrustStoreArn": TRUST_STORE},
+        ("mlstack:servingIngressTrustStoreArn", "servingIngressCertificateArn is empty"),
+    ),
+    "rate limit under WAF's least": (
+        {
+            "aws:region": "eu-west-1",
+            "servingIngressCertificateArn": CERTIFICATE,
+            "servingIngressRateLimit": 5,
+        },
+        ("mlstack:servingIngressRateLimit", "= 5", "0 (no limit) or 10 to 2,000,000,000"),
+    ),
+    "trust store of another region": (
+        {
+            "aws:region": "eu-west-1",
+            "servingIngressCertificateArn": CERTIFICATE,
+            "servingIngressTrustStoreArn": TRUST_STORE.replace("eu-west-1", "us-east-1"),
+        },
+        ("mlstack:servingIngressTrustStoreArn", "a trust store in the stack's region"),
+    ),
+    "not a trust store": (
+        {"servingIngressTrustStoreArn": "arn:aws:acm:eu-west-1:123456789012:certificate/x"},
+        ("mlstack:servingIngressTrustStoreArn", "an ELB trust store ARN"),
     ),
     "admin that is not an IAM ARN": (
         {"clusterAdminArns": ["alice"]},

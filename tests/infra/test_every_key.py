@@ -23,6 +23,9 @@ from .conftest import SERVING_STACKS
 
 PIN = ["demo=1"]
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
+TRUST_STORE = (
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:truststore/clients/0123456789abcdef"
+)
 DIGEST = "sha256:" + "a" * 64
 
 # key -> (the stack where it matters, another valid value)
@@ -71,6 +74,8 @@ ANOTHER_VALUE: dict[str, tuple[str, Any]] = {
     "servingClientNamespaces": ("dev", ["apps"]),
     "servingIngressCertificateArn": ("dev", CERTIFICATE),
     "servingIngressInternetFacing": ("dev", True),
+    "servingIngressTrustStoreArn": ("dev", TRUST_STORE),
+    "servingIngressRateLimit": ("dev", 1000),
     "trainingSchedule": ("dev", "0 4 * * *"),
     "trainingMaxRuntimeMinutes": ("dev", 60),
     "autoApproveModels": ("dev", True),
@@ -106,7 +111,13 @@ COMPANIONS: dict[str, dict[str, Any]] = {
 }
 # A key whose effect shows only beside another: compared with the stack plus that other key.
 BESIDE: dict[str, dict[str, Any]] = {
-    "servingIngressInternetFacing": {"servingIngressCertificateArn": CERTIFICATE},
+    "servingIngressInternetFacing": {
+        "servingIngressCertificateArn": CERTIFICATE,
+        "servingIngressTrustStoreArn": TRUST_STORE,
+        "servingIngressRateLimit": 1000,
+    },
+    "servingIngressTrustStoreArn": {"servingIngressCertificateArn": CERTIFICATE},
+    "servingIngressRateLimit": {"servingIngressCertificateArn": CERTIFICATE},
 }
 
 

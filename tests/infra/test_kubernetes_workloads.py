@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -244,7 +245,13 @@ def test_a_certificate_puts_each_model_behind_an_internal_https_load_balancer(
     assert release.urn in workloads.dependencies
 
 
-def test_internet_facing_load_balancers_are_an_explicit_switch(
+TRUST_STORE = (
+    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:truststore/clients/0123456789abcdef"
+)
+ALB = "alb.ingress.kubernetes.io"
+
+
+def test_an_internet_facing_model_admits_only_certified_clients_at_a_limited_rate(
     registry: None, run_stack: RunStack
 ) -> None:
     run = run_stack(
@@ -252,11 +259,54 @@ def test_internet_facing_load_balancers_are_an_explicit_switch(
         servingModelVersions=["demo=1"],
         servingIngressCertificateArn=CERTIFICATE,
         servingIngressInternetFacing=True,
+        servingIngressTrustStoreArn=TRUST_STORE,
+        servingIngressRateLimit=2000,
     )
     ingress = kubernetes(run)["kubernetes:networking.k8s.io/v1:Ingress/serving-demo"].inputs
-    assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/scheme"] == (
-        "internet-facing"
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations[f"{ALB}/scheme"] == "internet-facing"
+    # Mutual TLS: the listener completes no handshake without a certificate from the store.
+    assert json.loads(annotations[f"{ALB}/mutual-authentication"]) == [
+        {"port": 443, "mode": "verify", "trustStore": TRUST_STORE}
+    ]
+    # A WAF rule blocks any client address over 2000 requests in 5 minutes.
+    [acl] = run.of_type("aws:wafv2/webAcl:WebAcl")
+    assert annotations[f"{ALB}/wafv2-acl-arn"] == acl.props["arn"]
+    assert acl.inputs["scope"] == "REGIONAL"
+    [rule] = acl.inputs["rules"]
+    assert rule["action"] == {"block": {}}
+    assert rule["statement"]["rateBasedStatement"] == {
+        "limit": 2000,
+        "aggregateKeyType": "IP",
+        "evaluationWindowSec": 300,
+    }
+    # The controller manages WAFv2 for it, with the permissions to.
+    [release] = run.of_type(RELEASE)
+    values = release.inputs["values"]
+    assert (values["enableWafv2"], values["enableWaf"], values["enableShield"]) == (
+        True,
+        False,
+        False,
     )
+    [policy] = [
+        p
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if "AssociateWebAclsWithItsLoadBalancers" in p.inputs["policy"]
+    ]
+    assert "load-balancer-controller" in policy.name
+
+
+def test_an_internal_model_gets_no_web_acl_and_mutual_tls_stated_off(
+    registry: None, run_stack: RunStack
+) -> None:
+    run = run_stack(
+        "dev", servingModelVersions=["demo=1"], servingIngressCertificateArn=CERTIFICATE
+    )
+    ingress = kubernetes(run)["kubernetes:networking.k8s.io/v1:Ingress/serving-demo"].inputs
+    annotations = ingress["metadata"]["annotations"]
+    assert json.loads(annotations[f"{ALB}/mutual-authentication"]) == [{"port": 443, "mode": "off"}]
+    assert f"{ALB}/wafv2-acl-arn" not in annotations
+    assert run.of_type("aws:wafv2/webAcl:WebAcl") == []
 
 
 def test_a_prebuilt_digest_is_deployed_instead_of_building_that_image(run_stack: RunStack) -> None:

@@ -113,6 +113,10 @@ class ServingConfig:
     """An ACM certificate: when set, each model is served over HTTPS through its own ALB."""
     ingress_internet_facing: bool
     """The ALBs' scheme: internal (reachable from the VPC and what is peered with it) unless on."""
+    ingress_trust_store_arn: str
+    """An ELB trust store the listeners verify client certificates against; empty: none."""
+    ingress_rate_limit: int
+    """Requests per client address per 5 minutes a WAF rule lets through; 0: no web ACL."""
     instance_type: str
     data_capture_percent: int
     endpoint_min_instances: int
@@ -150,6 +154,23 @@ def check_certificate_arn(value: str) -> str | None:
     )
 
 
+_TRUST_STORE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:truststore/[A-Za-z0-9-]+/[0-9a-f]+$"
+)
+MIN_RATE_LIMIT = 10
+MAX_RATE_LIMIT = 2_000_000_000
+"""AWS WAF's bounds for a rate-based rule's limit (requests per evaluation window)."""
+
+
+def check_trust_store_arn(value: str) -> str | None:
+    if not value or _TRUST_STORE_ARN.match(value):
+        return None
+    return (
+        "an ELB trust store ARN, arn:aws:elasticloadbalancing:<region>:<account>:"
+        "truststore/<name>/<id>, or empty for no client certificates"
+    )
+
+
 def check_namespace_name(value: str) -> str | None:
     if _DNS_LABEL.match(value):
         return None
@@ -180,6 +201,8 @@ def read_serving(read: Reader) -> ServingConfig:
         client_namespaces=read.strings("servingClientNamespaces", check_namespace_name),
         ingress_certificate_arn=read.string("servingIngressCertificateArn", check_certificate_arn),
         ingress_internet_facing=read.boolean("servingIngressInternetFacing"),
+        ingress_trust_store_arn=read.string("servingIngressTrustStoreArn", check_trust_store_arn),
+        ingress_rate_limit=read.integer("servingIngressRateLimit", 0, MAX_RATE_LIMIT),
         instance_type=read.string("servingInstanceType", check_sagemaker_instance),
         data_capture_percent=read.integer("dataCapturePercent", 0, 100),
         endpoint_min_instances=read.integer("endpointMinInstances", 1, 100),
