@@ -45,7 +45,14 @@ def scoring(project: Path, deployed: DeployedStack) -> DeployedStack:
     return deployed
 
 
-def on_sagemaker(project: Path, stack: DeployedStack, **request: Any) -> str:
+def on_sagemaker(
+    project: Path,
+    stack: DeployedStack,
+    *,
+    now: datetime = WHEN,
+    instance_type: str = "ml.c5.2xlarge",
+    **request: Any,
+) -> str:
     return score_on_sagemaker(
         project,
         "dev",
@@ -53,8 +60,8 @@ def on_sagemaker(project: Path, stack: DeployedStack, **request: Any) -> str:
         read_outputs=lambda: stack.outputs,
         operator="ops@example.com",
         reason="month-end scores",
-        now=WHEN,
-        instance_type="ml.c5.2xlarge",
+        now=now,
+        instance_type=instance_type,
         instances=2,
     )
 
@@ -128,7 +135,7 @@ def test_another_version_is_scored_when_named_but_never_a_rejected_one(
     ],
 )
 def test_locations_the_roles_cannot_reach_or_that_would_loop_are_refused(
-    project: Path, scoring: DeployedStack, request_: dict[str, str], message: str
+    project: Path, scoring: DeployedStack, request_: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(RefusedError, match=message.replace("/", ".")):
         on_sagemaker(project, scoring, **request_)
@@ -274,16 +281,7 @@ def test_without_the_pulumi_cli_the_command_says_the_outputs_need_it(
 def test_a_transform_on_local_storage_asks_for_no_volume_key(
     project: Path, scoring: DeployedStack, instance_type: str, volume_key: bool
 ) -> None:
-    score_on_sagemaker(
-        project,
-        "dev",
-        ScoringRequest(model="demo", input_uri=INPUT, output_uri=OUTPUT),
-        read_outputs=lambda: scoring.outputs,
-        operator="ops@example.com",
-        reason="month-end scores",
-        now=WHEN,
-        instance_type=instance_type,
-    )
+    on_sagemaker(project, scoring, instance_type=instance_type)
     resources = scoring.sent["CreateTransformJob"]["TransformResources"]
     assert ("VolumeKmsKeyId" in resources) is volume_key
 
@@ -302,14 +300,6 @@ def test_each_run_deletes_the_models_of_transforms_that_ended_and_keeps_the_runn
         scoring.sagemaker.create_model(
             ModelName=name, ExecutionRoleArn=SCORING_ROLE, PrimaryContainer={"Image": "x"}
         )
-    second = score_on_sagemaker(
-        project,
-        "dev",
-        ScoringRequest(model="demo", input_uri=INPUT, output_uri=OUTPUT),
-        read_outputs=lambda: scoring.outputs,
-        operator="ops@example.com",
-        reason="again",
-        now=datetime.now(UTC),
-    )
+    second = on_sagemaker(project, scoring, now=datetime.now(UTC))
     models = {m["ModelName"] for m in scoring.sagemaker.list_models()["Models"]}
     assert models == {second, other, starting}
