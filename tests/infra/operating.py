@@ -19,12 +19,19 @@ SERVING_DIGEST = "sha256:" + "5" * 64
 TRAINING_DIGEST = "sha256:" + "7" * 64
 
 
+SCRATCH_STACK_PREFIX = "scratch-"
+"""Stack files a test writes beside the real ones for a moment (`mlstack plan` reads only the
+project root): a copy of the checkout, made meanwhile by a test in another worker, leaves them
+out."""
+
+
 def copy_project(destination: Path) -> Path:
     """Pulumi.yaml and every stack file, as a checkout holds them."""
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_FILE, destination)
     for stack in known_stacks():
-        shutil.copy(PROJECT_ROOT / f"Pulumi.{stack}.yaml", destination)
+        if not stack.startswith(SCRATCH_STACK_PREFIX):
+            shutil.copy(PROJECT_ROOT / f"Pulumi.{stack}.yaml", destination)
     return destination
 
 

@@ -19,6 +19,7 @@ from mlstack_common.exits import ExitStatus
 from mlstack_policy.rules import Violation
 from tests.aws import Emulator
 from tests.cli import MLSTACK, mlstack
+from tests.infra.operating import SCRATCH_STACK_PREFIX
 from tests.logs import log_messages, log_records
 
 
@@ -131,7 +132,7 @@ def stack_file() -> Iterator[Callable[[bytes], str]]:
     written: list[Path] = []
 
     def write(content: bytes) -> str:
-        name = f"scratch-{os.getpid()}-{len(written)}"
+        name = f"{SCRATCH_STACK_PREFIX}{os.getpid()}-{len(written)}"
         path = stack_file_path(name)
         path.write_bytes(content)
         written.append(path)
