@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from infra.cli import audit, demo, plan, promote, rollback, score, train, verify
+from infra.cli import audit, demo, plan, preflight, promote, rollback, score, train, verify
 from mlstack_common.exits import ExitStatus, exit_status_help
 from mlstack_common.logs import configure_logging
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "failures go to stderr as JSON lines; a command's result goes to stdout.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (plan, promote, rollback, verify, audit, train, score, demo):
+    for command in (preflight, plan, promote, rollback, verify, audit, train, score, demo):
         command.add_parser(commands)
     return parser
 

@@ -59,7 +59,14 @@ def test_the_runbooks_use_the_commands_they_are_about() -> None:
     used = {
         command.split()[0] for name in REQUIRED for command in mlstack_commands(RUNBOOKS / name)
     }
-    assert used == {"plan", "promote", "rollback", "verify", "audit", "train", "score"}
+    assert used == {
+        "preflight", "plan", "promote", "rollback", "verify", "audit", "train", "score"
+    }  # fmt: skip
+
+
+def test_a_new_environment_starts_with_its_preflight() -> None:
+    first = mlstack_commands(RUNBOOKS / "new-environment.md")[0]
+    assert first.split()[:2] == ["preflight", "qa"]
 
 
 def test_a_command_that_does_not_exist_would_be_caught() -> None:
