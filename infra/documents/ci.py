@@ -64,6 +64,8 @@ READ_ACTIONS: tuple[str, ...] = (
     "autoscaling:DescribeTags",
     "budgets:ListTagsForResource",
     "budgets:ViewBudget",
+    # `mlstack preflight`, which the platform's deploy runs first (infra/operations/preflight.py).
+    "ce:ListCostAllocationTags",
     "cloudwatch:DescribeAlarms",
     "cloudwatch:GetDashboard",
     "cloudwatch:ListTagsForResource",
@@ -132,6 +134,8 @@ READ_ACTIONS: tuple[str, ...] = (
     "sns:GetTopicAttributes",
     "sns:ListSubscriptionsByTopic",
     "sns:ListTagsForResource",
+    "servicequotas:GetServiceQuota",  # `mlstack preflight`
+    "servicequotas:ListServiceQuotas",  # `mlstack preflight`
     "tag:GetResources",
 )
 

@@ -363,6 +363,29 @@ def test_the_platform_deploy_role_may_make_every_call_the_platform_layer_needs(s
 
 @needs_simulator
 @pytest.mark.parametrize("stack", CI_STACKS)
+def test_the_platform_deploy_role_may_make_every_call_of_its_preflight(stack: str) -> None:
+    """`mlstack preflight`, which the platform's deploy runs before its up."""
+    run = full_run(stack)
+    connection = str(run.settings.values["mlstack:ciGithubConnectionArn"])
+    quota = f"arn:aws:servicequotas:{REGION}:{ACCOUNT_ID}:vpc/L-F678F1CE"
+    found = verdicts(
+        run,
+        "platform",
+        [
+            Request("ec2:DescribeRegions", "*"),
+            Request("servicequotas:GetServiceQuota", quota),
+            Request("servicequotas:ListServiceQuotas", "*"),
+            Request("eks:DescribeAddonVersions", "*"),
+            Request("ce:ListCostAllocationTags", "*"),
+            Request("iam:ListOpenIDConnectProviders", "*"),
+            Request("codeconnections:GetConnection", connection),
+        ],
+    )
+    assert all(v.allowed for v in found), refused(found)
+
+
+@needs_simulator
+@pytest.mark.parametrize("stack", CI_STACKS)
 def test_the_workloads_deploy_role_may_make_every_call_the_workloads_layer_needs(
     stack: str,
 ) -> None:
