@@ -4,7 +4,8 @@ can hold what it declares, before its first `up` and before each deploy.
 What `up` would otherwise discover halfway: the caller is in another account than intended, the
 region is not enabled, a quota is below what the stack needs at its peak (a blue/green shift runs
 the old and the new fleet of every endpoint at once), an EKS add-on version it pins does not
-exist for its Kubernetes version, the budget's cost allocation tag is not active (the budget then
+exist for its Kubernetes version, an image it pins by digest is not in its registry, the
+budget's cost allocation tag is not active (the budget then
 sees nothing), or the delivery path is not ready (the GitHub connection's handshake, the Pulumi
 CLI and its login). Every call only reads; one that fails becomes a check that says what could
 not be read, and the rest are still made.
@@ -16,8 +17,13 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from infra.config.eks_versions import ADDON_VERSIONS
+from infra.config.eks_versions import (
+    ADDON_VERSIONS,
+    CLUSTER_AUTOSCALER_IMAGES,
+    NVIDIA_DEVICE_PLUGIN_IMAGE,
+)
 from infra.config.regions import partition_of
 from infra.config.serving_targets import serving_targets
 from infra.config.stack import StackConfig, load_config
@@ -68,6 +74,7 @@ def preflight(
     checks.extend(_region(live, config))
     checks.extend(_quotas(live, config))
     checks.extend(_addons(live, config))
+    checks.extend(_pinned_images(config))
     checks.append(_cost_tag(live, config))
     checks.extend(_delivery(live, config, pulumi_whoami or _pulumi_whoami))
     return Report(stack=stack, region=config.region, account=account, checks=checks)
@@ -241,6 +248,109 @@ def _addons(aws: StackAws, config: StackConfig) -> Iterator[Check]:
             )
 
         yield _read("eks add-on", addon, pinned, read)
+
+
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+REGISTRY_TIMEOUT_SECONDS = 10
+
+
+def registry_base(host: str) -> str:
+    """Where a registry's distribution API answers."""
+    return f"https://{host}"
+
+
+def _pinned_images(config: StackConfig) -> Iterator[Check]:
+    """The images the cluster runs from public registries, by the digest the stack pins: a
+    digest the registry does not have fails the pods' pulls, not the up."""
+    if not config.cluster.enabled:
+        return
+    images = [("cluster autoscaler", CLUSTER_AUTOSCALER_IMAGES[config.cluster.kubernetes_version])]
+    if any(group.gpu for group in config.cluster.node_groups):
+        images.append(("NVIDIA device plugin", NVIDIA_DEVICE_PLUGIN_IMAGE))
+    for what, image in images:
+        yield _image_check(what, image)
+
+
+def _image_check(what: str, image: str) -> Check:
+    name, _, digest = image.partition("@")
+    if not digest:
+        return Check(
+            "image",
+            what,
+            "pinned by digest",
+            f"{image}, a tag",
+            False,
+            f"pin it by digest (`crane digest {image}`) in infra/config/eks_versions.py",
+        )
+    host, _, path = name.partition("/")
+    repository = path.rsplit(":", 1)[0]
+    try:
+        status = _manifest_status(host, repository, digest)
+    except OSError as error:
+        return not_read("image", what, digest, f"{host} could not be reached: {error}")
+    return Check(
+        "image",
+        what,
+        digest,
+        f"{name}@{digest}" if status == 200 else f"{host} answers {status} for it",
+        status == 200,
+        f"pin a digest {host} has (`crane digest {name}`) in infra/config/eks_versions.py",
+    )
+
+
+def _manifest_status(host: str, repository: str, digest: str) -> int:
+    """The registry's status for the manifest (HEAD, as `crane digest` asks), with the
+    anonymous bearer token a public registry hands out on its 401 challenge."""
+    import urllib.error
+    import urllib.request
+
+    url = f"{registry_base(host)}/v2/{repository}/manifests/{digest}"
+
+    def head(token: str = "") -> int:
+        request = urllib.request.Request(  # noqa: S310 (https, or the tests' loopback)
+            url, method="HEAD", headers={"Accept": MANIFEST_TYPES}
+        )
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=REGISTRY_TIMEOUT_SECONDS) as answer:  # noqa: S310
+                return int(answer.status)
+        except urllib.error.HTTPError as error:
+            error.close()
+            if error.code == 401 and not token:
+                found = _anonymous_token(error.headers)
+                return 401 if found is None else head(found)
+            return int(error.code)
+
+    return head()
+
+
+def _anonymous_token(headers: Any) -> str | None:
+    """A token from the realm a `WWW-Authenticate: Bearer realm=...,service=...,scope=...`
+    challenge names, asked for without credentials."""
+    import json
+    import re
+    import urllib.parse
+    import urllib.request
+
+    challenge = str(headers.get("WWW-Authenticate", ""))
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    if not challenge.startswith("Bearer") or "realm" not in fields:
+        return None
+    query = urllib.parse.urlencode({k: v for k, v in fields.items() if k != "realm"})
+    with urllib.request.urlopen(  # noqa: S310 (the realm the registry named)
+        f"{fields['realm']}?{query}", timeout=REGISTRY_TIMEOUT_SECONDS
+    ) as answer:
+        body = json.loads(answer.read())
+    token = body.get("token") or body.get("access_token")
+    return str(token) if token else None
 
 
 def _cost_tag(aws: StackAws, config: StackConfig) -> Check:

@@ -6,8 +6,11 @@ those from a table keyed by the request, in the shapes AWS documents, instead of
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,11 @@ from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from infra.cli.main import main
-from infra.config.eks_versions import ADDON_VERSIONS
+from infra.config.eks_versions import (
+    ADDON_VERSIONS,
+    CLUSTER_AUTOSCALER_IMAGES,
+    NVIDIA_DEVICE_PLUGIN_IMAGE,
+)
 from infra.operations import preflight as preflight_module
 from infra.operations.aws_access import StackAws
 from mlstack_common.exits import ExitStatus
@@ -128,9 +135,55 @@ def answers(
     }
 
 
+PINNED = {
+    image.partition("@")[2]
+    for image in (*CLUSTER_AUTOSCALER_IMAGES.values(), NVIDIA_DEVICE_PLUGIN_IMAGE)
+    if "@" in image
+}
+
+
+@contextmanager
+def registry(digests: set[str]) -> Iterator[str]:
+    """A registry on loopback that, as registry.k8s.io and nvcr.io do, answers a manifest's
+    HEAD with a 401 challenge naming where an anonymous token comes from, then 200 for the
+    digests it has and 404 for others."""
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:
+            if self.headers.get("Authorization") != "Bearer anonymous":
+                self.send_response(401)
+                realm = f"http://127.0.0.1:{port}/token"
+                self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="r"')
+            else:
+                digest = self.path.rsplit("/", 1)[-1]
+                self.send_response(200 if digest in digests else 404)
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            body = json.dumps({"token": "anonymous"}).encode()
+            self.send_response(200 if self.path.startswith("/token?") else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    port = server.server_port
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """moto for the account, and a way to say what AWS answers the rest with."""
+    """moto for the account, a registry with the pinned images, and a way to say what AWS
+    answers the rest with."""
     use_emulator_credentials(monkeypatch, REGION)
     monkeypatch.setattr(preflight_module, "_pulumi_whoami", lambda: "ops")
 
@@ -144,7 +197,8 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
             ),
         )
 
-    with mock_aws():
+    with mock_aws(), registry(PINNED) as url:
+        monkeypatch.setattr(preflight_module, "registry_base", lambda host: url)
         answering()
         yield answering
 
@@ -173,6 +227,7 @@ def test_an_account_with_what_dev_needs_passes_every_check(
         "quota: Managed node groups per cluster",
         "quota: ml.m5.xlarge for training job usage",
         "eks add-on: vpc-cni",
+        "image: cluster autoscaler",
         "cost allocation tag: environment",
         "delivery: GitHub OIDC provider",
         "delivery: GitHub connection",
@@ -311,3 +366,28 @@ def test_credentials_of_another_partition_are_named(
     [index] = [i for i, line in enumerate(lines) if "identity: partition:" in line]
     assert lines[index] == "MISMATCH identity: partition: declared aws-cn, live aws"
     assert "cn-north-1 is in aws-cn: use credentials of that partition" in lines[index + 1]
+
+
+def test_a_pinned_digest_the_registry_lacks_or_a_tag_is_named_with_how_to_pin_one(
+    project: Path,
+    account: Callable[..., None],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with registry(set()) as empty:
+        monkeypatch.setattr(preflight_module, "registry_base", lambda host: empty)
+        code, out = run(project, capsys)
+    assert code == ExitStatus.REFUSED, out
+    lines = out.splitlines()
+    [index] = [i for i, line in enumerate(lines) if "image: cluster autoscaler" in line]
+    assert lines[index].startswith("MISMATCH image: cluster autoscaler: declared sha256:")
+    assert lines[index].endswith("live registry.k8s.io answers 404 for it")
+    assert (
+        "crane digest registry.k8s.io/autoscaling/cluster-autoscaler:v1.35.0" in (lines[index + 1])
+    )
+    # A version whose autoscaler is pinned by tag only.
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text() + '  mlstack:kubernetesVersion: "1.34"\n')
+    code, out = run(project, capsys)
+    assert "MISMATCH image: cluster autoscaler: declared pinned by digest, live " in out
+    assert "cluster-autoscaler:v1.34.5, a tag" in out
