@@ -252,25 +252,22 @@ def test_each_environment_deploys_its_platform_when_it_changes_then_its_workload
             "group": f"pulumi-${{{{ inputs.stack }}}}-{name}",
             "cancel-in-progress": False,
         }
-        [pulumi] = [s for s in steps(job) if uses(s) == PULUMI and "command" in s["with"]]
+        [pulumi] = [s for s in steps(job) if uses(s) == PULUMI]
         assert pulumi["with"]["command"] == "up"
         assert pulumi["with"]["message"] == "deploy ${{ github.sha }}"
     assert (
         next(s for s in steps(jobs["workloads"]) if uses(s) == PULUMI)["with"]["work-dir"]
         == "infra/workloads"
     )
-    # The platform's deploy checks the account first, with its credentials and the Pulumi CLI.
-    platform = steps(jobs["platform"])
-    order = [
-        s.get("name")
-        or uses(s) + (" install" if uses(s) == PULUMI and "command" not in s["with"] else "")
-        for s in platform
-    ]
+    # Every deploy checks the account first, in the job both layers' deploys wait for, with
+    # the read-only role and the Pulumi CLI (for its login check), before the preview.
+    first = steps(jobs["platform-changes"])
+    order = [s.get("name") or uses(s) for s in first]
     preflight = order.index("Check the account can hold the stack")
-    assert order.index(AWS) < preflight < order.index(PULUMI)
-    assert order.index(f"{PULUMI} install") < preflight
-    assert 'mlstack preflight "$STACK"' in platform[preflight]["run"]
-    assert platform[preflight]["env"] == {"STACK": "${{ inputs.stack }}"}
+    assert order.index(AWS) < preflight < order.index("Does the platform change?")
+    assert order.index("Install the Pulumi CLI") < preflight
+    assert 'mlstack preflight "$STACK"' in first[preflight]["run"]
+    assert first[preflight]["env"] == {"STACK": "${{ inputs.stack }}"}
     names = [uses(s) or s.get("name") for s in steps(jobs["workloads"])]
     assert names.index(PULUMI) < names.index("Verify what runs against what the stack declares")
 

@@ -363,14 +363,14 @@ def test_the_platform_deploy_role_may_make_every_call_the_platform_layer_needs(s
 
 @needs_simulator
 @pytest.mark.parametrize("stack", CI_STACKS)
-def test_the_platform_deploy_role_may_make_every_call_of_its_preflight(stack: str) -> None:
-    """`mlstack preflight`, which the platform's deploy runs before its up."""
+def test_the_preview_role_may_make_every_call_of_the_preflight(stack: str) -> None:
+    """`mlstack preflight`, which every deploy runs first, with the read-only role."""
     run = full_run(stack)
     connection = str(run.settings.values["mlstack:ciGithubConnectionArn"])
     quota = f"arn:aws:servicequotas:{REGION}:{ACCOUNT_ID}:vpc/L-F678F1CE"
     found = verdicts(
         run,
-        "platform",
+        "preview",
         [
             Request("ec2:DescribeRegions", "*"),
             Request("servicequotas:GetServiceQuota", quota),
