@@ -28,7 +28,7 @@ from infra.config.regions import partition_of
 from infra.config.serving_targets import serving_targets
 from infra.config.stack import StackConfig, load_config
 from infra.config.stackfiles import load_stack_settings
-from infra.documents.ci import GITHUB_OIDC_HOST
+from infra.documents.ci import ENVIRONMENT_TAG, GITHUB_OIDC_HOST
 from infra.operations.aws_access import READ_LIMITS, StackAws, stack_aws
 from infra.operations.scoring_runs import DEFAULT_INSTANCE_TYPE as TRANSFORM_INSTANCE_TYPE
 from infra.operations.training_runs import DEFAULT_INSTANCE_TYPE as TRAINING_INSTANCE_TYPE
@@ -137,16 +137,35 @@ def _region(aws: StackAws, config: StackConfig) -> Iterator[Check]:
     yield _read("region", config.region, "enabled", read)
 
 
-def _quota_check(aws: StackAws, quota: tuple[str, str, str], needed: int, why: str) -> Check:
+def _quota_check(
+    aws: StackAws,
+    quota: tuple[str, str, str],
+    needed: int,
+    why: str,
+    others: Callable[[], int] | None = None,
+) -> Check:
+    """`quota` against what the stack needs, plus what `others` says the region already holds
+    that is not the stack's (a quota counts the whole account's use in the region)."""
     service, code, name = quota
 
     def read() -> Check:
+        used = others() if others is not None else 0
         value = aws.client("service-quotas").get_service_quota(ServiceCode=service, QuotaCode=code)[
             "Quota"
         ]["Value"]
-        return _quota_outcome(service, code, name, int(value), needed, why)
+        total, reason = needed + used, why + (f", beside {used} in use" if used else "")
+        return _quota_outcome(service, code, name, int(value), total, reason)
 
     return _read("quota", name, f"{needed} ({why})", read)
+
+
+def _not_the_stacks(items: list[dict[str, Any]], environment: str) -> int:
+    """How many of `items` (EC2 descriptions with their tags) are not tagged as the stack's."""
+    return sum(
+        1
+        for item in items
+        if {"Key": ENVIRONMENT_TAG, "Value": environment} not in item.get("Tags", [])
+    )
 
 
 def _quota_outcome(service: str, code: str, name: str, value: int, needed: int, why: str) -> Check:
@@ -197,13 +216,23 @@ def _sagemaker_quotas(aws: StackAws, needs: dict[str, tuple[int, str]]) -> Itera
 
 
 def _quotas(aws: StackAws, config: StackConfig) -> Iterator[Check]:
-    yield _quota_check(aws, VPCS, 1, "the stack's VPC")
+    environment = config.environment
+
+    def other_vpcs() -> int:
+        pages = aws.client("ec2").get_paginator("describe_vpcs").paginate()
+        return _not_the_stacks([v for page in pages for v in page["Vpcs"]], environment)
+
+    def other_addresses() -> int:
+        addresses = aws.client("ec2").describe_addresses()["Addresses"]
+        return _not_the_stacks(addresses, environment)
+
+    yield _quota_check(aws, VPCS, 1, "the stack's VPC", other_vpcs)
     if config.network.nat_gateways != "none":
         yield _quota_check(aws, NAT_PER_ZONE, 1, f"natGateways {config.network.nat_gateways}")
         gateways = (
             1 if config.network.nat_gateways == "single" else config.network.availability_zone_count
         )
-        yield _quota_check(aws, ELASTIC_IPS, gateways, "one per NAT gateway")
+        yield _quota_check(aws, ELASTIC_IPS, gateways, "one per NAT gateway", other_addresses)
     if config.cluster.enabled:
         groups = len(config.cluster.node_groups)
         yield _quota_check(aws, NODE_GROUPS, groups, "the stack's node groups")

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
@@ -241,8 +242,9 @@ def test_an_account_with_what_dev_needs_passes_every_check(
     [
         (
             {"quotas": {**QUOTAS, "L-F678F1CE": 0}},
-            "quota: VPCs per Region: declared 1 (the stack's VPC), live 0",
-            "--service-code vpc --quota-code L-F678F1CE --desired-value 1",
+            # moto's default VPC is one the stack does not own.
+            "quota: VPCs per Region: declared 2 (the stack's VPC, beside 1 in use), live 0",
+            "--service-code vpc --quota-code L-F678F1CE --desired-value 2",
         ),
         (
             {"sagemaker": {"ml.m5.xlarge for training job usage": 0}},
@@ -391,3 +393,27 @@ def test_a_pinned_digest_the_registry_lacks_or_a_tag_is_named_with_how_to_pin_on
     code, out = run(project, capsys)
     assert "MISMATCH image: cluster autoscaler: declared pinned by digest, live " in out
     assert "cluster-autoscaler:v1.34.5, a tag" in out
+
+
+def test_a_quota_counts_what_the_region_holds_besides_the_stack(
+    project: Path, account: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.create_vpc(CidrBlock="10.9.0.0/16")  # another team's, beside moto's default VPC
+    # The stack's own VPC, from an earlier up, takes nothing more from the quota.
+    ec2.create_vpc(
+        CidrBlock="10.40.0.0/16",
+        TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "environment", "Value": "dev"}]}
+        ],
+    )
+    account(quotas={**QUOTAS, "L-F678F1CE": 3})
+    code, out = run(project, capsys)
+    assert code == ExitStatus.OK, out
+    account(quotas={**QUOTAS, "L-F678F1CE": 2})
+    code, out = run(project, capsys)
+    assert code == ExitStatus.REFUSED
+    assert (
+        "MISMATCH quota: VPCs per Region: declared 3 (the stack's VPC, beside 2 in use), live 2"
+        in out
+    )
