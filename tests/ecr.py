@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from moto.ecr import responses as ecr_responses
 
 from infra.operations.image_copy import ImageLocation
 from tests.aws import use_emulator_credentials
+from tests.loopback import http_server
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -58,10 +58,6 @@ def extended_ecr(monkeypatch: pytest.MonkeyPatch, region: str) -> Iterator[tuple
 
         def log_message(self, *_: Any) -> None:
             pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Serve)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    blobs.url = f"http://127.0.0.1:{server.server_address[1]}"
 
     original_part = ecr_models.ECRBackend.upload_layer_part
     original_put = ecr_models.ECRBackend.put_image
@@ -114,10 +110,8 @@ def extended_ecr(monkeypatch: pytest.MonkeyPatch, region: str) -> Iterator[tuple
     monkeypatch.setattr(
         ecr_responses.ECRResponse, "get_download_url_for_layer", get_download_url_for_layer
     )
-    with mock_aws():
+    with http_server(Serve) as blobs.url, mock_aws():
         yield boto3.client("ecr", region_name=region), blobs
-    server.shutdown()
-    server.server_close()
 
 
 def upload(client: Any, repository: str, blob: bytes) -> str:

@@ -6,11 +6,10 @@ those from a table keyed by the request, in the shapes AWS documents, instead of
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from infra.operations.aws_access import StackAws
 from mlstack_common.exits import ExitStatus
 from tests.aws import use_emulator_credentials
 from tests.infra.operating import REGION
+from tests.loopback import http_server
 
 Answer = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 CONNECTION = (
@@ -153,7 +153,7 @@ def registry(digests: set[str]) -> Iterator[str]:
         def do_HEAD(self) -> None:
             if self.headers.get("Authorization") != "Bearer anonymous":
                 self.send_response(401)
-                realm = f"http://127.0.0.1:{port}/token"
+                realm = f"http://{self.headers['Host']}/token"
                 self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="r"')
             else:
                 digest = self.path.rsplit("/", 1)[-1]
@@ -170,15 +170,8 @@ def registry(digests: set[str]) -> Iterator[str]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
-    port = server.server_port
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Registry) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from mlstack_common.exits import ExitStatus
 from serving.ports import free_port
 from tests.aws import MODELS_BUCKET, SERVING_IMAGE, Emulator, running_emulator
 from tests.logs import log_messages
+from tests.loopback import http_server
 from tests.tools import MLFLOW_SERVER, tool_command
 from training.cli import main
 from training.demo import write_demo_dataset
@@ -338,14 +338,8 @@ class _Refusing(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def refusing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_Refusing) as url:
+        yield url
 
 
 @pytest.mark.parametrize("server", ["down", "refusing"])
