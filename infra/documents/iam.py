@@ -320,8 +320,10 @@ def load_balancer_controller_policy(
         *(
             [
                 # What the controller calls for the wafv2-acl-arn annotation (v2.17.1
-                # pkg/aws/services/wafv2.go); associating a web ACL with a load balancer also
-                # needs elasticloadbalancing:SetWebAcl on it (AWS WAF developer guide).
+                # pkg/aws/services/wafv2.go). AssociateWebACL also needs a permission of the
+                # protected resource's type, elasticloadbalancing:SetWebAcl for a load balancer
+                # (AWS WAF Developer Guide, "Permissions for AssociateWebACL"); v2.17.1's
+                # iam_policy.json grants it too.
                 _allow(
                     "AssociateWebAclsWithItsLoadBalancers",
                     [

@@ -280,7 +280,8 @@ def ingress(workload: ServingWorkload, settings: ServingIngress) -> dict[str, An
                 f"{alb}/load-balancer-attributes": (
                     "routing.http.drop_invalid_header_fields.enabled=true"
                 ),
-                # Always stated: once set, the controller turns it off only when told "off".
+                # Always stated: once set, the controller turns it off only when told "off"
+                # (its annotations guide at v2.17.1, mutual-authentication).
                 f"{alb}/mutual-authentication": json.dumps(
                     [
                         {

@@ -5,10 +5,10 @@ What `up` would otherwise discover halfway: the caller is in another account tha
 region is not enabled, a quota is below what the stack needs at its peak (a blue/green shift runs
 the old and the new fleet of every endpoint at once), an EKS add-on version it pins does not
 exist for its Kubernetes version, an image it pins by digest is not in its registry, the
-budget's cost allocation tag is not active (the budget then
-sees nothing), or the delivery path is not ready (the GitHub connection's handshake, the Pulumi
-CLI and its login). Every call only reads; one that fails becomes a check that says what could
-not be read, and the rest are still made.
+budget's cost allocation tag is not active (the budget then sees nothing), or the delivery path
+is not ready (the GitHub connection's handshake, the Pulumi CLI and its login). Every call only
+reads; one that fails becomes a check that says what could not be read, and the rest are still
+made.
 """
 
 from __future__ import annotations
@@ -77,7 +77,13 @@ def preflight(
     checks.extend(_pinned_images(config))
     checks.append(_cost_tag(live, config))
     checks.extend(_delivery(live, config, pulumi_whoami or _pulumi_whoami))
-    return Report(stack=stack, region=config.region, account=account, checks=checks)
+    return Report(
+        stack=stack,
+        region=config.region,
+        account=account,
+        checks=checks,
+        passed="the account can hold the stack",
+    )
 
 
 def _read(target: str, item: str, needed: str, read: Callable[[], Check]) -> Check:

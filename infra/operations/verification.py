@@ -95,6 +95,8 @@ class Report:
     """The AWS account the caller's credentials reach; empty when it could not be asked."""
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    passed: str = "live matches the stack"
+    """What the verdict says when every check passed."""
 
     @property
     def ok(self) -> bool:
@@ -135,7 +137,7 @@ class Report:
         if not self.checks:
             return f"{self.stack}: nothing was checked, so nothing is verified"
         if self.ok:
-            return f"{self.stack}: live matches the stack ({len(self.checks)} checks)"
+            return f"{self.stack}: {self.passed} ({len(self.checks)} checks)"
         parts = []
         if self.mismatches:
             parts.append(f"{len(self.mismatches)} of {len(self.checks)} checks do not match")

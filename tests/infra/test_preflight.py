@@ -209,6 +209,7 @@ def test_an_account_with_what_dev_needs_passes_every_check(
     assert code == ExitStatus.OK, out
     lines = out.splitlines()
     assert lines[0] == "dev: AWS account 123456789012, region eu-west-1"
+    assert lines[-1].startswith("dev: the account can hold the stack (")
     checked = [line.split(": ")[0] for line in lines[1:-1]]
     assert all(line.startswith("ok") for line in checked), out
     for expected in (
